@@ -1,0 +1,14 @@
+"""The eight PBC classes: one order, used by every stage (ids are indexes into CLASS_NAMES)."""
+
+CLASS_NAMES: tuple[str, ...] = (
+    "basophil",
+    "eosinophil",
+    "erythroblast",
+    "ig",
+    "lymphocyte",
+    "monocyte",
+    "neutrophil",
+    "platelet",
+)
+CLASS_ID: dict[str, int] = {name: i for i, name in enumerate(CLASS_NAMES)}
+NUM_CLASSES = len(CLASS_NAMES)

@@ -1,0 +1,56 @@
+"""The ``mixmag`` command: one subcommand per stage, each registered by its own package.
+
+A stage package exposes ``register(subparsers)`` in its ``cli`` module; each subcommand sets
+``func`` to a callable taking the parsed args and returning an exit status (0 = success).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+
+from . import __version__
+from .errors import MixmagError
+
+STAGES = ("data", "synth", "classify", "detect", "evaluate")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mixmag",
+        description="Find and classify blood cells in images with mixed magnifications.")
+    parser.add_argument("--version", action="version", version=f"mixmag {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for stage in STAGES:
+        importlib.import_module(f"mixmag.{stage}.cli").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except MixmagError as e:
+        print(f"mixmag {args.command}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(f"mixmag {args.command}: interrupted; completed files are kept "
+              "(rerun with --resume where the command supports it)", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

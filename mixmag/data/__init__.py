@@ -1,0 +1,1 @@
+"""PBC data: scan, validate, split, download."""

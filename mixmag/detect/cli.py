@@ -1,0 +1,5 @@
+"""Subcommands of this stage (none yet)."""
+
+
+def register(sub) -> None:
+    pass
