@@ -70,14 +70,12 @@ def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS,
             "(set MIXMAG_MAX_PIXELS to raise it if the image is genuine)")
     if min(w, h) < min_side:
         raise ImageError(f"{path}: {w}x{h} is too small (need at least {min_side} px a side)")
+    if path.suffix.lower() in (".jpg", ".jpeg") and _is_truncated_jpeg(data):
+        raise ImageError(f"{path}: truncated JPEG (no end-of-image marker)")
     flags = cv2.IMREAD_UNCHANGED if path.suffix.lower() in (".png", ".tif", ".tiff") else cv2.IMREAD_COLOR
     img = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if img is None:
         raise ImageError(f"{path}: could not be decoded (corrupt or unsupported)")
-    if flags == cv2.IMREAD_UNCHANGED and img.ndim == 3 and img.shape[2] >= 3:
-        pass  # PNG/TIFF orientation tags are rare; JPEG EXIF is handled by IMREAD_COLOR
-    if path.suffix.lower() in (".jpg", ".jpeg") and _is_truncated_jpeg(data):
-        raise ImageError(f"{path}: truncated JPEG (no end-of-image marker)")
     return to_bgr8(img)
 
 

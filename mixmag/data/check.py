@@ -35,10 +35,12 @@ class CheckReport:
     def counts(self) -> pd.DataFrame:
         ok = self.files[self.files["ok"]]
         c = ok.groupby("class_name").size().reindex(list(CLASS_NAMES), fill_value=0)
-        sizes = ok.groupby("class_name").apply(
-            lambda g: ", ".join(f"{w}x{h}: {n}" for (w, h), n in
-                                g.groupby(["width", "height"]).size().sort_values(ascending=False).items()),
-            include_groups=False).reindex(list(CLASS_NAMES), fill_value="")
+        sizes = {
+            name: ", ".join(f"{w}x{h}: {n}" for (w, h), n in
+                            g.groupby(["width", "height"]).size().sort_values(ascending=False).items())
+            for name, g in ok.groupby("class_name")
+        }
+        sizes = pd.Series(sizes, dtype=object).reindex(list(CLASS_NAMES), fill_value="")
         return pd.DataFrame({"images": c, "sizes (w x h: n)": sizes})
 
     def render(self) -> str:
