@@ -59,3 +59,20 @@ def test_too_small(tmp_path, rgb):
     cv2.imwrite(str(tmp_path / "s.png"), rgb[:4, :4])
     with pytest.raises(ImageError, match="too small"):
         read_image(tmp_path / "s.png", min_side=8)
+
+
+def test_cmyk_and_exif_rotation(tmp_path):
+    from PIL import Image
+
+    rgb = np.zeros((40, 60, 3), np.uint8)
+    rgb[:, :30] = (255, 0, 0)  # left half red
+    Image.fromarray(rgb).convert("CMYK").save(tmp_path / "cmyk.jpg")
+    img = read_image(tmp_path / "cmyk.jpg")
+    assert img.shape == (40, 60, 3)
+    assert img[20, 5, 2] > 240 and img[20, 5, :2].max() < 20 and img[20, 50].max() < 20
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    Image.fromarray(rgb).save(tmp_path / "exif.jpg", exif=exif.tobytes())
+    img = read_image(tmp_path / "exif.jpg")
+    assert img.shape == (60, 40, 3)  # displayed upright: the red left half is now on top
+    assert img[5, 20, 2] > 240 and img[50, 20].max() < 20
