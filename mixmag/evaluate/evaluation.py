@@ -181,8 +181,8 @@ def evaluate(truth, pred: pd.DataFrame, iou: float | Sequence[float] = 0.5, conf
     mag_t = cells["magnification"].to_numpy(float)
     per_mag = None
     if np.isfinite(mag_t).any():
-        src_row = np.where(out["t"] >= 0, out["t"], pairs.pred_near[np.maximum(out["p"], 0)])
-        src_row = np.where((out["t"] < 0) & (out["p"] < 0), -1, src_row)
+        near = np.append(pairs.pred_near, -1)  # p == -1 (a missed cell) looks up the -1 at the end
+        src_row = np.where(out["t"] >= 0, out["t"], near[out["p"].to_numpy()])
         mag = np.where(src_row >= 0, mag_t[np.maximum(src_row, 0)], np.nan)
         labels, bins = magnification_bins(mag)
         out["magnification"] = labels
@@ -231,7 +231,7 @@ def _per_image(names, counts, t_img, p_img, keep, truth, out) -> pd.DataFrame:
         "missed": np.bincount(img[pred == MISSED], minlength=n),
         "spurious": np.bincount(img[true == SPURIOUS], minlength=n),
         "wrong_class": np.bincount(img[conf], minlength=n)})
-    df["errors"] = df["fp"] + df["fn"]
+    df["errors"] = df["missed"] + df["spurious"] + df["wrong_class"]
     df["f1"] = np.where(2 * tp + fp + fn > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 1.0)
     return df
 
