@@ -334,7 +334,17 @@ def _add_disk_images(truth: Truth) -> None:
                 rows.append({"image": f.name, "path": f"images/{split_dir.name}/{f.name}",
                              "split": split_dir.name})
     if rows:
-        extra = _images_frame(pd.DataFrame(rows), str(truth.source))
+        extra = pd.DataFrame(rows)
+        # cells.csv has no record of an image without cells; its COCO file knows the image id
+        ids = {}
+        for split in extra["split"].unique():
+            coco = truth.root / f"{split}.json"
+            if coco.is_file():
+                obj = _read_json(coco)
+                ids.update({im.get("file_name"): im.get("id") for im in obj.get("images", [])
+                            if isinstance(im, dict)})
+        extra["image_id"] = extra["path"].map(ids).astype(float)
+        extra = _images_frame(extra, str(truth.source))
         truth.images = pd.concat([truth.images, extra], ignore_index=True)
 
 
