@@ -206,8 +206,10 @@ def truth_from_frame(cells: pd.DataFrame, images=None, src: str = "truth", kind:
     if df["image"].isna().any():
         bad = _first_bad(df["image"].isna().to_numpy())
         raise MixmagError(f"{src}: {_row_label(df, bad, kind)}: empty image name")
-    df["path"] = [safe_relative(p, src) for p in df["image"].astype(str)] if len(df) else []
-    df["image"] = [PurePosixPath(p).name for p in df["path"]]
+    # checked once per image, not per cell
+    rel = {u: safe_relative(u, src) for u in df["image"].astype(str).unique()}
+    df["path"] = df["image"].astype(str).map(rel)
+    df["image"] = df["path"].map({p: PurePosixPath(p).name for p in rel.values()})
     for c in ("width", "height"):
         if c not in df.columns:
             df[c] = np.nan
