@@ -95,6 +95,7 @@ def main() -> int:
             "python": platform.python_version(),
             "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
             "machine_shared": args.shared,
+            "load_average_1min_after": round(os.getloadavg()[0], 2),
         }
         out = REPO / "benchmarks" / "results" / "report_speed.json"
         from mixmag.fileio import write_json

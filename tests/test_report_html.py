@@ -8,7 +8,6 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from mixmag.evaluate import evaluate, load_predictions, load_truth, write_report

@@ -67,7 +67,7 @@ def _report(args: argparse.Namespace) -> int:
 
         table = load_single_cell(args.single_cell)
         result = evaluate_single_cell(table, bootstrap=args.bootstrap, seed=args.seed,
-                                      inputs={"truth": args.single_cell, "pred": args.single_cell})
+                                      inputs={"table": args.single_cell})
     else:
         result = _detection(args)
     paths = write_report(result, args.out, overwrite=args.overwrite, images_dir=args.images_dir,

@@ -116,7 +116,8 @@ def evaluate(truth, pred: pd.DataFrame, iou: float | Sequence[float] = 0.5, conf
     truth: a :class:`~mixmag.evaluate.load.Truth` (from ``load_truth``) or a DataFrame of the
         generator's per-cell records (image, class_name or class_id, x1, y1, x2, y2, and
         optionally magnification, width, height); ``images`` then optionally lists all truth
-        images, so images without cells count.
+        images, so images without cells count. The truth is taken whole: limit it to the images
+        that were predicted (e.g. ``cells[cells.split == "test"]``), or every other cell is missed.
     pred: DataFrame of predictions (image, x1, y1, x2, y2, class_name or class_id, score), joined
         to truth by file name.
     iou: one threshold or several; the first drives the tables, all appear in ``by_iou``.

@@ -72,8 +72,12 @@ def write_report(result: Result, out_dir: str | os.PathLike, *, overwrite: bool 
     sections = build_sections(result, figures, strip, note)
     name = title or Path(out_dir).name
     stamp = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    subtitle = (f"mixmag {__version__} · {result.mode} report · {stamp} · truth: "
-                f"{result.inputs.get('truth', '')} · predictions: {result.inputs.get('pred', '')}")
+    if result.mode == "detection":
+        src = (f"truth: {result.inputs.get('truth', '')} · predictions: "
+               f"{result.inputs.get('pred', '')}")
+    else:
+        src = f"table: {result.inputs.get('table', '')}"
+    subtitle = f"mixmag {__version__} · {result.mode} report · {stamp} · {src}"
     paths = {}
 
     def put(fname, writer, data):
