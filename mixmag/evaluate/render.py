@@ -225,7 +225,7 @@ def _per_class_section(r) -> Section:
         rows.append(row)
     text = []
     if det:
-        text.append("precision, recall and F1 count missed cells and spurious boxes; a box with "
+        text.append("Precision, recall and F1 count missed cells and spurious boxes; a box with "
                     "the wrong class is a false negative of its true class and a false positive "
                     "of the predicted one. The matched columns use matched cells only (how well "
                     "found cells are labelled). Undefined figures (no support or no predictions) "
