@@ -143,7 +143,7 @@ def find_image(root: Path | None, images_dir: Path | None, rel_path: str, name: 
 
 
 def draw_worst(result, root: Path | None, images_dir: Path | None, n: int = 8,
-               width: int = 420) -> list[dict]:
+               width: int = 480) -> list[dict]:
     """The ``n`` images with the most errors (missed + spurious + confusions), drawn with truth
     (green) and predictions (blue right, orange wrong class, red spurious; magenta = missed cell).
     Returns [{image, caption, jpeg}], only for images that can be read."""

@@ -460,7 +460,7 @@ figure{display:inline-block;margin:6px 12px 10px 0;vertical-align:top}
 figure img{max-width:100%;border:1px solid var(--line)}
 figure.plot img{max-width:540px}
 figcaption{font-size:12px;color:var(--muted);max-width:460px}
-.strip{display:grid;grid-template-columns:repeat(auto-fill,minmax(250px,1fr));gap:10px}
+.strip{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:10px}
 .strip figure{margin:0}
 .strip img{width:100%}
 .legend span{display:inline-block;padding:0 6px;margin-right:6px;border-radius:3px;color:#fff;font-size:12px}
