@@ -1,0 +1,109 @@
+"""Time `mixmag report` on 10,000 synthetic images / 100,000 cells (COCOeval and bootstrap included).
+
+    python benchmarks/report_speed.py [--images 10000] [--cells 10] [--record]
+
+Builds truth (the generator's cells.csv columns) and predictions (`mixmag predict`'s cells.csv
+columns) with mixmag.evaluate.synthetic, writes them to a temporary folder, then times the CLI
+end to end (reading, checking, matching, COCOeval, 1,000 bootstrap resamples, plots, md + html).
+No image files exist, so the HTML's worst-images strip is skipped (it is bounded to 8 pictures).
+With --record, writes benchmarks/results/report_speed.json with the command, commit, CPU and date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", type=int, default=10_000)
+    ap.add_argument("--cells", type=int, default=10, help="cells per image")
+    ap.add_argument("--bootstrap", type=int, default=1000)
+    ap.add_argument("--sweep", action="store_true", help="also time the confidence sweep")
+    ap.add_argument("--record", action="store_true", help="write benchmarks/results/report_speed.json")
+    ap.add_argument("--shared", default="yes: 2-core VM shared with 4 other agents working at once",
+                    help="note on whether the machine was shared, stored in the record")
+    args = ap.parse_args()
+
+    from mixmag.cli import main as mixmag_main
+    from mixmag.evaluate.synthetic import synthetic_predictions, synthetic_truth
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        t0 = time.perf_counter()
+        truth = synthetic_truth(args.images, args.cells, size=1024, seed=0)
+        pred = synthetic_predictions(truth, seed=1)
+        truth.to_csv(tmp / "cells.csv", index=False)
+        (tmp / "pred").mkdir()
+        pred.to_csv(tmp / "pred" / "cells.csv", index=False)
+        build = time.perf_counter() - t0
+        argv = ["report", "--truth", str(tmp / "cells.csv"), "--pred", str(tmp / "pred" / "cells.csv"),
+                "--out", str(tmp / "report"), "--bootstrap", str(args.bootstrap)]
+        if args.sweep:
+            argv.append("--sweep")
+        t0 = time.perf_counter()
+        code = mixmag_main(argv)
+        seconds = time.perf_counter() - t0
+        if code != 0:
+            return code
+        m = json.loads((tmp / "report" / "metrics.json").read_text())
+        size_html = (tmp / "report" / "report.html").stat().st_size
+    print(f"{args.images:,} images, {len(truth):,} cells, {len(pred):,} predictions: report in "
+          f"{seconds:.1f} s (data built in {build:.1f} s); report.html {size_html / 1e6:.2f} MB")
+    if args.record:
+        try:
+            commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
+                                    text=True).stdout.strip()
+        except OSError:
+            commit = "unknown"
+        rec = {
+            "figure": "mixmag report wall time, seconds",
+            "value": round(seconds, 2),
+            "target": "< 60 s",
+            "command": "python benchmarks/report_speed.py " + " ".join(sys.argv[1:]),
+            "report_argv": ["mixmag", *argv[:1], "--truth", "cells.csv", "--pred",
+                            "pred/cells.csv", "--out", "report", *argv[7:]],
+            "images": args.images, "cells": len(truth), "predictions": len(pred),
+            "includes": ["read + check CSVs", "matching (Hungarian where needed)", "COCOeval",
+                         f"bootstrap x{args.bootstrap}", "PNGs", "report.md", "report.html"]
+                        + (["confidence sweep (19 cut-offs)"] if args.sweep else []),
+            "macro_f1": m["headline"]["macro_f1"], "map50": m["headline"]["map50"],
+            "html_bytes": size_html,
+            "commit": commit, "cpu": cpu_name(), "cores": os.cpu_count(),
+            "python": platform.python_version(),
+            "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "machine_shared": args.shared,
+            "load_average_1min_after": round(os.getloadavg()[0], 2),
+        }
+        out = REPO / "benchmarks" / "results" / "report_speed.json"
+        from mixmag.fileio import write_json
+
+        write_json(out, rec)
+        print(f"recorded in {out.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""COCO mAP through pycocotools' COCOeval (not re-implemented), overall and per class.
+
+Truth and predictions are handed to COCOeval in memory (image ids 1..N in truth order, category
+id = class_id + 1 as in docs/CONTRACTS.md). Only the "all" area range is evaluated: mAP@0.5 and
+mAP@0.5:0.95 (COCOeval's stats[1] and stats[0]) use only that range, and skipping small/medium/large
+halves the time. ``maxDets`` is COCO's 100 unless an image holds more predictions, then that count
+(recorded in the output), so crowded images are not silently truncated. mAP ranks all predictions
+by score: ``--conf`` does not apply to it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+import numpy as np
+import pandas as pd
+
+from ..classes import CLASS_NAMES, NUM_CLASSES
+
+
+def _quiet():
+    return contextlib.redirect_stdout(io.StringIO())
+
+
+def coco_objects(truth_cells: pd.DataFrame, images: list[str], pred: pd.DataFrame):
+    """(COCO truth, COCO detections or None, image ids) built in memory."""
+    from pycocotools.coco import COCO
+
+    img_id = {name: i + 1 for i, name in enumerate(images)}
+    b = truth_cells[["x1", "y1", "x2", "y2"]].to_numpy(float)
+    area = truth_cells["mask_area"].to_numpy(float) if "mask_area" in truth_cells else None
+    wh = b[:, 2:] - b[:, :2]
+    if area is None or not np.isfinite(area).all():
+        area = wh[:, 0] * wh[:, 1]
+    tid = truth_cells["image"].map(img_id).to_numpy()
+    cls = truth_cells["class_id"].to_numpy()
+    anns = [{"id": k + 1, "image_id": int(tid[k]), "category_id": int(cls[k]) + 1,
+             "bbox": [float(b[k, 0]), float(b[k, 1]), float(wh[k, 0]), float(wh[k, 1])],
+             "area": float(area[k]), "iscrowd": 0} for k in range(len(b))]
+    gt = COCO()
+    gt.dataset = {"images": [{"id": i} for i in img_id.values()], "annotations": anns,
+                  "categories": [{"id": k + 1, "name": n} for k, n in enumerate(CLASS_NAMES)]}
+    with _quiet():
+        gt.createIndex()
+    if len(pred) == 0:
+        return gt, None, img_id
+    pb = pred[["x1", "y1", "x2", "y2"]].to_numpy(float)
+    det = np.column_stack([pred["image"].map(img_id).to_numpy(float), pb[:, :2],
+                           pb[:, 2:] - pb[:, :2], pred["score"].to_numpy(float),
+                           pred["class_id"].to_numpy(float) + 1])
+    with _quiet():
+        dt = gt.loadRes(det)
+    return gt, dt, img_id
+
+
+def coco_map(truth_cells: pd.DataFrame, images: list[str], pred: pd.DataFrame) -> dict:
+    """mAP@0.5, mAP@0.5:0.95, per-class AP and the per-class PR curves at IoU 0.5."""
+    from pycocotools.cocoeval import COCOeval
+
+    gt, dt, _ = coco_objects(truth_cells, images, pred)
+    present = np.bincount(truth_cells["class_id"].to_numpy(int), minlength=NUM_CLASSES) > 0
+    recall = np.linspace(0, 1, 101)
+    if dt is None:
+        zero = {n: ({"ap50": 0.0, "ap50_95": 0.0} if present[k] else
+                    {"ap50": float("nan"), "ap50_95": float("nan")})
+                for k, n in enumerate(CLASS_NAMES)}
+        return {"map50": 0.0 if present.any() else float("nan"),
+                "map50_95": 0.0 if present.any() else float("nan"), "per_class": zero,
+                "max_dets": 100, "recall": recall.tolist(),
+                "pr50": {n: [0.0] * len(recall) for k, n in enumerate(CLASS_NAMES) if present[k]}}
+    max_dets = int(max(100, pred.groupby("image").size().max()))
+    ev = COCOeval(gt, dt, "bbox")
+    ev.params.areaRng = [[0, 1e10]]
+    ev.params.areaRngLbl = ["all"]
+    ev.params.maxDets = [1, 10, max_dets]
+    with _quiet():
+        ev.evaluate()
+        ev.accumulate()
+    prec = ev.eval["precision"][:, :, :, 0, -1]  # (T iou, R recall, K class)
+
+    def mean_valid(x):
+        x = x[x > -1]
+        return float(x.mean()) if x.size else float("nan")
+
+    cat_index = {c: i for i, c in enumerate(ev.params.catIds)}
+    per_class, pr50 = {}, {}
+    for k, name in enumerate(CLASS_NAMES):
+        i = cat_index.get(k + 1)
+        per_class[name] = {"ap50": mean_valid(prec[0, :, i]) if i is not None else float("nan"),
+                           "ap50_95": mean_valid(prec[:, :, i]) if i is not None else float("nan")}
+        if i is not None and present[k]:
+            pr50[name] = np.where(prec[0, :, i] > -1, prec[0, :, i], 0).round(4).tolist()
+    return {"map50": mean_valid(prec[0]), "map50_95": mean_valid(prec), "per_class": per_class,
+            "max_dets": max_dets, "recall": ev.params.recThrs.tolist(), "pr50": pr50}

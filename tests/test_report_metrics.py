@@ -1,0 +1,365 @@
+"""Report figures: hand-computed cases, cross-checks with scikit-learn and COCOeval, properties."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mixmag.classes import CLASS_NAMES
+from mixmag.evaluate import evaluate
+from mixmag.evaluate.match import overlapping_pairs, match
+from mixmag.evaluate.metrics import MISSED, SPURIOUS
+from mixmag.evaluate.synthetic import synthetic_predictions, synthetic_truth
+
+ERY, LYM = CLASS_NAMES.index("erythroblast"), CLASS_NAMES.index("lymphocyte")
+
+
+def cells(*rows, size=100):
+    """Truth records: (image, class_name, x1, y1, x2, y2[, magnification])."""
+    out = []
+    for r in rows:
+        d = dict(zip(["image", "class_name", "x1", "y1", "x2", "y2"], r[:6]))
+        d["magnification"] = r[6] if len(r) > 6 else 1.0
+        d.update(width=size, height=size)
+        out.append(d)
+    return pd.DataFrame(out, columns=["image", "class_name", "x1", "y1", "x2", "y2",
+                                      "magnification", "width", "height"])
+
+
+def preds(*rows):
+    """Predictions: (image, class_name, x1, y1, x2, y2, score)."""
+    return pd.DataFrame([dict(zip(["image", "class_name", "x1", "y1", "x2", "y2", "score"], r))
+                         for r in rows],
+                        columns=["image", "class_name", "x1", "y1", "x2", "y2", "score"])
+
+
+def row(res, name):
+    return res.per_class.set_index("class_name").loc[name]
+
+
+# ------------------------------------------------------------------ hand-computed cases
+
+
+def test_perfect_predictions_score_one_everywhere():
+    truth = synthetic_truth(6, 8, size=320, seed=3)
+    p = truth[["image", "x1", "y1", "x2", "y2", "class_name"]].assign(score=0.9)
+    res = evaluate(truth, p, iou=[0.5, 0.75, 0.95], bootstrap=200)
+    h = res.headline
+    for k in ("macro_f1", "micro_f1", "weighted_f1", "macro_precision", "macro_recall",
+              "accuracy_matched", "loc_precision", "loc_recall", "map50", "map50_95"):
+        assert h[k] == pytest.approx(1.0), k
+    present = res.per_class[res.per_class["support"] > 0]
+    assert (present[["precision", "recall", "f1", "ap50", "ap50_95"]] == 1.0).all().all()
+    assert h["n_missed"] == h["n_spurious"] == h["n_confused"] == 0
+    cm = res.confusion
+    assert (cm[:8, :8] == np.diag(np.diag(cm[:8, :8]))).all() and cm[:, 8].sum() == cm[8].sum() == 0
+    assert res.headline["macro_f1_ci"] == [1.0, 1.0]
+    for thr in ("0.5", "0.75", "0.95"):
+        assert res.by_iou[thr]["macro_f1"] == 1.0
+
+
+def test_swapped_classes_are_confusions_not_fp_plus_fn():
+    t = cells(("a.jpg", "erythroblast", 10, 10, 30, 30), ("a.jpg", "lymphocyte", 50, 50, 80, 80))
+    p = preds(("a.jpg", "lymphocyte", 10, 10, 30, 30, 0.9),
+              ("a.jpg", "erythroblast", 50, 50, 80, 80, 0.8))
+    res = evaluate(t, p, bootstrap=0)
+    h = res.headline
+    assert h["loc_precision"] == h["loc_recall"] == 1.0
+    assert h["n_matched"] == 2 and h["n_missed"] == 0 and h["n_spurious"] == 0
+    assert h["n_confused"] == 2 and h["accuracy_matched"] == 0.0
+    assert res.confusion[ERY, LYM] == 1 and res.confusion[LYM, ERY] == 1
+    for name in ("erythroblast", "lymphocyte"):
+        r = row(res, name)
+        assert (r.tp, r.fp, r.fn) == (0, 1, 1) and r.precision == 0 and r.recall == 0 and r.f1 == 0
+    e = res.erythroblast
+    assert e["erythroblast_as_lymphocyte"] == 1 and e["lymphocyte_as_erythroblast"] == 1
+    assert h["macro_f1"] == 0.0  # only these two classes are defined; the six absent are left out
+    assert np.isnan(row(res, "basophil").f1)
+
+
+def test_duplicate_prediction_is_one_match_and_one_spurious():
+    t = cells(("a.jpg", "monocyte", 10, 10, 40, 40))
+    p = preds(("a.jpg", "monocyte", 10, 10, 40, 40, 0.9), ("a.jpg", "monocyte", 11, 11, 40, 40, 0.8))
+    res = evaluate(t, p, bootstrap=0)
+    r = row(res, "monocyte")
+    assert (r.tp, r.fp, r.fn) == (1, 1, 0)
+    assert r.precision == 0.5 and r.recall == 1.0 and r.f1 == pytest.approx(2 / 3)
+    assert res.headline["loc_precision"] == 0.5 and res.headline["n_spurious"] == 1
+    assert res.confusion[SPURIOUS, CLASS_NAMES.index("monocyte")] == 1
+    # the better-overlapping box is the one matched (largest total IoU)
+    assert res.outcomes.loc[res.outcomes["t"] == 0, "p"].item() == 0
+
+
+def test_missed_cell():
+    t = cells(("a.jpg", "neutrophil", 10, 10, 40, 40), ("a.jpg", "neutrophil", 50, 50, 90, 90))
+    p = preds(("a.jpg", "neutrophil", 10, 10, 40, 40, 0.9))
+    res = evaluate(t, p, bootstrap=0)
+    r = row(res, "neutrophil")
+    assert (r.tp, r.fp, r.fn, r.support) == (1, 0, 1, 2)
+    assert r.precision == 1.0 and r.recall == 0.5 and r.f1 == pytest.approx(2 / 3)
+    assert res.confusion[CLASS_NAMES.index("neutrophil"), MISSED] == 1
+    assert res.headline["loc_recall"] == 0.5 and res.headline["loc_precision"] == 1.0
+
+
+def test_spurious_box_and_empty_images():
+    t = cells(("a.jpg", "platelet", 10, 10, 20, 20))
+    images = ["a.jpg", "empty1.jpg", "empty2.jpg"]
+    sizes = pd.DataFrame({"image": images, "width": 100, "height": 100})
+    p = preds(("a.jpg", "platelet", 10, 10, 20, 20, 0.9),
+              ("a.jpg", "basophil", 60, 60, 90, 90, 0.7),      # spurious on a cell image
+              ("empty1.jpg", "platelet", 5, 5, 15, 15, 0.8))   # spurious on an empty image
+    res = evaluate(t, p, images=sizes, bootstrap=0)
+    h = res.headline
+    assert h["n_images"] == 3 and h["n_truth"] == 1 and h["n_pred"] == 3 and h["n_spurious"] == 2
+    assert res.confusion[SPURIOUS, CLASS_NAMES.index("basophil")] == 1
+    assert res.confusion[SPURIOUS, CLASS_NAMES.index("platelet")] == 1
+    pl = row(res, "platelet")
+    assert (pl.tp, pl.fp, pl.fn) == (1, 1, 0)
+    ba = row(res, "basophil")
+    assert ba.support == 0 and ba.precision == 0 and np.isnan(ba.recall) and ba.f1 == 0
+    pi = res.per_image.set_index("image")
+    assert pi.loc["empty2.jpg", "errors"] == 0 and pi.loc["empty1.jpg", "spurious"] == 1
+    # the spurious box on an image without cells has no magnification to take
+    assert any("no magnification" in n for n in res.notes)
+    # COCO counts the empty image's box as a false positive too
+    assert 0 < res.coco["per_class"]["platelet"]["ap50"] <= 1
+
+
+def test_nothing_at_all_gives_undefined_figures_not_a_crash():
+    t = cells()
+    res = evaluate(t, preds(), images=pd.DataFrame({"image": ["x.jpg"], "width": [10],
+                                                    "height": [10]}), bootstrap=50)
+    assert res.headline["n_truth"] == 0 and np.isnan(res.headline["macro_f1"])
+    assert np.isnan(res.headline["map50"])
+
+
+def test_boxes_touching_exactly_at_the_threshold():
+    t = cells(("a.jpg", "ig", 0, 0, 10, 10), ("b.jpg", "ig", 0, 0, 10, 10))
+    # IoU exactly 50/100 = 0.5 on a.jpg; just below on b.jpg
+    p = preds(("a.jpg", "ig", 0, 0, 10, 5, 0.9), ("b.jpg", "ig", 0, 0, 10, 4.99, 0.9))
+    res = evaluate(t, p, iou=[0.5, 0.499], bootstrap=0)
+    m = res.outcomes[(res.outcomes["t"] >= 0) & (res.outcomes["p"] >= 0)]
+    assert m["img"].tolist() == [0] and m["iou"].item() == 0.5
+    assert res.by_iou["0.5"]["n_matched"] == 1 and res.by_iou["0.499"]["n_matched"] == 2
+    # COCOeval agrees: a.jpg's box counts at IoU 0.5, b.jpg's does not
+    assert res.coco["per_class"]["ig"]["ap50"] == pytest.approx(0.5, abs=0.01)
+
+
+def test_crowded_hungarian_beats_greedy_by_confidence():
+    # p1 (confident) overlaps both cells; p2 only cell A. Greedy-by-score gives p1->A and leaves
+    # p2 spurious and B missed; the maximum matching pairs p1->B and p2->A.
+    t = cells(("a.jpg", "basophil", 0, 0, 10, 10), ("a.jpg", "basophil", 6, 0, 16, 10))
+    p = preds(("a.jpg", "basophil", 3, 0, 13, 10, 0.99),   # IoU 7/13=0.54 with A and B
+              ("a.jpg", "basophil", 0, 0, 8, 10, 0.50))    # IoU 0.8 with A, 2/16 with B
+    res = evaluate(t, p, iou=0.5, bootstrap=0)
+    assert res.headline["n_matched"] == 2 and res.headline["n_spurious"] == 0
+    m = res.outcomes.set_index("t")["p"]
+    assert m[0] == 1 and m[1] == 0
+
+
+def test_confidence_threshold_drops_before_matching_and_sweep():
+    t = cells(("a.jpg", "eosinophil", 10, 10, 40, 40))
+    p = preds(("a.jpg", "eosinophil", 10, 10, 40, 40, 0.2), ("a.jpg", "eosinophil", 12, 12, 40, 40, 0.6))
+    res = evaluate(t, p, conf=0.25, bootstrap=0, sweep=True)
+    assert res.headline["n_pred"] == 1 and res.headline["n_matched"] == 1
+    assert res.outcomes.loc[res.outcomes["t"] == 0, "p"].item() == 1
+    sw = res.sweep.set_index("conf")
+    assert sw.loc[0.1, "n_spurious"] == 1 and sw.loc[0.3, "n_spurious"] == 0
+    assert sw.loc[0.7, "n_missed"] == 1
+    assert res.headline["best_conf_by_macro_f1"] >= 0.2
+
+
+def test_magnification_breakdown_each_scale_and_spurious_attribution():
+    t = cells(("a.jpg", "ig", 0, 0, 20, 20, 0.5), ("a.jpg", "ig", 50, 50, 90, 90, 1.5))
+    p = preds(("a.jpg", "ig", 0, 0, 20, 20, 0.9), ("a.jpg", "lymphocyte", 40, 40, 60, 60, 0.9))
+    res = evaluate(t, p, bootstrap=0)
+    pm = res.per_magnification
+    assert list(pm.loc[pm["class_name"] == "all", "magnification"]) == ["0.5×", "1.5×"]
+    allr = pm[pm["class_name"] == "all"].set_index("magnification")
+    assert allr.loc["0.5×", "tp"] == 1 and allr.loc["0.5×", "n_spurious"] == 0
+    # the spurious lymphocyte box overlaps the 1.5x cell, so it counts there
+    assert allr.loc["1.5×", "n_missed"] == 1 and allr.loc["1.5×", "n_spurious"] == 1
+
+
+def test_continuous_magnification_is_binned():
+    truth = synthetic_truth(30, 6, size=320, seed=2)
+    truth["magnification"] = np.random.default_rng(0).uniform(0.4, 1.6, len(truth))
+    res = evaluate(truth, synthetic_predictions(truth), bootstrap=0, coco=False)
+    bins = res.per_magnification.query("class_name == 'all'")
+    assert 2 <= len(bins) <= 5 and bins["support"].sum() == len(truth)
+    assert bins["magnification"].iloc[0].startswith("[")
+
+
+# ------------------------------------------------------------------ cross-checks
+
+
+def _labels(res):
+    names = np.array(list(CLASS_NAMES) + ["none"], dtype=object)
+    true = names[res.outcomes["true"].to_numpy()]
+    pred = names[res.outcomes["pred"].to_numpy()]
+    true[res.outcomes["true"].to_numpy() == SPURIOUS] = "spurious"
+    pred[res.outcomes["pred"].to_numpy() == MISSED] = "missed"
+    return true, pred
+
+
+def test_per_class_figures_equal_sklearn_classification_report():
+    from sklearn.metrics import classification_report
+
+    truth = synthetic_truth(80, 9, size=400, seed=11)
+    res = evaluate(truth, synthetic_predictions(truth, seed=4, accuracy=0.7, p_spurious=0.1),
+                   bootstrap=0, coco=False)
+    y_true, y_pred = _labels(res)
+    rep = classification_report(y_true, y_pred, labels=list(CLASS_NAMES), output_dict=True,
+                                zero_division=np.nan)
+    pc = res.per_class.set_index("class_name")
+    for name in CLASS_NAMES:
+        for ours, theirs in (("precision", "precision"), ("recall", "recall"), ("f1", "f1-score"),
+                             ("support", "support")):
+            assert pc.loc[name, ours] == pytest.approx(rep[name][theirs]), (name, ours)
+    for avg in ("macro", "weighted"):
+        for ours, theirs in (("precision", "precision"), ("recall", "recall"), ("f1", "f1-score")):
+            assert res.headline[f"{avg}_{ours}"] == pytest.approx(rep[f"{avg} avg"][theirs])
+    # with extra labels, sklearn's "micro avg" over the 8 classes is our micro figure
+    assert res.headline["micro_f1"] == pytest.approx(rep["micro avg"]["f1-score"])
+    assert res.headline["micro_precision"] == pytest.approx(rep["micro avg"]["precision"])
+    # matched pairs only: the classifier's view
+    m = (res.outcomes["true"] < 8) & (res.outcomes["pred"] < 8)
+    rep_m = classification_report(y_true[m], y_pred[m], labels=list(CLASS_NAMES), output_dict=True,
+                                  zero_division=np.nan)
+    for name in CLASS_NAMES:
+        assert pc.loc[name, "matched_f1"] == pytest.approx(rep_m[name]["f1-score"])
+        assert pc.loc[name, "matched_precision"] == pytest.approx(rep_m[name]["precision"])
+    assert res.headline["accuracy_matched"] == pytest.approx(rep_m["accuracy"]
+                                                             if "accuracy" in rep_m else
+                                                             (y_true[m] == y_pred[m]).mean())
+
+
+def test_undefined_classes_follow_sklearn_zero_division_nan():
+    from sklearn.metrics import classification_report
+
+    # basophil: predicted but never true; platelet: true but never predicted
+    t = cells(("a.jpg", "platelet", 0, 0, 10, 10), ("a.jpg", "ig", 20, 20, 40, 40))
+    p = preds(("a.jpg", "ig", 20, 20, 40, 40, 0.9), ("a.jpg", "basophil", 60, 60, 80, 80, 0.9))
+    res = evaluate(t, p, bootstrap=0, coco=False)
+    y_true, y_pred = _labels(res)
+    labels = ["basophil", "ig", "platelet"]
+    rep = classification_report(y_true, y_pred, labels=labels, output_dict=True,
+                                zero_division=np.nan)
+    for avg in ("macro", "weighted"):
+        for ours, theirs in (("precision", "precision"), ("recall", "recall"), ("f1", "f1-score")):
+            assert res.headline[f"{avg}_{ours}"] == pytest.approx(rep[f"{avg} avg"][theirs],
+                                                                  nan_ok=True), (avg, ours)
+
+
+def test_map_equals_cocoeval_run_directly(tmp_path):
+    import json
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    from mixmag.evaluate import load_predictions, load_truth
+    from mixmag.evaluate.synthetic import coco_results, write_dataset
+
+    truth = synthetic_truth(25, 9, size=320, seed=21)
+    root = write_dataset(tmp_path / "ds", truth, draw=False, empty_images=3)
+    pred = synthetic_predictions(truth, seed=5, accuracy=0.8, p_spurious=0.15, p_duplicate=0.1)
+    (tmp_path / "res.json").write_text(json.dumps(coco_results(pred, truth)))
+    tr = load_truth(root / "test.json")
+    res = evaluate(tr, load_predictions(tmp_path / "res.json", tr), bootstrap=0)
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(root / "test.json"))
+        dt = gt.loadRes(str(tmp_path / "res.json"))
+        ev = COCOeval(gt, dt, "bbox")
+        ev.evaluate(); ev.accumulate(); ev.summarize()
+    assert res.headline["map50_95"] == pytest.approx(ev.stats[0], abs=1e-12)
+    assert res.headline["map50"] == pytest.approx(ev.stats[1], abs=1e-12)
+    for k, name in enumerate(CLASS_NAMES):
+        with contextlib.redirect_stdout(io.StringIO()):
+            ev = COCOeval(gt, dt, "bbox")
+            ev.params.catIds = [k + 1]
+            ev.evaluate(); ev.accumulate(); ev.summarize()
+        assert res.coco["per_class"][name]["ap50_95"] == pytest.approx(ev.stats[0], abs=1e-12)
+        assert res.coco["per_class"][name]["ap50"] == pytest.approx(ev.stats[1], abs=1e-12)
+
+
+# ------------------------------------------------------------------ properties
+
+box = st.tuples(st.integers(0, 40), st.integers(0, 40), st.integers(2, 20), st.integers(2, 20))
+
+
+@st.composite
+def scenes(draw):
+    n_img = draw(st.integers(1, 4))
+    t_rows, p_rows = [], []
+    for i in range(n_img):
+        for (x, y, w, h) in draw(st.lists(box, max_size=7)):
+            t_rows.append((f"{i}.jpg", CLASS_NAMES[draw(st.integers(0, 7))], x, y, x + w, y + h))
+        for (x, y, w, h) in draw(st.lists(box, max_size=8)):
+            p_rows.append((f"{i}.jpg", CLASS_NAMES[draw(st.integers(0, 7))], x, y, x + w, y + h,
+                           draw(st.floats(0, 1))))
+    images = pd.DataFrame({"image": [f"{i}.jpg" for i in range(n_img)], "width": 64, "height": 64})
+    return cells(*t_rows, size=64), preds(*p_rows), images, draw(st.sampled_from([0.3, 0.5, 0.7]))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenes())
+def test_confusion_and_matching_invariants(scene):
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import maximum_bipartite_matching
+
+    t, p, images, thr = scene
+    res = evaluate(t, p, images=images, iou=thr, conf=0.0, bootstrap=0, coco=False)
+    cm, h = res.confusion, res.headline
+    # every true cell lands in exactly one row cell of the first 8 rows; every prediction in one
+    # column cell of the first 8 columns
+    assert cm.sum() == len(t) + h["n_spurious"] == len(p) + h["n_missed"]
+    assert cm[:8].sum() == len(t) and cm[:, :8].sum() == len(p) and cm[8, 8] == 0
+    tp, fp, fn = (res.per_class[c].to_numpy() for c in ("tp", "fp", "fn"))
+    assert (tp + fn == res.per_class["support"]).all() and tp.sum() + fp.sum() == len(p)
+    # one-to-one and above the threshold
+    m = res.outcomes[(res.outcomes["t"] >= 0) & (res.outcomes["p"] >= 0)]
+    assert m["t"].is_unique and m["p"].is_unique and (m["iou"] >= thr).all()
+    # maximum cardinality: as many pairs as the largest bipartite matching of allowed pairs
+    if len(t) and len(p):
+        img_index = {n: i for i, n in enumerate(images["image"])}
+        pairs = overlapping_pairs(t["image"].map(img_index).to_numpy(),
+                                  t[["x1", "y1", "x2", "y2"]].to_numpy(float),
+                                  p["image"].map(img_index).to_numpy(),
+                                  p[["x1", "y1", "x2", "y2"]].to_numpy(float), thr)
+        g = csr_matrix((np.ones(len(pairs.t)), (pairs.t, pairs.p)), shape=(len(t), len(p)))
+        best = (maximum_bipartite_matching(g, perm_type="column") >= 0).sum()
+        assert len(m) == best
+        mt, mp, _ = match(pairs, thr)
+        assert len(mt) == best
+    # per-image tables add up to the totals the bootstrap resamples
+    pi = res.per_image
+    assert pi["tp"].sum() == tp.sum() and pi["fp"].sum() == fp.sum() and pi["fn"].sum() == fn.sum()
+    assert h["n_matched"] + h["n_missed"] == len(t)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10_000))
+def test_bootstrap_interval_brackets_the_resampled_figure(seed):
+    from mixmag.evaluate.bootstrap import bootstrap_f1
+    from mixmag.evaluate.metrics import f1
+
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(0, 4, (30, 8, 3)).astype(np.int32)
+    b = bootstrap_f1(counts, 300, seed=seed)
+    lo, hi = b["macro_f1"]
+    assert 0 <= lo <= hi <= 1
+    tot = counts.sum(0)
+    point = np.nanmean(f1(tot[:, 0], tot[:, 1], tot[:, 2]))
+    assert lo - 0.2 <= point <= hi + 0.2
+    for k, name in enumerate(CLASS_NAMES):
+        l2, h2 = b["per_class_f1"][name]
+        assert 0 <= l2 <= h2 <= 1
+    # same seed, same intervals
+    assert bootstrap_f1(counts, 300, seed=seed) == b
