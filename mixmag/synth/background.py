@@ -72,11 +72,14 @@ def palette_lut(palette: np.ndarray) -> np.ndarray:
     od_r = -np.log(np.clip(rbc, 1, 255) / 255)
     lut = 255 * np.exp(-(od_p + d * (od_r - od_p)))
     lut = np.clip(lut + 0.5, 0, 255).astype(np.uint8)[:, None, :]
-    for _ in range(8):
-        bad = stain_map(np.concatenate([lut, np.full((1, 1, 3), 255, np.uint8)]))[:-1, 0]
+    # the stain detector white-balances to the brightest colour, which in a background is the
+    # plasma: test every entry against the plasma, with a 20 % margin on both thresholds
+    for _ in range(16):
+        od = -np.log(np.clip(lut[:, 0].astype(np.float32), 1, 255) / np.maximum(plasma, 1))
+        bad = (od[:, 1] > 0.75 * 0.8) & (od[:, 1] - od[:, 0] > 0.45 * 0.8)
         if not bad.any():
             break
-        lut[bad] = ((lut[bad].astype(np.float32) + plasma) / 2).astype(np.uint8)
+        lut[bad, 0] = ((lut[bad, 0].astype(np.float32) + plasma) / 2).astype(np.uint8)
     return lut
 
 

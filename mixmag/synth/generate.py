@@ -92,6 +92,7 @@ def load_store(split_csv=None, pbc=None, cutouts=None, cache=None, out=None, spl
         m.attrs = dict(m.attrs)
         store = CutoutStore.from_manifest(m, Path(cache) if cache else default_cache_dir(out))
         store.manifest_hash = m.attrs.get("manifest_hash", "")
+        store.manifest_path = str(Path(split_csv).resolve())
     return store
 
 
@@ -172,6 +173,7 @@ def synthesize(out: str | os.PathLike, settings: SynthSettings, store: CutoutSto
         "arguments": _jsonable(asdict(s)), "seed": s.seed,
         "manifest_hash": getattr(store, "manifest_hash", "") or store.origin.split(":", 1)[-1],
         "source_origin": store.origin.split(":", 1)[0],
+        "manifest": getattr(store, "manifest_path", None),
         "signature": sig,
         "counts": {
             "images": {sp: int((images["split"] == sp).sum()) for sp in active},
