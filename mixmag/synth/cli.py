@@ -1,5 +1,127 @@
-"""Subcommands of this stage (none yet)."""
+"""Subcommands: synthesize, validate, pack-cutouts."""
+
+from __future__ import annotations
+
+import argparse
 
 
 def register(sub) -> None:
-    pass
+    p = sub.add_parser("synthesize", help="make mixed-magnification composites with exact labels",
+                       description="Paste segmented PBC cells at mixed magnification onto smear-like "
+                                   "backgrounds; write images, YOLO labels, COCO JSON, cells.csv.")
+    src = p.add_argument_group("sources (one of)")
+    src.add_argument("--split", help="split manifest CSV from `mixmag split` (needs the PBC folder)")
+    src.add_argument("--cutouts", help="cut-out bundle .npz from `mixmag pack-cutouts` (no PBC needed)")
+    p.add_argument("--pbc", help="PBC folder (default: manifest's sidecar, $MIXMAG_PBC, ../shared/data/pbc)")
+    p.add_argument("--out", required=True, help="dataset folder to create, e.g. datasets/mix-v1")
+    p.add_argument("--n", type=int, default=2000, help="composites in all, shared 70/15/15 (default 2000)")
+    p.add_argument("--n-train", type=int)
+    p.add_argument("--n-val", type=int)
+    p.add_argument("--n-test", type=int)
+    p.add_argument("--splits", nargs="+", default=["train", "val", "test"],
+                   choices=["train", "val", "test"])
+    p.add_argument("--canvas", type=int, default=1024, help="square canvas side, px (default 1024)")
+    p.add_argument("--cells", type=int, nargs=2, default=(4, 12), metavar=("MIN", "MAX"))
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--mag", type=float, nargs="+", help="discrete magnifications (default 0.5 1.0 1.5)")
+    g.add_argument("--mag-range", type=float, nargs=2, metavar=("LO", "HI"),
+                   help="continuous magnification range instead")
+    p.add_argument("--overlap-iou", type=float, default=0.0,
+                   help="largest IoU allowed between two cell boxes (default 0: no overlap)")
+    p.add_argument("--balance", choices=["equal", "natural"], default="equal")
+    p.add_argument("--box", choices=["tight", "crop"], default="tight",
+                   help="tight: box of the pasted cell mask; crop: the whole pasted rectangle")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jpeg-quality", type=int, default=92)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--cache", help="mask cache folder (default $MIXMAG_CACHE, else .cache beside --out)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--preview", action="store_true", help="also write preview.png (boxes drawn)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_synthesize)
+
+    v = sub.add_parser("validate", help="check every invariant of a synthetic dataset from its files")
+    v.add_argument("dataset")
+    v.add_argument("--split", help="manifest to check split hygiene against (default: records only)")
+    v.add_argument("--pbc")
+    v.add_argument("--balance-tol", type=float, default=0.02,
+                   help="largest deviation of a class' share from 1/8 under equal balance")
+    v.add_argument("--stain-images", type=int, default=50,
+                   help="images checked for unlabelled stained blobs (0 = all)")
+    v.set_defaults(func=_validate)
+
+    k = sub.add_parser("pack-cutouts", help="bundle cell cut-outs (crop JPEG + alpha PNG) into one .npz")
+    k.add_argument("--split", required=True, help="split manifest CSV")
+    k.add_argument("--pbc")
+    k.add_argument("--out", required=True, help="bundle .npz to write")
+    k.add_argument("--splits", nargs="+", default=["train", "val", "test"],
+                   choices=["train", "val", "test"])
+    k.add_argument("--max-per-class", type=int)
+    k.add_argument("--seed", type=int, default=0)
+    k.add_argument("--workers", type=int, default=2)
+    k.add_argument("--cache")
+    k.add_argument("--overwrite", action="store_true")
+    k.set_defaults(func=_pack)
+
+
+def settings_from_args(args: argparse.Namespace):
+    from .generate import SynthSettings
+    from .plan import split_counts
+
+    counts = split_counts(args.n, tuple(args.splits),
+                          explicit={"train": args.n_train, "val": args.n_val, "test": args.n_test})
+    return SynthSettings(
+        n=args.n, counts=counts, splits=tuple(args.splits), canvas=args.canvas,
+        cells=tuple(args.cells), mags=args.mag if args.mag else (None if args.mag_range else [0.5, 1.0, 1.5]),
+        mag_range=list(args.mag_range) if args.mag_range else None, max_iou=args.overlap_iou,
+        balance=args.balance, box=args.box, seed=args.seed, jpeg_quality=args.jpeg_quality)
+
+
+def _synthesize(args: argparse.Namespace) -> int:
+    from ..errors import MixmagError
+    from ..fileio import prepare_output
+    from .generate import load_store, synthesize
+
+    if args.split and args.cutouts:
+        raise MixmagError("give either --split or --cutouts, not both")
+    s = settings_from_args(args)
+    if not args.resume:
+        prepare_output(args.out, args.overwrite, "dataset")   # refuse before any slow work
+    store = load_store(args.split, args.pbc, args.cutouts, args.cache, args.out, s.splits,
+                       workers=args.workers, progress=not args.no_progress)
+    meta = synthesize(args.out, s, store, workers=args.workers, resume=args.resume,
+                      overwrite=args.overwrite, preview=args.preview, progress=not args.no_progress)
+    c = meta["counts"]
+    print(f"wrote {args.out}: " + ", ".join(f"{k} {v} images" for k, v in c["images"].items())
+          + f"; {c['cells_placed']} cells ({c['cells_planned'] - c['cells_placed']} did not fit, "
+          f"{meta['canvases_full']['images']} canvases full); "
+          f"{meta['source_masks']['fallback_masks']} of {meta['source_masks']['sources_used']} "
+          "source masks are fallbacks")
+    if args.preview:
+        print(f"preview: {args.out}/preview.png")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from .validate import validate_dataset
+
+    rep = validate_dataset(args.dataset, manifest=args.split, pbc=args.pbc,
+                           balance_tol=args.balance_tol, stain_images=args.stain_images)
+    print(rep.render())
+    return 0 if rep.ok else 1
+
+
+def _pack(args: argparse.Namespace) -> int:
+    from ..data.split import load_manifest
+    from ..fileio import prepare_output
+    from .cutout import default_cache_dir, pack_cutouts
+
+    prepare_output(args.out, args.overwrite, "cut-out bundle")
+    m = load_manifest(args.split, pbc=args.pbc, verify="exists")
+    info = pack_cutouts(m, tuple(args.splits), args.out, args.max_per_class,
+                        cache=args.cache or default_cache_dir(args.out), workers=args.workers,
+                        seed=args.seed)
+    print(f"wrote {args.out}: {info['n']} cut-outs, {info['bytes'] / 1e6:.1f} MB "
+          f"({info['bytes_per_1000'] / 1e6:.2f} MB per 1,000), {info['fallbacks']} fallback masks")
+    return 0

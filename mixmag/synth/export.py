@@ -1,0 +1,68 @@
+"""Dataset-level outputs (docs/CONTRACTS.md): cells.csv/json, COCO per split, data.yaml; and
+``load_cells`` for the stages that read a dataset."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from ..classes import CLASS_NAMES
+from ..errors import MixmagError
+from ..fileio import write_csv, write_json, write_text
+
+CELL_COLUMNS = ["image", "image_id", "cell", "class_name", "class_id", "source", "split",
+                "magnification", "x1", "y1", "x2", "y2", "mask_area", "width", "height"]
+
+
+def load_cells(dataset: str | os.PathLike) -> pd.DataFrame:
+    """The per-cell records of a synthetic dataset (its cells.csv) as a DataFrame."""
+    f = Path(dataset) / "cells.csv"
+    if not f.is_file():
+        raise MixmagError(f"{dataset}: no cells.csv; is it a dataset made by `mixmag synthesize`?")
+    df = pd.read_csv(f, dtype={"image": str, "class_name": str, "source": str, "split": str})
+    missing = [c for c in CELL_COLUMNS if c not in df.columns]
+    if missing:
+        raise MixmagError(f"{f}: lacks columns {missing}; regenerate the dataset")
+    return df
+
+
+def coco_dict(cells: pd.DataFrame, images: pd.DataFrame) -> dict:
+    """COCO detection dict for one split; ``images`` has image, image_id, width, height."""
+    return {
+        "info": {"description": "mixmag synthetic mixed-magnification composites"},
+        "images": [{"id": int(r.image_id), "file_name": r.image, "width": int(r.width),
+                    "height": int(r.height)} for r in images.itertuples(index=False)],
+        "annotations": [{
+            "id": i + 1, "image_id": int(r.image_id), "category_id": int(r.class_id) + 1,
+            "bbox": [r.x1, r.y1, r.x2 - r.x1, r.y2 - r.y1], "area": int(r.mask_area),
+            "iscrowd": 0, "magnification": float(r.magnification), "source": r.source,
+        } for i, r in enumerate(cells.itertuples(index=False))],
+        "categories": [{"id": i + 1, "name": n, "supercategory": "cell"}
+                       for i, n in enumerate(CLASS_NAMES)],
+    }
+
+
+def data_yaml(root: Path, splits) -> str:
+    lines = [f"path: {root.resolve()}"]
+    for s in ("train", "val", "test"):
+        if s in splits:
+            lines.append(f"{s}: images/{s}")
+    lines.append("names:")
+    lines += [f"  {i}: {n}" for i, n in enumerate(CLASS_NAMES)]
+    return "\n".join(lines) + "\n"
+
+
+def write_exports(root: Path, cells: pd.DataFrame, images: pd.DataFrame, splits) -> None:
+    cells = cells[CELL_COLUMNS]
+    write_csv(root / "cells.csv", cells)
+    write_json(root / "cells.json", {"columns": CELL_COLUMNS,
+                                     "cells": cells.to_dict(orient="records")})
+    for s in splits:
+        write_json(root / f"{s}.json", coco_dict(cells[cells["split"] == s],
+                                                 images[images["split"] == s]), indent=None)
+    # YOLO needs a val set; when only train is made, train doubles as val (said in dataset.json)
+    write_text(root / "data.yaml", data_yaml(root, splits).replace(
+        "train: images/train\n", "train: images/train\nval: images/train\n")
+        if "val" not in splits and "train" in splits else data_yaml(root, splits))

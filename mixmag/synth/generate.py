@@ -1,0 +1,247 @@
+"""`mixmag synthesize`: plan, render in a process pool, export.
+
+Reproducibility: the plan (all choices) is made up front from the seed, each image draws its own
+positions/background from a seed derived from (seed, image id), the background bank depends on
+(canvas, seed) only, and every worker reads the same cut-outs. So the output is byte-identical for
+any --workers, and --resume (which re-renders only images whose files are missing) ends where an
+uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from .. import __version__
+from ..classes import CLASS_NAMES
+from ..errors import MixmagError
+from ..fileio import prepare_output, write_bytes, write_json, write_text
+from .background import make_bank
+from .compose import RenderConfig, render_image, yolo_lines
+from .cutout import CutoutStore, default_cache_dir
+from .mask import MASK_VERSION
+from .plan import SPLITS, ImagePlan, plan_dataset, split_counts
+
+GENERATOR_VERSION = "synth/1"
+RUN_STATE = ".synth-run.json"   # present while a run is incomplete; names its settings for --resume
+
+
+@dataclass
+class SynthSettings:
+    """Everything that determines the output (worker count and flags like --resume do not)."""
+    n: int = 2000
+    counts: dict = field(default_factory=dict)       # images per split
+    splits: tuple = SPLITS
+    canvas: int = 1024
+    cells: tuple = (4, 12)
+    mags: list | None = None
+    mag_range: list | None = None
+    max_iou: float = 0.0
+    balance: str = "equal"
+    box: str = "tight"
+    seed: int = 0
+    jpeg_quality: int = 92
+
+
+# worker state, set before the pool forks (or by the initializer elsewhere)
+_W: dict = {}
+
+
+def _init_worker(store, bank, cfg, root):
+    cv2.setNumThreads(1)
+    _W.update(store=store, bank=bank, cfg=cfg, root=Path(root))
+
+
+def _render_chunk(args) -> list[tuple[int, list[dict], int]]:
+    plans, resume = args
+    out = []
+    root, cfg = _W["root"], _W["cfg"]
+    for p in plans:
+        img_f, lab_f = root / p.image, root / p.label
+        done = resume and img_f.is_file() and lab_f.is_file()
+        canvas, recs, dropped = render_image(p, _W["store"], _W["bank"], cfg, draw=not done)
+        if not done:
+            ok, buf = cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, cfg.jpeg_quality])
+            write_text(lab_f, yolo_lines(recs))
+            write_bytes(img_f, buf.tobytes())
+        out.append((p.image_id, recs, dropped))
+    return out
+
+
+def load_store(split_csv=None, pbc=None, cutouts=None, cache=None, out=None, splits=SPLITS,
+               workers: int = 2, progress: bool = True) -> CutoutStore:
+    """The cut-outs to paste: from a bundle (--cutouts) or made/cached from the manifest."""
+    if cutouts:
+        store = CutoutStore.from_bundle(cutouts)
+    else:
+        if not split_csv:
+            raise MixmagError("give --split MANIFEST (with the PBC folder) or --cutouts BUNDLE.npz")
+        from ..data.split import load_manifest
+
+        m = load_manifest(split_csv, pbc=pbc, verify="exists")
+        m = m[m["split"].isin(list(splits))].sort_values(["split", "class_id", "path"],
+                                                         key=_split_order).reset_index(drop=True)
+        m.attrs = dict(m.attrs)
+        store = CutoutStore.from_manifest(m, Path(cache) if cache else default_cache_dir(out))
+        store.manifest_hash = m.attrs.get("manifest_hash", "")
+        store.manifest_path = str(Path(split_csv).resolve())
+    return store
+
+
+def _split_order(col):
+    return col.map({s: i for i, s in enumerate(SPLITS)}) if col.name == "split" else col
+
+
+def synthesize(out: str | os.PathLike, settings: SynthSettings, store: CutoutStore,
+               workers: int = 2, resume: bool = False, overwrite: bool = False,
+               preview: bool = False, progress: bool = True) -> dict:
+    """Make the dataset at ``out``; returns the dataset.json dict."""
+    from tqdm import tqdm
+
+    root = Path(out)
+    s = settings
+    _check_settings(s)
+    sig = _signature(s, store)
+    state_f = root / RUN_STATE
+    if resume:
+        prev = None
+        for f in (state_f, root / "dataset.json"):
+            if f.is_file():
+                prev = json.loads(f.read_text()).get("signature")
+                break
+        if prev is None:
+            if root.exists() and any(root.iterdir()):
+                raise MixmagError(f"--resume: {root} holds no run state to resume; "
+                                  "use --overwrite to start again")
+        elif prev != sig:
+            raise MixmagError(f"--resume: {root} was made with other settings or sources; "
+                              "rerun with the original arguments, or --overwrite")
+    else:
+        prepare_output(root, overwrite, "dataset")
+    root.mkdir(parents=True, exist_ok=True)
+    write_json(state_f, {"signature": sig})
+
+    plans = plan_dataset(store.table, s.counts, s.cells, s.mags,
+                         tuple(s.mag_range) if s.mag_range else None, s.balance, s.seed)
+    store.require({row for p in plans for row, _ in p.cells}, workers=workers, progress=progress)
+    bank = make_bank(s.canvas, s.seed)
+    cfg = RenderConfig(s.canvas, s.box, s.max_iou, s.seed, s.jpeg_quality)
+    chunks = [(plans[i:i + 8], resume) for i in range(0, len(plans), 8)]
+    results: list = []
+    bar = tqdm(total=len(plans), desc="composites", unit="img", disable=not progress)
+    if workers <= 1:
+        _init_worker(store, bank, cfg, root)
+        for c in chunks:
+            results += _render_chunk(c)
+            bar.update(len(c[0]))
+    else:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(store, bank, cfg, str(root))) as ex:
+            for r in ex.map(_render_chunk, chunks):
+                results += r
+                bar.update(len(r))
+    bar.close()
+
+    results.sort(key=lambda t: t[0])
+    cells = pd.DataFrame([rec for _, recs, _ in results for rec in recs])
+    if cells.empty:
+        from .export import CELL_COLUMNS
+
+        cells = pd.DataFrame(columns=CELL_COLUMNS)
+    images = pd.DataFrame([{"image": p.image, "image_id": p.image_id, "split": p.split,
+                            "width": s.canvas, "height": s.canvas} for p in plans])
+    from .export import write_exports
+
+    active = [sp for sp in SPLITS if s.counts.get(sp, 0) > 0]
+    write_exports(root, cells, images, active)
+    _remove_stale(root, plans)
+    full = [{"image_id": i, "dropped": d} for i, _, d in results if d]
+    planned = sum(len(p.cells) for p in plans)
+    meta = {
+        "generator": GENERATOR_VERSION, "mixmag_version": __version__, "mask_version": MASK_VERSION,
+        "arguments": _jsonable(asdict(s)), "seed": s.seed,
+        "manifest_hash": getattr(store, "manifest_hash", "") or store.origin.split(":", 1)[-1],
+        "source_origin": store.origin.split(":", 1)[0],
+        "manifest": getattr(store, "manifest_path", None),
+        "signature": sig,
+        "counts": {
+            "images": {sp: int((images["split"] == sp).sum()) for sp in active},
+            "cells": {sp: {c: int(n) for c, n in cells[cells["split"] == sp]
+                           .groupby("class_name").size().reindex(list(CLASS_NAMES), fill_value=0).items()}
+                      for sp in active},
+            "cells_planned": planned, "cells_placed": int(len(cells)),
+        },
+        "canvases_full": {"images": len(full), "cells_dropped": planned - len(cells), "list": full},
+        "source_masks": _mask_stats(store, cells),
+        "data_yaml_note": ("no val split made: data.yaml uses train as val"
+                           if "val" not in active and "train" in active else ""),
+    }
+    write_json(root / "dataset.json", meta)
+    if preview:
+        from .preview import write_preview
+
+        write_preview(root)
+    state_f.unlink(missing_ok=True)
+    return meta
+
+
+def _check_settings(s: SynthSettings) -> None:
+    if s.canvas < 64:
+        raise MixmagError(f"--canvas {s.canvas}: too small (need >= 64)")
+    if s.box not in ("tight", "crop"):
+        raise MixmagError(f"--box {s.box}: use tight or crop")
+    if not 0 <= s.max_iou < 1:
+        raise MixmagError(f"--overlap-iou {s.max_iou}: need 0 <= IoU < 1")
+    mags = s.mag_range or s.mags or [1.0]
+    if min(mags) <= 0 or max(mags) > 8:
+        raise MixmagError(f"magnification {mags}: need values in (0, 8]")
+    if s.mag_range and s.mag_range[0] > s.mag_range[1]:
+        raise MixmagError(f"--mag-range {s.mag_range}: need LO <= HI")
+    if not any(v > 0 for v in s.counts.values()):
+        raise MixmagError("nothing to make: --n (or --n-train/--n-val/--n-test) must be > 0")
+
+
+def _signature(s: SynthSettings, store: CutoutStore) -> str:
+    import hashlib
+
+    h = hashlib.sha256(json.dumps(_jsonable(asdict(s)), sort_keys=True).encode())
+    h.update(GENERATOR_VERSION.encode() + MASK_VERSION.encode())
+    h.update("\n".join(store.table["sha256"] + store.table["split"]).encode())
+    return h.hexdigest()[:16]
+
+
+def _jsonable(d):
+    return json.loads(json.dumps(d, default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
+
+
+def _mask_stats(store: CutoutStore, cells: pd.DataFrame) -> dict:
+    t = store.table
+    used = t[t["source"].isin(set(cells["source"]))] if len(cells) else t.iloc[:0]
+    fb = used[used["status"] != "ok"]
+    return {"sources_used": int(len(used)), "fallback_masks": int(len(fb)),
+            "fallback_by_reason": {k: int(v) for k, v in fb["status"].value_counts().items()}}
+
+
+_STEM = re.compile(r"^\d{6,}\.(jpg|txt)$")
+
+
+def _remove_stale(root: Path, plans: list[ImagePlan]) -> None:
+    """After --overwrite, drop our own image/label files that the new plan does not contain."""
+    keep = {p.image for p in plans} | {p.label for p in plans}
+    for sub in ("images", "labels"):
+        for f in (root / sub).glob("*/*"):
+            rel = f"{sub}/{f.parent.name}/{f.name}"
+            if (_STEM.match(f.name) and rel not in keep) or \
+                    (f.name.startswith(".") and ".tmp-" in f.name):   # left by a killed run
+                f.unlink()
