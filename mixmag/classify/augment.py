@@ -3,14 +3,13 @@
 Every image first goes through ``prepare`` (square resize to the stored size); the bundle stores
 exactly that, so a run from the manifest and a run from a bundle see the same pixels.
 Training then rescales the cell inside the fixed canvas over the composite range (0.5x-1.5x of its
-native size: a smaller cell gains surrounding smear, a larger one is cropped, as a detector's square
-crop of a cell at that magnification would look), flips, rotates by 90 degrees, jitters stain
+native size: a smaller cell gains a plain background border, a larger one is cropped, as a
+detector's fixed-size crop of a cell at that magnification would look), flips, rotates by 90 degrees, jitters stain
 colour mildly, blurs sometimes, and resizes to the network input.
 """
 
 from __future__ import annotations
 
-import inspect
 import random
 
 import cv2
@@ -32,45 +31,67 @@ def prepare(img_bgr: np.ndarray, size: int) -> np.ndarray:
 
 
 def rescale_in_canvas(img: np.ndarray, scale: float) -> np.ndarray:
-    """The cell at ``scale`` x its size in the same canvas (reflected smear fills the border)."""
+    """The cell at ``scale`` x its size in the same canvas, centred.
+
+    Shrinking leaves a border, filled with the median colour of the image's outer frame (the smear
+    background): reflecting would mirror copies of the cell itself into the crop.
+    """
     if scale == 1.0:
         return img
     h, w = img.shape[:2]
     m = cv2.getRotationMatrix2D((w / 2 - 0.5, h / 2 - 0.5), 0.0, scale)
-    return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    fill = (0, 0, 0)
+    if scale < 1.0:
+        frame = np.concatenate([img[:4].reshape(-1, 3), img[-4:].reshape(-1, 3),
+                                img[:, :4].reshape(-1, 3), img[:, -4:].reshape(-1, 3)])
+        fill = tuple(float(v) for v in np.median(frame, axis=0))
+    interp = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
+    return cv2.warpAffine(img, m, (w, h), flags=interp, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=fill)
 
 
-def _affine_scale(lo: float, hi: float):
-    import albumentations as A
+class TrainTransform:
+    """Random in-canvas rescale (own code: its fill colour depends on the image), then an
+    albumentations pipeline: flips, 90-degree rotations, mild stain jitter, blur, resize.
+    Called like an albumentations transform: ``t(image=rgb)["image"]``.
+    """
 
-    params = inspect.signature(A.Affine.__init__).parameters
-    border = {"border_mode": cv2.BORDER_REFLECT_101} if "border_mode" in params \
-        else {"mode": cv2.BORDER_REFLECT_101}  # albumentations 1.4 spells it ``mode``
-    return A.Affine(scale=(lo, hi), keep_ratio=True, p=1.0, **border)
+    def __init__(self, imgsz: int, scale_range=(0.5, 1.5), colour: bool = True):
+        import albumentations as A
+
+        self.scale_range = tuple(scale_range) if scale_range else (1.0, 1.0)
+        self.rng = np.random.default_rng(0)
+        ts = [A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5), A.RandomRotate90(p=1.0)]
+        if colour:
+            ts += [
+                # stain and illumination vary between smears: mild, so granule colours stay true
+                A.HueSaturationValue(hue_shift_limit=6, sat_shift_limit=15, val_shift_limit=10, p=0.5),
+                A.RandomBrightnessContrast(brightness_limit=0.1, contrast_limit=0.1, p=0.5),
+                A.GaussianBlur(blur_limit=(3, 5), p=0.15),
+            ]
+        ts.append(A.Resize(imgsz, imgsz, interpolation=cv2.INTER_AREA))
+        self.compose = A.Compose(ts)
+
+    def set_random_seed(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+        if hasattr(self.compose, "set_random_seed"):  # albumentations 2.x
+            self.compose.set_random_seed(seed)
+
+    def __call__(self, image: np.ndarray) -> dict:
+        lo, hi = self.scale_range
+        if hi > lo or lo != 1.0:
+            image = rescale_in_canvas(image, float(self.rng.uniform(lo, hi)))
+        return self.compose(image=image)
 
 
-def train_transform(imgsz: int, scale_range=(0.5, 1.5), colour: bool = True):
-    """The training augmentation: returns an albumentations Compose mapping RGB uint8 -> imgsz RGB uint8."""
-    import albumentations as A
-
-    ts = []
-    if scale_range and tuple(scale_range) != (1.0, 1.0):
-        ts.append(_affine_scale(*scale_range))
-    ts += [A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5), A.RandomRotate90(p=1.0)]
-    if colour:
-        ts += [
-            # stain and illumination vary between smears: mild, so eosinophil granules stay orange
-            A.HueSaturationValue(hue_shift_limit=6, sat_shift_limit=15, val_shift_limit=10, p=0.5),
-            A.RandomBrightnessContrast(brightness_limit=0.1, contrast_limit=0.1, p=0.5),
-            A.GaussianBlur(blur_limit=(3, 5), p=0.15),
-        ]
-    ts.append(A.Resize(imgsz, imgsz, interpolation=cv2.INTER_AREA))
-    return A.Compose(ts)
+def train_transform(imgsz: int, scale_range=(0.5, 1.5), colour: bool = True) -> TrainTransform:
+    """The training augmentation: RGB uint8 (stored size) -> RGB uint8 imgsz x imgsz."""
+    return TrainTransform(imgsz, scale_range, colour)
 
 
 def seed_transform(transform, seed: int) -> None:
     """Seed an albumentations pipeline (2.x keeps its own generator; 1.x uses the global ones)."""
-    random.seed(seed)
+    random.seed(seed)  # albumentations 1.x draws from the global generators
     np.random.seed(seed % (2**32))
     if hasattr(transform, "set_random_seed"):
         transform.set_random_seed(seed % (2**32))
