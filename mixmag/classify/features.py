@@ -91,14 +91,20 @@ def _data_key(src, scale: float) -> str:
 def compute_features(split=None, bundle=None, pbc=None, backbone="efficientnet_lite0", model=None,
                      weights=None, imgsz=None, cache="runs/features", device="cpu", batch=64,
                      workers=0, scale: float = 1.0, store_size: int | None = None,
-                     progress: bool = True) -> FeatureSet:
-    """Features of all images of the source (every split), from the cache when present."""
+                     splits=None, progress: bool = True) -> FeatureSet:
+    """Features of the source's images (all splits, or those in ``splits``), cached.
+
+    ``scale`` rescales each cell in its canvas before resizing (the rescaled-test protocol).
+    """
     from tqdm import tqdm
 
     dev = torch.device(device)
     net, pooled, mean, std, size, mkey, desc = _model_for(backbone, model, weights, imgsz, dev)
     src = open_source(split, bundle, size=store_size or max(size, 160), pbc=pbc)
-    dkey = _data_key(src, scale)
+    sel = np.arange(len(src)) if splits is None else np.flatnonzero(np.isin(src.splits, list(splits)))
+    if len(sel) == 0:
+        raise MixmagError(f"features: no images in splits {list(splits)}")
+    dkey = _data_key(src, scale) + ("" if splits is None else ":" + ",".join(sorted(splits)))
     key = hashlib.sha256(f"{mkey}|{dkey}".encode()).hexdigest()[:20]
     path = Path(cache) / f"feat-{key}.npz"
     if path.is_file():
@@ -106,7 +112,7 @@ def compute_features(split=None, bundle=None, pbc=None, backbone="efficientnet_l
         log.info("features from cache %s", path)
         return FeatureSet(z["X"], z["y"], z["splits"].astype(str), z["paths"].astype(str),
                           json.loads(str(z["meta"])), path, True)
-    ds = CellDataset(src, np.arange(len(src)), EvalTransform(size, scale))
+    ds = CellDataset(src, sel, EvalTransform(size, scale))
     dl = make_loader(ds, batch, False, workers, 0)
     net = net.to(dev).eval()
     feats, t0 = [], time.perf_counter()
@@ -120,7 +126,8 @@ def compute_features(split=None, bundle=None, pbc=None, backbone="efficientnet_l
             "images_per_s": round(len(X) / max(secs, 1e-9), 1),
             "threads": torch.get_num_threads(), "device": str(dev)}
     with atomic_path(path, suffix=".npz") as tmp:
-        np.savez(tmp, X=X, y=src.labels, splits=src.splits, paths=src.paths, meta=json.dumps(meta))
+        np.savez(tmp, X=X, y=src.labels[sel], splits=src.splits[sel], paths=src.paths[sel],
+                 meta=json.dumps(meta))
     log.info("features %s in %.0fs (%.0f images/s), cached at %s", X.shape, secs, len(X) / secs, path)
-    return FeatureSet(X, np.asarray(src.labels), np.asarray(src.splits), np.asarray(src.paths),
-                      meta, path, False)
+    return FeatureSet(X, np.asarray(src.labels)[sel], np.asarray(src.splits)[sel],
+                      np.asarray(src.paths)[sel], meta, path, False)

@@ -117,8 +117,12 @@ def _nll(probs: np.ndarray, labels: np.ndarray) -> float:
     return float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1)).mean())
 
 
-def train_classifier(cfg: TrainConfig) -> dict:
-    """Train per ``cfg``; returns the metrics dict also written to metrics.json."""
+def train_classifier(cfg: TrainConfig, assign=None) -> dict:
+    """Train per ``cfg``; returns the metrics dict also written to metrics.json.
+
+    ``assign``: optional array of split names, one per source image, replacing the manifest's
+    (the cross-validation protocol uses it to rotate folds).
+    """
     from tqdm import tqdm
 
     b = get_backbone(cfg.backbone)
@@ -148,6 +152,11 @@ def train_classifier(cfg: TrainConfig) -> dict:
     seed_everything(cfg.seed)
 
     src = open_source(cfg.split, cfg.bundle, size=cfg.store_size or cfg.imgsz, pbc=cfg.pbc)
+    if assign is not None:
+        assign = np.asarray(assign, dtype=str)
+        if len(assign) != len(src):
+            raise MixmagError(f"split assignment has {len(assign)} entries for {len(src)} images")
+        src.splits = assign
     idx = {s: np.flatnonzero(src.splits == s) for s in ("train", "val", "test")}
     if len(idx["train"]) == 0 or len(idx["val"]) == 0:
         raise MixmagError(f"{src.origin}: needs train and val images "
