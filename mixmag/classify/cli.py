@@ -1,5 +1,177 @@
-"""Subcommands of this stage (none yet)."""
+"""Subcommands: train-classifier, classify, pack-bundle, features, train-head."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+log = logging.getLogger(__name__)
 
 
 def register(sub) -> None:
-    pass
+    from .registry import BACKBONES
+
+    t = sub.add_parser("train-classifier", help="fine-tune a single-cell classifier (runs/classify/NAME)")
+    t.add_argument("--split", help="split manifest CSV (images read from the PBC folder)")
+    t.add_argument("--bundle", help="or a bundle .npz from `mixmag pack-bundle` (no PBC folder needed)")
+    t.add_argument("--pbc", help="PBC folder, if not where the manifest says")
+    t.add_argument("--backbone", default="efficientnet_lite0", choices=sorted(BACKBONES))
+    t.add_argument("--weights", help="ImageNet weights file for the backbone (resnet50: torchvision .pth)")
+    t.add_argument("--no-pretrained", dest="pretrained", action="store_false",
+                   help="random initialisation even where ImageNet weights exist")
+    t.add_argument("--imgsz", type=int, default=160, help="network input, pixels (square)")
+    t.add_argument("--store-size", type=int, help="resize manifest images to this before augmenting "
+                   "(default: --imgsz; a bundle fixes its own)")
+    t.add_argument("--epochs", type=int, default=30)
+    t.add_argument("--batch", type=int, default=64)
+    t.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (AdamW, one-cycle cosine)")
+    t.add_argument("--weight-decay", type=float, default=0.05)
+    t.add_argument("--warmup", type=float, default=0.1, help="fraction of steps warming up")
+    t.add_argument("--label-smoothing", type=float, nargs="?", const=0.1, default=0.0,
+                   help="cross-entropy label smoothing (flag alone: 0.1)")
+    t.add_argument("--class-weights", action="store_true", help="inverse-frequency class weights")
+    g = t.add_mutually_exclusive_group()
+    g.add_argument("--train-fraction", type=float, help="use this fraction of each class's train images")
+    g.add_argument("--per-class", type=int, help="use this many train images a class")
+    t.add_argument("--scale-range", type=float, nargs=2, default=(0.5, 1.5), metavar=("LOW", "HIGH"),
+                   help="random in-canvas rescale of the cell (1 1: none)")
+    t.add_argument("--no-colour", dest="colour", action="store_false", help="no colour/blur jitter")
+    t.add_argument("--patience", type=int, default=10, help="early stop after this many epochs without gain")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    t.add_argument("--amp", action="store_true", help="bf16 autocast (cuda only)")
+    t.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    t.add_argument("--project", default="runs/classify")
+    t.add_argument("--name", default="exp")
+    t.add_argument("--no-test", dest="eval_test", action="store_false",
+                   help="do not score the manifest's test split at the end")
+    t.add_argument("--resume", action="store_true", help="continue runs/classify/NAME from last.pt")
+    t.add_argument("--overwrite", action="store_true")
+    t.set_defaults(func=_train)
+
+    c = sub.add_parser("classify", help="class and probabilities for single-cell images")
+    c.add_argument("images", nargs="+", help="image files or folders")
+    c.add_argument("--weights", required=True, help="classifier checkpoint (best.pt)")
+    c.add_argument("--out", help="write a CSV here (else print a table)")
+    c.add_argument("--device", default="cpu")
+    c.add_argument("--batch", type=int, default=64)
+    c.add_argument("--overwrite", action="store_true")
+    c.set_defaults(func=_classify)
+
+    p = sub.add_parser("pack-bundle", help="pre-resized, encoded images of a manifest in one .npz")
+    p.add_argument("--split", required=True, help="split manifest CSV")
+    p.add_argument("--pbc", help="PBC folder, if not where the manifest says")
+    p.add_argument("--out", required=True, help=".npz to write")
+    p.add_argument("--size", type=int, default=160)
+    p.add_argument("--quality", type=int, default=90)
+    p.add_argument("--format", default="webp", choices=("webp", "jpeg"))
+    p.add_argument("--splits", nargs="+", default=["train", "val"], choices=("train", "val", "test"))
+    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=_pack)
+
+    f = sub.add_parser("features", help="pooled backbone features for a manifest or bundle (cached)")
+    _feature_args(f)
+    f.set_defaults(func=_features)
+
+    h = sub.add_parser("train-head", help="SVM / XGBoost / KNN / RF / logistic regression on features")
+    _feature_args(h)
+    h.add_argument("--head", required=True, choices=("svm", "xgb", "knn", "rf", "logreg"))
+    h.add_argument("--out", required=True, help="head file to write (.joblib)")
+    h.add_argument("--train-fraction", type=float)
+    h.add_argument("--per-class", type=int)
+    h.add_argument("--overwrite", action="store_true")
+    h.set_defaults(func=_train_head)
+
+
+def _feature_args(f) -> None:
+    from .registry import BACKBONES
+
+    f.add_argument("--split", help="split manifest CSV")
+    f.add_argument("--bundle", help="or a bundle .npz")
+    f.add_argument("--pbc")
+    src = f.add_mutually_exclusive_group()
+    src.add_argument("--backbone", choices=sorted(BACKBONES), default="efficientnet_lite0",
+                     help="ImageNet backbone (default)")
+    src.add_argument("--model", help="or a fine-tuned classifier checkpoint (best.pt)")
+    f.add_argument("--weights", help="ImageNet weights file (resnet50)")
+    f.add_argument("--imgsz", type=int, default=None, help="input size (default: the model's)")
+    f.add_argument("--cache", default="runs/features", help="feature cache folder")
+    f.add_argument("--device", default="cpu")
+    f.add_argument("--batch", type=int, default=64)
+    f.add_argument("--workers", type=int, default=0)
+    f.add_argument("--seed", type=int, default=0)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .train import TrainConfig, train_classifier
+
+    fields = TrainConfig.__dataclass_fields__
+    cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    cfg.scale_range = tuple(cfg.scale_range)
+    cfg.progress = True
+    train_classifier(cfg)
+    return 0
+
+
+def _classify(args: argparse.Namespace) -> int:
+    from ..fileio import prepare_output, write_csv
+    from .checkpoint import load_classifier
+    from .predict import classify_images, expand_images
+
+    if args.out:
+        prepare_output(args.out, args.overwrite, "predictions")
+    paths = expand_images(args.images)
+    clf = load_classifier(args.weights, args.device)
+    df = classify_images(paths, clf, args.batch)
+    if args.out:
+        write_csv(args.out, df)
+        print(f"wrote {args.out} ({len(df)} images)")
+    else:
+        cols = ["image", "class_name", "class_conf"]
+        print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    return 0
+
+
+def _pack(args: argparse.Namespace) -> int:
+    from ..data.split import load_manifest
+    from ..fileio import prepare_output
+    from .bundle import pack
+
+    prepare_output(args.out, args.overwrite, "bundle")
+    m = load_manifest(args.split, pbc=args.pbc)
+    s = pack(m, args.out, size=args.size, splits=tuple(args.splits), quality=args.quality,
+             fmt=args.format, workers=args.workers, overwrite=args.overwrite)
+    print(f"wrote {s['path']}: {s['images']} images {s['splits']}, {s['bytes'] / 1e6:.1f} MB, "
+          f"{s['kb_per_image']} KB/image ({s['size']} px {s['format']} q{s['quality']})")
+    return 0
+
+
+def _features(args: argparse.Namespace) -> int:
+    from .features import compute_features
+
+    fs = compute_features(**_feature_kwargs(args))
+    print(f"features {fs.X.shape} ({fs.source}); cached at {fs.cache_path}")
+    return 0
+
+
+def _feature_kwargs(args) -> dict:
+    return dict(split=args.split, bundle=args.bundle, pbc=args.pbc,
+                backbone=None if args.model else args.backbone, model=args.model,
+                weights=args.weights, imgsz=args.imgsz, cache=args.cache, device=args.device,
+                batch=args.batch, workers=args.workers)
+
+
+def _train_head(args: argparse.Namespace) -> int:
+    from ..fileio import prepare_output
+    from .features import compute_features
+    from .heads import fit_head, save_head
+
+    prepare_output(args.out, args.overwrite, "head")
+    fs = compute_features(**_feature_kwargs(args))
+    head = fit_head(fs, args.head, train_fraction=args.train_fraction, per_class=args.per_class,
+                    seed=args.seed)
+    save_head(head, args.out)
+    print(f"wrote {args.out}: {args.head} {head.params} val acc {head.val_metrics['accuracy']:.2%}"
+          + (f", test acc {head.test_metrics['accuracy']:.2%}" if head.test_metrics else ""))
+    return 0

@@ -1,0 +1,141 @@
+"""The classifier checkpoint (docs/CONTRACTS.md) and the inference object built from it.
+
+Preprocessing travels with the weights: backbone name, input size, mean/std and class names are
+read from the checkpoint, never from defaults. Loading uses ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..classes import CLASS_NAMES
+from ..errors import MixmagError
+from ..fileio import atomic_path
+from .augment import prepare
+from .data import to_input
+from .registry import BACKBONES, get_backbone
+
+FORMAT = "mixmag-classifier/1"
+REQUIRED = ("format", "backbone", "class_names", "input_size", "mean", "std", "state_dict")
+
+
+def save_checkpoint(path, model, *, backbone: str, class_names, input_size: int, mean, std,
+                    manifest_hash: str, train_scale, args: dict, metrics: dict,
+                    train_state: dict | None = None, half: bool = False) -> None:
+    sd = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    if half:
+        sd = {k: v.half() if v.is_floating_point() else v for k, v in sd.items()}
+    ck = {
+        "format": FORMAT, "backbone": backbone, "class_names": list(class_names),
+        "input_size": int(input_size), "mean": [float(v) for v in mean],
+        "std": [float(v) for v in std], "state_dict": sd, "manifest_hash": str(manifest_hash),
+        "train_scale": [float(v) for v in train_scale] if train_scale else [1.0, 1.0],
+        "args": _plain(args), "metrics": _plain(metrics),
+    }
+    if train_state is not None:
+        ck["train_state"] = train_state
+    with atomic_path(path, suffix=".pt") as tmp:
+        torch.save(ck, tmp)
+
+
+def _plain(obj):
+    """Only types torch.load(weights_only=True) accepts (and JSON would): dicts, lists, str, numbers."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    return str(obj)
+
+
+def read_checkpoint(path, expect_classes=CLASS_NAMES) -> dict:
+    """Load and check a checkpoint dict; one-line MixmagError for anything that is not usable."""
+    path = Path(path)
+    if not path.is_file():
+        raise MixmagError(f"classifier {path}: no such file; train one with `mixmag train-classifier`")
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise MixmagError(f"classifier {path}: not a loadable mixmag checkpoint "
+                          f"({type(e).__name__}); use a best.pt written by `mixmag train-classifier`") from None
+    if not isinstance(ck, dict) or ck.get("format") != FORMAT:
+        raise MixmagError(f"classifier {path}: not a {FORMAT} checkpoint "
+                          f"(format {ck.get('format') if isinstance(ck, dict) else type(ck).__name__!s}); "
+                          "use a best.pt written by `mixmag train-classifier`")
+    missing = [k for k in REQUIRED if k not in ck]
+    if missing:
+        raise MixmagError(f"classifier {path}: checkpoint lacks {missing}; it is damaged, retrain")
+    if ck["backbone"] not in BACKBONES:
+        raise MixmagError(f"classifier {path}: unknown backbone {ck['backbone']!r} "
+                          f"(this mixmag knows {sorted(BACKBONES)}); update mixmag or retrain")
+    names = list(ck["class_names"])
+    if expect_classes is not None and names != list(expect_classes):
+        raise MixmagError(f"classifier {path}: trained for {len(names)} classes {names}, "
+                          f"this pipeline needs the {len(expect_classes)} PBC classes; use a matching model")
+    return ck
+
+
+def build_model(ck: dict, path="checkpoint"):
+    b = get_backbone(ck["backbone"])
+    model, _ = b.build(len(ck["class_names"]), pretrained=False)
+    sd = {k: v.float() if v.is_floating_point() else v for k, v in ck["state_dict"].items()}
+    try:
+        model.load_state_dict(sd, strict=True)
+    except RuntimeError as e:
+        raise MixmagError(f"classifier {path}: weights do not fit backbone {ck['backbone']} with "
+                          f"{len(ck['class_names'])} classes ({str(e).splitlines()[0][:100]})") from None
+    return model
+
+
+class Classifier:
+    """A loaded single-cell classifier: ``predict(crops BGR) -> (N, C) probabilities``."""
+
+    def __init__(self, ck: dict, device="cpu", path="checkpoint"):
+        self.path = str(path)
+        self.backbone = ck["backbone"]
+        self.class_names = list(ck["class_names"])
+        self.input_size = int(ck["input_size"])
+        self.mean, self.std = list(ck["mean"]), list(ck["std"])
+        self.metrics, self.args = ck.get("metrics", {}), ck.get("args", {})
+        self.manifest_hash = ck.get("manifest_hash", "")
+        self.device = torch.device(device)
+        self.model = build_model(ck, path).to(self.device).eval()
+
+    def _batches(self, crops, batch_size):
+        for s in range(0, len(crops), batch_size):
+            imgs = []
+            for j, c in enumerate(crops[s:s + batch_size]):
+                if not (isinstance(c, np.ndarray) and c.dtype == np.uint8 and c.ndim == 3
+                        and c.shape[2] == 3 and min(c.shape[:2]) >= 1):
+                    raise MixmagError(f"crop {s + j}: expected an HxWx3 uint8 BGR array, got "
+                                      f"{getattr(c, 'shape', type(c).__name__)} "
+                                      f"{getattr(c, 'dtype', '')}")
+                imgs.append(prepare(c, self.input_size))
+            yield to_input(torch.from_numpy(np.stack(imgs)), self.mean, self.std, self.device)
+
+    @torch.inference_mode()
+    def predict(self, crops, batch_size: int = 64) -> np.ndarray:
+        out = [self.model(x).float().softmax(1).cpu().numpy() for x in self._batches(crops, batch_size)]
+        return np.concatenate(out) if out else np.zeros((0, len(self.class_names)), np.float32)
+
+    @torch.inference_mode()
+    def features(self, crops, batch_size: int = 64) -> np.ndarray:
+        """Pooled backbone features (the fine-tuned network's penultimate layer)."""
+        pooled = get_backbone(self.backbone).pooled
+        out = [pooled(self.model, x).float().cpu().numpy() for x in self._batches(crops, batch_size)]
+        return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def load_classifier(path: str | os.PathLike, device: str = "cpu",
+                    expect_classes=CLASS_NAMES) -> Classifier:
+    """Load a checkpoint written by ``mixmag train-classifier`` for inference."""
+    return Classifier(read_checkpoint(path, expect_classes), device, path)

@@ -1,0 +1,304 @@
+"""Fine-tune (or train from scratch) a single-cell classifier; runs are written like ultralytics'.
+
+runs/classify/NAME/
+  weights/best.pt, weights/last.pt   checkpoints (docs/CONTRACTS.md); last.pt also holds the state to --resume
+  args.yaml                          every setting of the run
+  results.csv                        one row an epoch: train loss, val loss/accuracy/macro F1, lr, seconds
+  confusion_matrix.png               best model on val (and confusion_matrix_test.png on test, if present)
+  metrics.json                       best model's figures on val and test, init, timing
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from ..classes import CLASS_NAMES
+from ..errors import MixmagError
+from ..fileio import prepare_output, write_csv, write_json, write_text
+from .augment import EvalTransform, train_transform
+from .checkpoint import save_checkpoint
+from .data import CellDataset, make_loader, open_source, seed_everything, subset_indices, to_input
+from .metrics import classification_metrics, save_confusion_png, summary_line
+from .registry import get_backbone
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    split: str | None = None
+    bundle: str | None = None
+    pbc: str | None = None
+    backbone: str = "efficientnet_lite0"
+    weights: str | None = None
+    pretrained: bool = True
+    imgsz: int = 160
+    store_size: int | None = None  # manifest images are first resized to this (bundle: its own)
+    epochs: int = 30
+    batch: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup: float = 0.1  # fraction of steps rising to lr (one-cycle), then cosine down
+    label_smoothing: float = 0.0
+    class_weights: bool = False
+    train_fraction: float | None = None
+    per_class: int | None = None
+    scale_range: tuple[float, float] = (0.5, 1.5)
+    colour: bool = True
+    patience: int = 10
+    seed: int = 0
+    device: str = "cpu"
+    amp: bool = False
+    workers: int = 0
+    project: str = "runs/classify"
+    name: str = "exp"
+    resume: bool = False
+    overwrite: bool = False
+    eval_test: bool = True
+    progress: bool = True
+    extra: dict = field(default_factory=dict)
+
+
+def _device(name: str) -> torch.device:
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise MixmagError(f"--device {name}: CUDA is not available here; use --device cpu")
+    if name not in ("cpu", "mps") and not name.startswith("cuda"):
+        raise MixmagError(f"--device {name}: use cpu or cuda[:N]")
+    return torch.device(name)
+
+
+def _class_weights(labels: np.ndarray, n: int) -> torch.Tensor:
+    counts = np.bincount(labels, minlength=n).astype(float)
+    w = counts.sum() / np.maximum(counts, 1) / n
+    return torch.tensor(w, dtype=torch.float32)
+
+
+@torch.no_grad()
+def predict_loader(model, loader, mean, std, device, amp: bool, progress: bool = False, desc="eval"):
+    """(probabilities, labels) for every item of ``loader``."""
+    from tqdm import tqdm
+
+    model.eval()
+    probs, labels = [], []
+    for xb, yb in tqdm(loader, desc=desc, leave=False, disable=not progress):
+        x = to_input(xb, mean, std, device, channels_last=device.type == "cuda")
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            logits = model(x)
+        probs.append(logits.float().softmax(1).cpu())
+        labels.append(yb)
+    return torch.cat(probs).numpy(), torch.cat(labels).numpy()
+
+
+def one_cycle(steps: int, warmup: float, start: float = 0.04, end: float = 1e-3):
+    """LR factor per step: linear warm-up from ``start`` to 1, then cosine down to ``end``."""
+    w = max(1, int(round(warmup * steps)))
+
+    def f(step: int) -> float:
+        if step < w:
+            return start + (1 - start) * step / w
+        t = min(1.0, (step - w) / max(1, steps - w))
+        return end + (1 - end) * 0.5 * (1 + math.cos(math.pi * t))
+
+    return f
+
+
+def _nll(probs: np.ndarray, labels: np.ndarray) -> float:
+    return float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1)).mean())
+
+
+def train_classifier(cfg: TrainConfig, assign=None) -> dict:
+    """Train per ``cfg``; returns the metrics dict also written to metrics.json.
+
+    ``assign``: optional array of split names, one per source image, replacing the manifest's
+    (the cross-validation protocol uses it to rotate folds).
+    """
+    from tqdm import tqdm
+
+    b = get_backbone(cfg.backbone)
+    if cfg.train_fraction is not None and cfg.per_class is not None:
+        raise MixmagError("--train-fraction and --per-class exclude each other; give one")
+    lo, hi = cfg.scale_range
+    if not 0 < lo <= hi:
+        raise MixmagError(f"--scale-range {lo} {hi}: need 0 < low <= high")
+    if cfg.epochs < 1 or cfg.batch < 1 or cfg.imgsz < 32 or cfg.lr <= 0:
+        raise MixmagError("--epochs/--batch must be >= 1, --imgsz >= 32, --lr > 0")
+    run = Path(cfg.project) / cfg.name
+    last_pt = run / "weights" / "last.pt"
+    if cfg.resume:
+        if not last_pt.is_file():
+            raise MixmagError(f"--resume: {last_pt} does not exist; start the run without --resume")
+    else:
+        prepare_output(run, cfg.overwrite, "run")
+    device = _device(cfg.device)
+    amp = bool(cfg.amp and device.type == "cuda")
+    if device.type == "cpu":
+        # same seed, same numbers on CPU; on CUDA cudnn autotuning is worth more than bit-equality
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    seed_everything(cfg.seed)
+
+    src = open_source(cfg.split, cfg.bundle, size=cfg.store_size or cfg.imgsz, pbc=cfg.pbc)
+    if assign is not None:
+        assign = np.asarray(assign, dtype=str)
+        if len(assign) != len(src):
+            raise MixmagError(f"split assignment has {len(assign)} entries for {len(src)} images")
+        src.splits = assign
+    idx = {s: np.flatnonzero(src.splits == s) for s in ("train", "val", "test")}
+    if len(idx["train"]) == 0 or len(idx["val"]) == 0:
+        raise MixmagError(f"{src.origin}: needs train and val images "
+                          f"(has train {len(idx['train'])}, val {len(idx['val'])})")
+    idx["train"] = subset_indices(src.labels, idx["train"], cfg.train_fraction, cfg.per_class, cfg.seed)
+    n_cls = len(CLASS_NAMES)
+
+    model, init = b.build(n_cls, pretrained=cfg.pretrained, weights=cfg.weights)
+    if init == "random" and cfg.backbone != "microcellnet":
+        log.warning("%s: RANDOM initialisation (no ImageNet weights used)", cfg.backbone)
+    model = model.to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+
+    train_ds = CellDataset(src, idx["train"], train_transform(cfg.imgsz, cfg.scale_range, cfg.colour))
+    val_ds = CellDataset(src, idx["val"], EvalTransform(cfg.imgsz))
+    pin = device.type == "cuda"
+    train_dl = make_loader(train_ds, cfg.batch, True, cfg.workers, cfg.seed,
+                           drop_last=len(train_ds) > cfg.batch, pin=pin)
+    val_dl = make_loader(val_ds, max(cfg.batch, 64), False, cfg.workers, cfg.seed, pin=pin)
+    steps = len(train_dl) * cfg.epochs
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, one_cycle(steps, cfg.warmup))
+    weight = _class_weights(src.labels[idx["train"]], n_cls).to(device) if cfg.class_weights else None
+    loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
+
+    args = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()}
+    args.update(init=init, data=src.origin, manifest_hash=src.manifest_hash, stored_size=src.size,
+                train_images=int(len(idx["train"])), val_images=int(len(idx["val"])))
+    ck_common = dict(backbone=cfg.backbone, class_names=CLASS_NAMES, input_size=cfg.imgsz,
+                     mean=b.mean, std=b.std, manifest_hash=src.manifest_hash,
+                     train_scale=cfg.scale_range, args=args)
+    history, start, best, best_epoch, train_seconds = [], 0, (-1.0, math.inf), -1, 0.0
+    if cfg.resume:
+        ck = torch.load(last_pt, map_location="cpu", weights_only=True)
+        st = ck.get("train_state")
+        if not st:
+            raise MixmagError(f"--resume: {last_pt} holds no training state (was it stripped?)")
+        model.load_state_dict(ck["state_dict"])
+        opt.load_state_dict(st["optimizer"])
+        sched.load_state_dict(st["scheduler"])
+        start, best_epoch = int(st["epoch"]) + 1, int(st["best_epoch"])
+        best, history = tuple(st["best"]), list(st["history"])
+        train_seconds = float(st.get("train_seconds", 0.0))
+        log.info("resuming %s at epoch %d", run, start + 1)
+    (run / "weights").mkdir(parents=True, exist_ok=True)
+    write_text(run / "args.yaml", _yaml(args))
+    log.info("%s (%s) on %s: %d train / %d val images from %s, %d px, %d epochs x %d steps",
+             cfg.backbone, init, device, len(idx["train"]), len(idx["val"]), src.origin,
+             cfg.imgsz, cfg.epochs, len(train_dl))
+
+    for epoch in range(start, cfg.epochs):
+        if epoch - best_epoch > cfg.patience and best_epoch >= 0:
+            log.info("early stop: val accuracy has not improved for %d epochs", cfg.patience)
+            break
+        model.train()
+        t0, tot, nb = time.perf_counter(), 0.0, 0
+        bar = tqdm(train_dl, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress,
+                   leave=False, unit="batch")
+        for xb, yb in bar:
+            x = to_input(xb, b.mean, b.std, device, channels_last=device.type == "cuda")
+            y = yb.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                loss = loss_fn(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            tot, nb = tot + loss.item(), nb + 1
+            if nb % 10 == 0 or nb == len(train_dl):
+                bar.set_postfix(loss=f"{tot / nb:.3f}")
+        bar.close()
+        train_s = time.perf_counter() - t0
+        train_seconds += train_s
+        probs, labels = predict_loader(model, val_dl, b.mean, b.std, device, amp)
+        vm = classification_metrics(labels, probs.argmax(1))
+        row = {"epoch": epoch + 1, "train_loss": tot / max(nb, 1), "val_loss": _nll(probs, labels),
+               "val_accuracy": vm["accuracy"], "val_macro_f1": vm["macro_f1"],
+               "lr": opt.param_groups[0]["lr"], "train_seconds": round(train_s, 2),
+               "images_per_s": round(len(train_ds) / max(train_s, 1e-9), 1)}
+        history.append(row)
+        improved = (vm["accuracy"], -row["val_loss"]) > (best[0], -best[1])
+        if improved:
+            best, best_epoch = (vm["accuracy"], row["val_loss"]), epoch
+            save_checkpoint(run / "weights" / "best.pt", model, metrics={"val": vm, "epoch": epoch + 1},
+                            **ck_common)
+        state = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "epoch": epoch,
+                 "best": list(best), "best_epoch": best_epoch, "history": history,
+                 "train_seconds": train_seconds}
+        save_checkpoint(last_pt, model, metrics={"val": vm, "epoch": epoch + 1}, train_state=state,
+                        **ck_common)
+        write_csv(run / "results.csv", pd.DataFrame(history))
+        print(f"epoch {epoch + 1}/{cfg.epochs}: train loss {row['train_loss']:.4f}  "
+              f"val loss {row['val_loss']:.4f}  val {summary_line(vm)}  "
+              f"{train_s:.1f}s ({row['images_per_s']:.0f} img/s){'  *best' if improved else ''}",
+              flush=True)
+
+    return finish_run(run, cfg, src, idx, device, amp, ck_common, history, best_epoch, train_seconds)
+
+
+def finish_run(run, cfg, src, idx, device, amp, ck_common, history, best_epoch, train_seconds):
+    """Score best.pt on val (and test), write metrics.json and the confusion PNGs."""
+    from .checkpoint import build_model, read_checkpoint
+
+    ck = read_checkpoint(run / "weights" / "best.pt")
+    model = build_model(ck).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    b = get_backbone(cfg.backbone)
+    out = {"backbone": cfg.backbone, "init": ck_common["args"]["init"], "imgsz": cfg.imgsz,
+           "best_epoch": best_epoch + 1, "epochs_run": len(history),
+           "train_seconds": round(train_seconds, 1), "device": _device_name(device),
+           "data": src.origin, "manifest_hash": src.manifest_hash,
+           "train_images": int(len(idx["train"]))}
+    for split in ("val", "test"):
+        if split == "test" and (not cfg.eval_test or len(idx["test"]) == 0):
+            continue
+        ds = CellDataset(src, idx[split], EvalTransform(cfg.imgsz))
+        dl = make_loader(ds, max(cfg.batch, 64), False, cfg.workers, cfg.seed,
+                         pin=device.type == "cuda")
+        probs, labels = predict_loader(model, dl, b.mean, b.std, device, amp)
+        m = classification_metrics(labels, probs.argmax(1))
+        out[split] = m
+        save_confusion_png(m["confusion"], CLASS_NAMES,
+                           run / ("confusion_matrix.png" if split == "val" else "confusion_matrix_test.png"),
+                           f"{cfg.backbone} {cfg.imgsz}px, best epoch, {split} "
+                           f"(acc {m['accuracy']:.2%})")
+        print(f"best.pt on {split}: {summary_line(m)}")
+    write_json(run / "metrics.json", out)
+    save_checkpoint(run / "weights" / "best.pt", model,
+                    metrics={k: v for k, v in out.items()}, **ck_common)
+    print(f"results in {run}")
+    return out
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.processor() or platform.machine()} cpu, {torch.get_num_threads()} threads"
+
+
+def _yaml(d: dict) -> str:
+    import yaml
+
+    return yaml.safe_dump(d, sort_keys=False)
