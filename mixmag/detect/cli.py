@@ -51,6 +51,8 @@ def register(sub) -> None:
     p.add_argument("--conf", type=float, default=0.25)
     p.add_argument("--iou", type=float, default=0.6)
     p.add_argument("--margin", type=float, default=0.15, help="context margin for --scale-norm off")
+    p.add_argument("--window", type=int, default=360,
+                   help="native field of view (px) of a scale-normalised crop (PBC: 360)")
     p.add_argument("--recursive", action="store_true", help="search folders and globs recursively")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--batch", type=int, default=16, help="detector tiles a batch (crops: 4x)")
@@ -122,7 +124,7 @@ def _predict(args: argparse.Namespace) -> int:
     sizes = find_native_sizes(args.detector, args.native_sizes)
     opt = PredictOptions(mode=mode, scale_norm=args.scale_norm == "on", tile=args.tile,
                          overlap=args.tile_overlap, conf=args.conf, iou=args.iou,
-                         batch=args.batch, margin=args.margin)
+                         batch=args.batch, margin=args.margin, window=args.window)
     if opt.scale_norm and mode == "detector":
         opt.scale_norm = False
     pipe = Pipeline(detector, classifier, sizes, opt)

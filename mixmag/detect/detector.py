@@ -75,11 +75,15 @@ class YoloDetector(_Base):
                               "(runs/detect/NAME/weights/best.pt or a released models/*.pt)")
         device = _check_device(device)
         YOLO = setup_ultralytics()
+        bad = f"--detector {weights}: not an ultralytics detector checkpoint"
+        if weights.suffix.lower() != ".pt":
+            raise MixmagError(f"{bad} (expected a .pt, or a .onnx from `mixmag export`)")
         try:
             yolo = YOLO(str(weights), task="detect")
         except Exception as e:  # ultralytics raises many types for a bad checkpoint
-            raise MixmagError(f"--detector {weights}: not an ultralytics detector checkpoint "
-                              f"({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+            raise MixmagError(f"{bad} ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+        if not isinstance(yolo.model, torch.nn.Module):
+            raise MixmagError(bad)
         if yolo.task != "detect":
             raise MixmagError(f"--detector {weights}: a '{yolo.task}' model, not a detector")
         self.weights = weights

@@ -170,6 +170,10 @@ class Pipeline:
                               "detector (magnification.json); pass --native-sizes "
                               "datasets/NAME/cells.csv or --scale-norm off")
         self.tile = int(self.opt.tile or detector.imgsz)
+        if self.opt.overlap >= self.tile // 2:
+            log.warning("tile overlap %d is too large for %d px tiles; using %d",
+                        self.opt.overlap, self.tile, self.tile // 4)
+            self.opt.overlap = self.tile // 4
 
     # -- detection
     def detect(self, images: list[np.ndarray]) -> list[np.ndarray]:

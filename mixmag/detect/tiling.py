@@ -3,7 +3,8 @@
 Every tile is exactly ``tile`` × ``tile`` pixels (an image smaller than a tile is padded), so the
 detector sees cells at the scale it was trained at. Merging has two steps:
 
-1. ``torchvision.ops.batched_nms`` removes the same cell found whole in two overlapping tiles;
+1. ``torchvision.ops.batched_nms`` over the whole (uncut) boxes removes the same cell found whole
+   in two overlapping tiles;
 2. a box that touches an interior tile seam is a cell cut by the tile: it is dropped when most of
    it lies inside a box that was found whole elsewhere, and two cut pieces of a cell larger than
    the overlap (never whole in any tile) are joined into one box.
@@ -100,12 +101,15 @@ def merge_tiles(dets: list[np.ndarray], grid: list[Tile], iou: float = 0.5,
     if len(grid) == 1 or not len(d):
         return d
 
-    boxes, scores = torch.from_numpy(d[:, :4]), torch.from_numpy(d[:, 4])
-    groups = torch.zeros(len(d), dtype=torch.int64) if agnostic else torch.from_numpy(d[:, 5]).long()
-    # whole boxes outrank cut ones in NMS, so a cut copy never suppresses the whole cell
-    rank = scores + torch.from_numpy((~cut).astype(np.float32)) * 2.0
-    keep = torchvision.ops.batched_nms(boxes, rank, groups, iou).numpy()
-    d, cut, tile_id = d[keep], cut[keep], tile_id[keep]
+    # NMS among whole boxes only: cut pieces of one big cell overlap each other heavily and
+    # must be joined below, not suppressed
+    whole = np.flatnonzero(~cut)
+    groups = (torch.zeros(len(whole), dtype=torch.int64) if agnostic
+              else torch.from_numpy(d[whole, 5]).long())
+    keep = torchvision.ops.batched_nms(torch.from_numpy(d[whole, :4]),
+                                       torch.from_numpy(d[whole, 4]), groups, iou).numpy()
+    sel = np.concatenate([whole[keep], np.flatnonzero(cut)])
+    d, cut, tile_id = d[sel], cut[sel], tile_id[sel]
 
     order = np.lexsort((-d[:, 4], cut))  # whole first, then by score
     d, cut, tile_id = d[order], cut[order], tile_id[order]
