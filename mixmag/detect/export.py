@@ -38,7 +38,7 @@ def export_detector(weights: str | os.PathLike, out_dir: Path, opset: int | None
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".export-") as tmp:
         local = Path(tmp) / "detector.pt"
         shutil.copyfile(weights, local)
-        kw = dict(format="onnx", imgsz=det.imgsz, simplify=False, dynamic=dynamic, half=False,
+        kw = dict(format="onnx", imgsz=det.imgsz, simplify=False, dynamic=dynamic,
                   nms=False, device="cpu", verbose=False)
         if opset:
             kw["opset"] = opset
