@@ -263,3 +263,37 @@ def test_cli_missing_weights_is_one_line_error(tmp_path, capsys, drawn_ds):
     assert rc == 2 and len(err.splitlines()) == 1 and "not an ultralytics detector" in err
     rc = main(["train-detector", "--data", str(tmp_path / "no.yaml")])
     assert rc == 2 and "no such file" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ metrics (benchmark)
+
+def _truth_as_predictions(truth):
+    p = truth[["image", "x1", "y1", "x2", "y2", "class_name", "class_id"]].copy()
+    p["image"] = p["image"].map(lambda s: Path(s).name)
+    p["score"] = p["det_conf"] = p["class_conf"] = 0.9
+    p["magnification_est"] = truth["magnification"].to_numpy() * 1.05
+    return p
+
+
+def test_metrics_perfect_missing_and_wrong(drawn_ds):
+    from mixmag.detect.metrics import coco_map, match_cells, summary
+    from mixmag.detect.outputs import coco_image_ids, coco_results
+
+    truth = pd.read_csv(drawn_ds / "cells.csv").query("split == 'test'").reset_index(drop=True)
+    pred = _truth_as_predictions(truth)
+    s = summary(match_cells(pred, truth))
+    assert s["macro_f1"] == 1.0 and s["localisation_recall"] == 1.0
+    assert s["magnification_error"]["median_rel_error"] == pytest.approx(0.05)
+    assert all(v["macro_f1"] == 1.0 for v in s["per_magnification"].values())
+    ids = coco_image_ids(sorted(pred["image"].unique()), drawn_ds / "test.json")
+    assert coco_map(drawn_ds / "test.json", coco_results(pred, ids))["map50"] == pytest.approx(1.0)
+
+    missing = summary(match_cells(pred.iloc[1:], truth))
+    assert missing["localisation_recall"] == pytest.approx(1 - 1 / len(truth))
+    wrong = pred.copy()
+    wrong.loc[0, "class_name"] = "platelet" if truth.loc[0, "class_name"] != "platelet" else "ig"
+    s_wrong = summary(match_cells(wrong, truth))
+    assert s_wrong["macro_f1"] < 1.0 and s_wrong["localisation_recall"] == 1.0
+    shifted = pred.copy()
+    shifted[["x1", "x2"]] += (shifted["x2"] - shifted["x1"]).to_numpy()[:, None] * 0.6
+    assert summary(match_cells(shifted, truth))["localisation_recall"] == 0.0

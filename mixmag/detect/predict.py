@@ -266,7 +266,11 @@ class Pipeline:
         return frame[CELL_COLUMNS]
 
     def run(self, sources: list[Source], progress: bool = True, on_group=None) -> PredictResult:
-        from tqdm import tqdm
+        try:
+            from tqdm import tqdm
+        except ImportError:  # bare GPU images lack tqdm; progress is a nicety
+            progress = False
+            tqdm = _NoBar
 
         cells, image_rows = [], []
         t0 = time.perf_counter()
@@ -306,6 +310,17 @@ class Pipeline:
         seconds = time.perf_counter() - t0
         frame = pd.concat(cells, ignore_index=True) if cells else pd.DataFrame(columns=CELL_COLUMNS)
         return PredictResult(frame, pd.DataFrame(image_rows), seconds=seconds)
+
+
+class _NoBar:
+    def __init__(self, *a, **k):
+        pass
+
+    def update(self, n=1):
+        pass
+
+    def close(self):
+        pass
 
 
 def _n_tiles(shape, tile: int, overlap: int) -> int:

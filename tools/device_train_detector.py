@@ -1,0 +1,166 @@
+"""Train the detector on a GPU machine in a fixed time budget, then time inference.
+
+    python tools/device_train_detector.py --data datasets/NAME/data.yaml --out runs/detect/NAME \
+        [--model models/yolo11s-mixmag.yaml] [--single-class] [--minutes 4] [--imgsz 1024] \
+        [--batch 32] [--workers 16] [--cache ram] [--amp bf16] [--wheels .whl]
+
+Made for a bare GPU image (torch, numpy, opencv, pandas, matplotlib, scipy, psutil, pyyaml,
+requests, pillow; no ultralytics, polars, thop, tqdm, pycocotools): with --wheels DIR it installs
+the wheels found there with ``pip install --no-deps --no-index`` (only ``ultralytics`` is needed;
+``tqdm`` is optional). polars is not needed: mixmag replaces the one trainer method that imports it
+and trains with plots=False.
+
+Writes to --out (ultralytics layout): weights/best.pt, weights/last.pt, weights/magnification.json,
+results.csv, args.yaml, mixmag_train.json, device_metrics.json (final val metrics, epochs, wall
+time, training images/s, detector images/s at each --bench-batches size). Prints one summary line
+starting with ``DEVICE_TRAIN``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib.util
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def ensure_wheels(folder: str | None) -> list[str]:
+    installed = []
+    if importlib.util.find_spec("ultralytics") is not None or not folder:
+        return installed
+    wheels = sorted(str(p) for p in Path(folder).glob("*.whl")
+                    if p.name.split("-")[0].lower() in {"ultralytics", "tqdm"})
+    if wheels:
+        subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                               "--no-index", *wheels])
+        installed = [Path(w).name for w in wheels]
+    return installed
+
+
+def training_rate(run: Path, n_train: int) -> dict:
+    """Epochs and images/s from results.csv (its 'time' column is cumulative seconds)."""
+    try:
+        rows = list(csv.DictReader((run / "results.csv").open()))
+    except OSError:
+        return {}
+    if not rows:
+        return {}
+    times = [float(r["time"]) for r in rows]
+    return {"epochs": len(rows), "train_seconds": round(times[-1], 1),
+            "train_images_per_s_incl_val": round(n_train * len(rows) / max(times[-1], 1e-9), 1),
+            "last": {k.strip(): float(v) for k, v in rows[-1].items() if v.strip()}}
+
+
+def detector_throughput(weights: Path, images_dir: Path, batches: list[int], imgsz: int,
+                        n: int = 128) -> dict:
+    import torch
+
+    from mixmag.detect.detector import YoloDetector
+    from mixmag.images import read_image
+
+    paths = sorted(images_dir.glob("*.jpg"))[:n]
+    if not paths:
+        return {}
+    images = [read_image(p) for p in paths]
+    while len(images) < n:
+        images += images[: n - len(images)]
+    det = YoloDetector(weights, device="cuda" if torch.cuda.is_available() else "cpu")
+    out = {}
+    for b in batches:
+        det.predict(images[:b], batch_size=b)  # warm-up
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        det.predict(images, batch_size=b)
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        out[str(b)] = round(len(images) / (time.perf_counter() - t), 1)
+    return {"images_per_s_by_batch": out, "imgsz": imgsz, "n_images": len(images),
+            "includes": "letterbox + forward (fp16) + NMS; decode excluded"}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--out", required=True, help="run folder (runs/detect/NAME)")
+    ap.add_argument("--model", default=str(REPO / "models" / "yolo11s-mixmag.yaml"))
+    ap.add_argument("--single-class", action="store_true")
+    ap.add_argument("--minutes", type=float, default=4.0, help="training time budget")
+    ap.add_argument("--epochs", type=int, default=300, help="upper bound; --minutes decides")
+    ap.add_argument("--imgsz", type=int, default=1024)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--workers", type=int, default=16)
+    ap.add_argument("--cache", default="ram", choices=["ram", "disk", "none"])
+    ap.add_argument("--amp", default="bf16", choices=["bf16", "fp16", "fp32"])
+    ap.add_argument("--close-mosaic", type=int, default=3)
+    ap.add_argument("--device", default="0")
+    ap.add_argument("--wheels", default=None, help="folder with the ultralytics wheel")
+    ap.add_argument("--bench-batches", default="1,8,32,64")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--overwrite", action="store_true")
+    args = ap.parse_args(argv)
+
+    t0 = time.time()
+    installed = ensure_wheels(args.wheels)
+    from mixmag.detect.train import parse_overrides, train_detector
+    from mixmag.detect.yolo_env import polars_available
+
+    out = Path(args.out).resolve()
+    extra = dict(imgsz=args.imgsz, batch=args.batch, workers=args.workers, device=args.device,
+                 epochs=args.epochs, close_mosaic=args.close_mosaic, plots=False,
+                 amp={"bf16": "bf16", "fp16": True, "fp32": False}[args.amp])
+    if args.cache != "none":
+        extra["cache"] = args.cache
+    extra.update(parse_overrides(args.set))
+    run = train_detector(args.data, args.model, single_class=args.single_class, name=out.name,
+                         project=out.parent, overwrite=args.overwrite,
+                         time_hours=args.minutes / 60, **extra)
+    record = json.loads((run / "mixmag_train.json").read_text())
+    import yaml
+
+    data_cfg = yaml.safe_load(Path(args.data).read_text())
+    root = Path(data_cfg.get("path") or Path(args.data).parent)
+    n_train = len(list((root / data_cfg["train"]).glob("*.jpg")))
+    val_dir = root / data_cfg.get("val", data_cfg["train"])
+    metrics = {
+        "gpu": _gpu(), "polars_installed": polars_available(), "wheels_installed": installed,
+        "n_train_images": n_train, "train": training_rate(run, n_train),
+        "final_val": record.get("metrics", {}), "wall_s_total": None,
+        "args": {k: v for k, v in vars(args).items()},
+        "inference": detector_throughput(run / "weights" / "best.pt", val_dir,
+                                         [int(b) for b in args.bench_batches.split(",") if b],
+                                         args.imgsz),
+    }
+    metrics["wall_s_total"] = round(time.time() - t0, 1)
+    from mixmag.fileio import write_json
+
+    write_json(run / "device_metrics.json", metrics)
+    print("DEVICE_TRAIN", json.dumps({"run": str(run), "final_val": metrics["final_val"],
+                                      "train": {k: v for k, v in metrics["train"].items()
+                                                if k != "last"},
+                                      "inference": metrics["inference"].get("images_per_s_by_batch"),
+                                      "wall_s_total": metrics["wall_s_total"]}))
+    return 0
+
+
+def _gpu() -> str:
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none (CPU)"
+
+
+if __name__ == "__main__":
+    from mixmag.errors import MixmagError
+
+    try:
+        sys.exit(main())
+    except MixmagError as e:
+        print(f"device_train_detector: error: {e}", file=sys.stderr)
+        sys.exit(2)
