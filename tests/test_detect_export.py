@@ -27,8 +27,9 @@ def _tiny_detector(path: Path, imgsz: int = 160) -> Path:
     torch.manual_seed(0)
     model = YOLO(str(REPO / "models" / "yolo11n-mixmag.yaml")).model
     model.names = dict(enumerate(CLASS_NAMES))
+    # trained at imgsz on canvases twice as large (as train-detector records it)
     torch.save({"model": model.eval(), "train_args": {"imgsz": imgsz}, "date": None,
-                "version": "test"}, path)
+                "version": "test", "mixmag": {"train_canvas": 2 * imgsz, "imgsz": imgsz}}, path)
     return path
 
 
@@ -53,6 +54,12 @@ def test_detector_onnx_parity(tmp_path):
     assert meta["imgsz"] == 160 and meta["names"]["2"] == "erythroblast"
     images = _images()
     a, b = YoloDetector(pt), OnnxDetector(onnx_path)
+    # predict tiles at the training canvas (320), letterboxed to 160 as in training
+    from mixmag.detect.predict import Pipeline, PredictOptions
+
+    assert a.train_canvas == b.train_canvas == 320 and meta["train_canvas"] == 320
+    assert Pipeline(a, None, None, PredictOptions(mode="detector")).tile == 320
+    assert Pipeline(b, None, None, PredictOptions(mode="detector", tile=200)).tile == 200
     xa, xb = a.preprocess(images), b.preprocess(images)
     assert np.array_equal(xa, xb) and xa.shape == (3, 3, 160, 160)
     ra, rb = a.forward(xa), b.forward(xb)

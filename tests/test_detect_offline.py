@@ -1,5 +1,6 @@
 """ultralytics under mixmag reaches for no network, installs nothing, writes only where told, and
-trains without polars.
+trains without polars; the AMP check never fetches weights; the pandas results reader matches
+ultralytics' polars one.
 
 The run happens in a fresh interpreter (import-time behaviour counts): socket connects, DNS
 look-ups and subprocess launches are recorded and refused, polars is made unimportable, HOME is
@@ -56,15 +57,26 @@ from mixmag.detect.detector import YoloDetector
 from mixmag.images import read_image
 
 data = make_yolo_dataset(Path("ds"), counts=(("train", 4), ("val", 2), ("test", 2)), size=128)
+# plots=True needs polars: the wrapper must turn it off; amp=True goes through the AMP check;
+# imgsz 96 on 128-px canvases: predict must tile at 128 (the scale the detector learned)
 run = train_detector(data, os.path.join(sys.argv[1], "models/yolo11n-mixmag.yaml"), name="t",
-                     imgsz=128, epochs=1, batch=4, workers=0, device="cpu")
+                     imgsz=96, epochs=1, batch=4, workers=0, device="cpu", plots=True, amp=True)
+import torch
+import ultralytics.engine.trainer as tr
+last = torch.load(run / "weights" / "last.pt", map_location="cpu", weights_only=False)
+best = torch.load(run / "weights" / "best.pt", map_location="cpu", weights_only=False)
 det = YoloDetector(run / "weights" / "best.pt")
 out = det.predict([read_image(p) for p in sorted(Path("ds/images/test").glob("*.jpg"))], conf=0.001)
 from ultralytics import YOLO
 YOLO(str(run / "weights" / "best.pt")).val(data=str(data), imgsz=128, batch=2, plots=False,
                                             device="cpu", verbose=False)
 print("PROBE", json.dumps({"attempts": attempts, "run": str(run), "n_images": len(out), "local_tools": local_tools,
-                           "polars_loaded": "polars" in sys.modules and sys.modules["polars"] is not None}))
+                           "polars_loaded": "polars" in sys.modules and sys.modules["polars"] is not None,
+                           "reader": tr.BaseTrainer.read_results_csv.__module__,
+                           "amp_check": tr.check_amp.__module__ + "." + tr.check_amp.__name__,
+                           "train_results": last.get("train_results"), "mixmag": best.get("mixmag"),
+                           "plots": (run / "args.yaml").read_text().count("plots: false"),
+                           "canvas": det.train_canvas, "imgsz": det.imgsz}))
 '''
 
 
@@ -84,6 +96,14 @@ def test_train_and_predict_offline_without_polars(tmp_path):
     result = json.loads(line[6:])
     assert result["attempts"] == [], result["attempts"]
     assert result["n_images"] == 2 and not result["polars_loaded"]
+    assert result["reader"] == "mixmag.detect.yolo_env"  # polars hidden: pandas reader installed
+    assert result["amp_check"] == "mixmag.detect.yolo_env._local_amp_check"
+    assert result["plots"] == 1  # plots=True asked, turned off (polars missing)
+    # the checkpoint keeps the results table, as ultralytics' polars reader would give it
+    tr = result["train_results"]
+    assert tr["epoch"] == [1] and len(tr["metrics/mAP50(B)"]) == 1 and len(tr) > 10
+    assert result["mixmag"] == {"train_canvas": 128, "imgsz": 96}
+    assert (result["canvas"], result["imgsz"]) == (128, 96)
     # nothing in HOME; in the working folder only the dataset, the probe and runs/
     assert not any(home.rglob("*")), sorted(home.rglob("*"))
     assert sorted(p.name for p in work.iterdir()) == ["ds", "probe.py", "runs"]
@@ -94,3 +114,64 @@ def test_train_and_predict_offline_without_polars(tmp_path):
     assert run.parent == (work / "runs" / "detect").resolve()
     assert {"best.pt", "last.pt", "magnification.json"} <= {p.name for p in (run / "weights").iterdir()}
     assert (run / "results.csv").read_text().startswith("epoch,")
+
+
+HEADER = ["epoch", "time", "train/box_loss", "train/cls_loss", "train/dfl_loss",
+          "metrics/precision(B)", "metrics/recall(B)", "metrics/mAP50(B)", "metrics/mAP50-95(B)",
+          "val/box_loss", "val/cls_loss", "val/dfl_loss", "lr/pg0"]
+RESULTS_CSV = ",".join(HEADER) + """
+1,12.5,3.1,4.2,1.9,0.001,0.02,0.0005,0.0001,3.0,4.1,1.8,0.00066
+2,24.75,2.9,3.8,1.7,0.01,0.1,0.004,0.001,2.8,3.7,1.6,0.0012
+"""
+
+
+class _Holder:
+    def __init__(self, csv):
+        self.csv = csv
+
+
+def test_pandas_results_reader_matches_ultralytics(tmp_path):
+    """The polars-free reader returns what ultralytics' polars reader returns."""
+    from mixmag.detect.yolo_env import read_results_csv_pandas, setup_ultralytics
+
+    setup_ultralytics()
+    csv = tmp_path / "results.csv"
+    csv.write_text(RESULTS_CSV)
+    ours = read_results_csv_pandas(_Holder(csv))
+    assert ours["epoch"] == [1, 2] and ours["time"] == [12.5, 24.75]
+    assert ours["metrics/mAP50(B)"] == [0.0005, 0.004] and len(ours) == 13
+    assert read_results_csv_pandas(_Holder(tmp_path / "missing.csv")) == {}
+    pytest.importorskip("polars")
+    from ultralytics.engine.trainer import BaseTrainer
+
+    # polars importable here: ultralytics' own reader stays in place, and both agree
+    assert BaseTrainer.read_results_csv.__module__ == "ultralytics.engine.trainer"
+    assert BaseTrainer.read_results_csv(_Holder(csv)) == ours
+
+
+def test_amp_check_never_downloads(tmp_path, monkeypatch):
+    """ultralytics' check_amp fetches yolo26n.pt from github even with YOLO_OFFLINE=1 (measured:
+    a connect to github.com:443); under mixmag the trainer calls a local check instead."""
+    import torch
+
+    from mixmag.detect.yolo_env import setup_ultralytics
+
+    setup_ultralytics()
+    import ultralytics.engine.trainer as tr
+    import ultralytics.utils.downloads as dl
+
+    def no_download(*a, **k):
+        raise AssertionError(f"download attempted: {a[:1]}")
+
+    monkeypatch.setattr(dl, "attempt_download_asset", no_download)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+
+    class CudaParam:
+        device = torch.device("cuda")
+
+    class OnCuda(torch.nn.Module):  # a model whose parameters report a CUDA device
+        def parameters(self, recurse=True):
+            yield CudaParam()
+
+    assert tr.check_amp(OnCuda()) is True  # AMP kept on the GPU, no model loaded
+    assert tr.check_amp(torch.nn.Linear(1, 1)) is False  # and off on the CPU

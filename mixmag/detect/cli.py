@@ -45,7 +45,8 @@ def register(sub) -> None:
     p.add_argument("--native-sizes", help="magnification.json or a dataset's cells.csv "
                                           "(default: magnification.json beside the detector)")
     p.add_argument("--tile", type=int, default=None,
-                   help="tile side in px (default: the detector's training size)")
+                   help="tile side in px (default: the size of the images the detector was "
+                        "trained on, so cells keep the scale it learned)")
     p.add_argument("--tile-overlap", type=int, default=256,
                    help="tile overlap in px; should exceed the largest cell")
     p.add_argument("--conf", type=float, default=0.25)

@@ -22,6 +22,7 @@ from ..errors import MixmagError
 class _Base:
     names: dict[int, str]
     imgsz: int
+    train_canvas: int  # side (px) of the images it was trained on; imgsz when unknown
 
     def _letterbox(self):
         from ultralytics.data.augment import LetterBox
@@ -92,6 +93,8 @@ class YoloDetector(_Base):
         args = getattr(yolo.model, "args", {}) or {}
         imgsz = args.get("imgsz", 640) if isinstance(args, dict) else 640
         self.imgsz = int(imgsz[0] if isinstance(imgsz, (list, tuple)) else imgsz)
+        record = (yolo.ckpt or {}).get("mixmag") or {}
+        self.train_canvas = int(record.get("train_canvas") or self.imgsz)
         self.device = torch.device(device)
         self.half = (self.device.type == "cuda") if half is None else half
         if self.half:
@@ -119,6 +122,7 @@ class OnnxDetector(_Base):
         meta = json.loads(meta_path.read_text())
         self.names = {int(k): v for k, v in meta["names"].items()}
         self.imgsz = int(meta["imgsz"])
+        self.train_canvas = int(meta.get("train_canvas") or self.imgsz)
         self.session = ort.InferenceSession(str(onnx_path),
                                             providers=providers or ["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name

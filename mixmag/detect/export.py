@@ -48,6 +48,7 @@ def export_detector(weights: str | os.PathLike, out_dir: Path, opset: int | None
             shutil.move(str(produced), t)
     write_json(out_dir / "detector.json", {
         "format": "mixmag-onnx-detector/1", "names": det.names, "imgsz": det.imgsz,
+        "train_canvas": det.train_canvas,
         "source": str(weights), "dynamic": dynamic,
         "preprocess": "square letterbox to imgsz (ultralytics LetterBox auto=False, pad 114), "
                       "BGR->RGB, /255, NCHW float32",

@@ -49,7 +49,7 @@ CELL_COLUMNS = ["image", "x1", "y1", "x2", "y2", "class_name", "class_id", "scor
 class PredictOptions:
     mode: str = "two-stage"
     scale_norm: bool = True
-    tile: int | None = None  # None: the detector's training size, so cells keep their scale
+    tile: int | None = None  # None: the detector's training canvas, so cells keep their scale
     overlap: int = 256
     conf: float = 0.25
     iou: float = 0.6
@@ -169,7 +169,8 @@ class Pipeline:
             raise MixmagError("--scale-norm on: needs native cell sizes; none found beside the "
                               "detector (magnification.json); pass --native-sizes "
                               "datasets/NAME/cells.csv or --scale-norm off")
-        self.tile = int(self.opt.tile or detector.imgsz)
+        # tiles of the training canvas size, letterboxed to imgsz like the training images were
+        self.tile = int(self.opt.tile or getattr(detector, "train_canvas", None) or detector.imgsz)
         if self.opt.overlap >= self.tile // 2:
             log.warning("tile overlap %d is too large for %d px tiles; using %d",
                         self.opt.overlap, self.tile, self.tile // 4)

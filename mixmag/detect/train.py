@@ -14,6 +14,11 @@ Why these defaults (see docs/detect.md for the longer argument):
 - ``mosaic=1.0`` (pixel scale kept, since scale=0) with ``close_mosaic`` for the last quarter:
   more cells per batch and varied crowding; cells cut at mosaic seams are clipped like any border.
 - ``mixup=0, copy_paste=0``: blended cells would be ambiguous to label.
+
+The checkpoint also records the training images' canvas size (``ckpt["mixmag"]["train_canvas"]``):
+ultralytics letterboxes every training image to ``imgsz``, so a detector trained at ``imgsz=640``
+on 1024² composites has seen cells at 0.625× their pixel size. ``mixmag predict`` cuts tiles of
+``train_canvas`` pixels (not ``imgsz``) so cells reach the network at the scale it learned.
 """
 
 from __future__ import annotations
@@ -93,6 +98,12 @@ def train_detector(data: str | os.PathLike, model: str | os.PathLike = "models/y
 
     YOLO = setup_ultralytics()
     args = {**DEFAULTS, **AUGMENT, **overrides}
+    if args.get("plots"):
+        from .yolo_env import polars_available
+
+        if not polars_available():
+            log.warning("plots=True needs polars (not installed): training with plots=False")
+            args["plots"] = False
     if time_hours:
         args["time"] = time_hours
     args.setdefault("close_mosaic", max(1, int(args["epochs"]) // 4))
@@ -105,9 +116,10 @@ def train_detector(data: str | os.PathLike, model: str | os.PathLike = "models/y
     save_dir = Path(trainer.save_dir)
     wall = time.time() - t0
 
-    if single_class:
-        for w in (trainer.best, trainer.last):
-            _rename_single_class(Path(w))
+    canvas = train_canvas(cfg)
+    for w in (trainer.best, trainer.last):
+        _annotate_checkpoint(Path(w), single_class,
+                             {"train_canvas": canvas, "imgsz": int(args["imgsz"])})
     sizes = _native_sizes(cfg)
     if sizes:
         write_native_sizes(save_dir / "weights" / NATIVE_SIZES_FILE, sizes,
@@ -119,8 +131,33 @@ def train_detector(data: str | os.PathLike, model: str | os.PathLike = "models/y
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in args.items()},
         "wall_s": round(wall, 1), "epochs_done": int(getattr(trainer, "epoch", -1)) + 1,
         "metrics": metrics, "best": str(trainer.best), "ultralytics": _ultralytics_version(),
-        "native_sizes": bool(sizes)})
+        "native_sizes": bool(sizes), "train_canvas": canvas})
     return save_dir
+
+
+def train_canvas(cfg: dict, sample: int = 32) -> int:
+    """Typical longest side (px) of the training images: cells.csv's canvas, else image headers."""
+    cells = cfg["_root"] / "cells.csv"
+    if cells.is_file():
+        import pandas as pd
+
+        frame = pd.read_csv(cells, usecols=lambda c: c in {"split", "width", "height"})
+        if {"width", "height"} <= set(frame.columns) and len(frame):
+            if "split" in frame.columns and (frame["split"] == "train").any():
+                frame = frame[frame["split"] == "train"]
+            return int(frame[["width", "height"]].max(axis=1).median())
+    from PIL import Image
+
+    from ..images import is_image_name
+
+    folder = cfg["_root"] / cfg["train"] if isinstance(cfg.get("train"), str) else None
+    paths = (sorted(p for p in folder.rglob("*") if is_image_name(p))[:sample]
+             if folder is not None and folder.is_dir() else [])
+    sides = []
+    for p in paths:
+        with Image.open(p) as im:  # reads the header only
+            sides.append(max(im.size))
+    return int(sorted(sides)[len(sides) // 2]) if sides else int(DEFAULTS["imgsz"])
 
 
 def _native_sizes(cfg: dict) -> dict | None:
@@ -138,17 +175,20 @@ def _native_sizes(cfg: dict) -> dict | None:
         return None
 
 
-def _rename_single_class(weights: Path) -> None:
-    """ultralytics names the single class 'item'; the two-stage pipeline calls it 'cell'."""
+def _annotate_checkpoint(weights: Path, single_class: bool, meta: dict) -> None:
+    """Store mixmag's record in the checkpoint; name a one-class detector's class 'cell'
+    (ultralytics calls it 'item')."""
     import torch
 
     if not weights.is_file():
         return
     ckpt = torch.load(weights, map_location="cpu", weights_only=False)
-    for key in ("model", "ema"):
-        m = ckpt.get(key)
-        if m is not None and hasattr(m, "names"):
-            m.names = {0: SINGLE_CLASS_NAME}
+    if single_class:
+        for key in ("model", "ema"):
+            m = ckpt.get(key)
+            if m is not None and hasattr(m, "names"):
+                m.names = {0: SINGLE_CLASS_NAME}
+    ckpt["mixmag"] = {**(ckpt.get("mixmag") or {}), **meta}
     with atomic_path(weights) as tmp:
         torch.save(ckpt, tmp)
 

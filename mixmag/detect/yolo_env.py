@@ -8,15 +8,21 @@ What ultralytics 8.4 reaches for at run time, and how each is stopped here:
 - ``check_det_dataset`` calls ``check_font("Arial.ttf")`` on every training run, which sends
   ``requests.head`` to github.com when the font is not in the config dir (even with YOLO_OFFLINE):
   we place matplotlib's bundled DejaVu Sans there under the names it looks for.
-- ``check_amp`` (CUDA only) loads ``yolo26n.pt``, downloading it from github: replaced by a local
-  check that trusts AMP on the GPU (no model download; bf16 is preferred on H100/H200 anyway).
+- ``check_amp`` (CUDA only, ``amp=True``) loads ``yolo26n.pt`` from the weights folder, downloading
+  it from github when absent, to compare FP32 and FP16 outputs. ``amp="bf16"`` never calls it
+  (``BaseTrainer._setup_train``: ``if self.amp and self.args.amp != "bf16"``), which is what the GPU
+  recipe uses; for ``amp=True`` the trainer's reference is replaced by a local check (AMP on CUDA,
+  off on CPU/MPS, no model loaded), so no configuration reaches for the download.
 - ``check_requirements`` pip-installs missing packages (onnxslim for ``simplify``, faster-coco-eval…):
   ``YOLO_AUTOINSTALL=0``; we also never ask for simplify.
 - Telemetry (events, Sentry, platform/hub callbacks): settings ``sync=False``, no API key, and the
   integrations (clearml, comet, dvc, mlflow, raytune, tensorboard, wandb) off.
-- polars (a 54 MB wheel) is imported by ``BaseTrainer.read_results_csv`` at every checkpoint save,
-  outside its try block, and by ``plot_labels``/``plot_results`` (plots=True): the trainer method is
-  replaced by a csv-module reader, so training with ``plots=False`` runs without polars.
+- polars (a 54 MB wheel, absent from bare GPU images) is imported by
+  ``BaseTrainer.read_results_csv`` at every checkpoint save (outside its try block, so training dies
+  at the end of epoch 1) and by ``plot_labels``/``plot_results`` (``plots=True``). Only when polars
+  cannot be imported, the trainer method is replaced by a pandas reader that returns the same
+  ``{column: [values]}`` dict (stored in the checkpoint as ``train_results``); with ``plots=False``
+  training then runs without polars. Where polars imports, ultralytics is left as it is.
 
 Call :func:`setup_ultralytics` before ``import ultralytics`` (it works after, too, except that the
 config folder is fixed at ultralytics' first import).
@@ -24,8 +30,6 @@ config folder is fixed at ultralytics' first import).
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import os
 import shutil
@@ -111,32 +115,36 @@ def _patch_amp_check() -> None:
     checks.check_amp = _local_amp_check
 
 
-def _read_results_csv(self) -> dict:
-    """results.csv as {column: [values]} without polars (ultralytics' version imports polars)."""
+def read_results_csv_pandas(self) -> dict:
+    """``BaseTrainer.read_results_csv`` without polars: results.csv as ``{column: [values]}``.
+
+    Same contract as ultralytics' polars version: column names as written, int/float values, ``{}``
+    when the file is missing or unreadable.
+    """
+    import pandas as pd
+
     try:
-        rows = list(csv.reader(io.StringIO(Path(self.csv).read_text(encoding="utf-8"))))
-    except OSError:
+        return pd.read_csv(self.csv).to_dict(orient="list")
+    except Exception:  # as upstream: a checkpoint without results beats a failed save
         return {}
-    if not rows:
-        return {}
-    header, body = [h.strip() for h in rows[0]], rows[1:]
-    out: dict = {h: [] for h in header}
-    for r in body:
-        for h, v in zip(header, r):
-            try:
-                out[h].append(float(v))
-            except ValueError:
-                out[h].append(v)
-    return out
 
 
-def _patch_results_reader() -> None:
+def _patch_results_reader() -> bool:
+    """Install the pandas reader only where polars is missing; True when installed."""
+    if polars_available():
+        return False
     from ultralytics.engine.trainer import BaseTrainer
 
-    BaseTrainer.read_results_csv = _read_results_csv
+    BaseTrainer.read_results_csv = read_results_csv_pandas
+    log.info("polars not importable: ultralytics' results.csv reader replaced by pandas "
+             "(train with plots=False)")
+    return True
 
 
 def polars_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("polars") is not None
+    """Whether ``import polars`` works (a broken or hidden install counts as missing)."""
+    try:
+        import polars  # noqa: F401
+    except ImportError:
+        return False
+    return True
