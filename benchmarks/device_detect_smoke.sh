@@ -10,8 +10,8 @@ from test_detect_drawn import make_yolo_dataset
 make_yolo_dataset(Path("/tmp/ds"), counts=(("train",1200),("val",100)), size=1024, per_image=10)
 print("dataset s", time.time()-t)
 P
-python tools/device_train_detector.py --data /tmp/ds/data.yaml --out runs/detect/gpu1024 --minutes 2.5 --imgsz 1024 --batch 32 --workers 14 --cache ram --amp bf16 --wheels .whl --bench-batches 1,8,32,64 > $OUT/train1024.log 2>&1; tail -3 $OUT/train1024.log
+python tools/device_train_detector.py --data /tmp/ds/data.yaml --out runs/detect/gpu1024 --minutes 2.5 --imgsz 1024 --batch 32 --workers 12 --cache ram --amp bf16 --wheels .whl --bench-batches 1,8,32,64 > $OUT/train1024.log 2>&1; tail -3 $OUT/train1024.log
 cp runs/detect/gpu1024/device_metrics.json $OUT/dm1024.json; cp runs/detect/gpu1024/results.csv $OUT/r1024.csv
-python tools/device_train_detector.py --data /tmp/ds/data.yaml --out runs/detect/gpu640 --minutes 0.75 --imgsz 640 --batch 64 --workers 14 --cache ram --amp bf16 --bench-batches 1,64 > $OUT/train640.log 2>&1; tail -2 $OUT/train640.log
+python tools/device_train_detector.py --data /tmp/ds/data.yaml --out runs/detect/gpu640 --minutes 0.75 --imgsz 640 --batch 64 --workers 12 --cache ram --amp bf16 --bench-batches 1,64 > $OUT/train640.log 2>&1; tail -2 $OUT/train640.log
 cp runs/detect/gpu640/device_metrics.json $OUT/dm640.json; cp runs/detect/gpu640/results.csv $OUT/r640.csv
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv

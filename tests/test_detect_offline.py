@@ -175,3 +175,37 @@ def test_amp_check_never_downloads(tmp_path, monkeypatch):
 
     assert tr.check_amp(OnCuda()) is True  # AMP kept on the GPU, no model loaded
     assert tr.check_amp(torch.nn.Linear(1, 1)) is False  # and off on the CPU
+
+
+@pytest.mark.slow
+def test_device_training_script_without_polars(tmp_path):
+    """tools/device_train_detector.py end to end on the CPU, polars hidden: the time budget stops
+    training, every promised file is written, the recipe is the documented one."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from test_detect_drawn import make_yolo_dataset
+
+    data = make_yolo_dataset(tmp_path / "ds", counts=(("train", 8), ("val", 2)), size=128)
+    out = tmp_path / "runs" / "dev"
+    code = ("import sys, runpy; sys.modules['polars'] = None; "
+            f"sys.argv = ['x', '--data', {str(data)!r}, '--out', {str(out)!r}, '--minutes', '0.05', "
+            "'--imgsz', '96', '--batch', '4', '--workers', '0', '--device', 'cpu', "
+            "'--bench-batches', '1,2']; "
+            f"runpy.run_path({str(REPO / 'tools' / 'device_train_detector.py')!r}, run_name='__main__')")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = json.loads(next(l for l in proc.stdout.splitlines()
+                              if l.startswith("DEVICE_TRAIN "))[13:])
+    assert summary["run"] == str(out) and set(summary["inference"]) == {"1", "2"}
+    assert {"best.pt", "last.pt", "magnification.json"} <= {p.name for p in (out / "weights").iterdir()}
+    import yaml
+
+    args = yaml.safe_load((out / "args.yaml").read_text())
+    assert args["time"] == pytest.approx(0.05 / 60) and args["optimizer"] == "AdamW"
+    assert args["lr0"] == pytest.approx(0.000833) and args["plots"] is False and args["amp"] is False
+    assert args["scale"] == 0.0 and args["cache"] == "ram"
+    metrics = json.loads((out / "device_metrics.json").read_text())
+    assert metrics["polars_installed"] is False and metrics["train_canvas"] == 128
+    assert metrics["train"]["epochs"] >= 1 and metrics["train"]["train_seconds"] < 30
+    assert metrics["n_train_images"] == 8 and "metrics/mAP50(B)" in metrics["final_val"]
