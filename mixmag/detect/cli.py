@@ -10,8 +10,50 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
+TRAIN_EPILOG = """\
+Runs ultralytics' trainer offline (config in runs/.ultralytics, no downloads, no polars needed)
+with augmentation that keeps magnification labels true (no zoom, no rotation, mild colour
+jitter). Writes runs/detect/NAME/: weights/best.pt, last.pt, magnification.json (native cell
+sizes for --scale-norm), results.csv, args.yaml, mixmag_train.json.
+
+examples:
+  mixmag train-detector --data datasets/mix/data.yaml --model models/yolo11s-mixmag.yaml \\
+      --time 4 --batch 32 --workers 12 --cache ram \\
+      --set amp=bf16 optimizer=AdamW lr0=0.000833                          # GPU, 4 minutes
+  mixmag train-detector --data datasets/mix/data.yaml --single-class     # one class 'cell'
+  mixmag train-detector --data datasets/toy/data.yaml --imgsz 320 --epochs 50 --device cpu
+"""
+
+PREDICT_EPILOG = """\
+Large images are cut into tiles of the detector's training canvas (overlap merged); each
+box becomes a square crop for the classifier. Writes OUT/cells.csv (one row a cell: box,
+class, score, p_<class>, magnification_est), cells.json, coco_results.json, counts.csv and
+drawn/ (boxes and labels on each image). Non-image files are skipped with a warning.
+
+examples:
+  mixmag predict smear.jpg --detector models/det.pt --classifier runs/classify/c/weights/best.pt \\
+      --out runs/predict/smear
+  mixmag predict datasets/mix/images/test --detector runs/detect/d/weights/best.pt \\
+      --mode detector --coco-gt datasets/mix/test.json --out runs/predict/test
+"""
+
+EXPORT_EPILOG = """\
+Writes OUT/detector.onnx + detector.json (class names, imgsz, training canvas, preprocessing)
+and, with --classifier, classifier.onnx + classifier.json (normalisation and softmax inside the
+graph). `mixmag predict --detector OUT/detector.onnx` runs it through ONNX Runtime with the same
+letterbox and NMS as the .pt. --check writes parity.json (box IoU, class and count agreement).
+
+example:
+  mixmag export --detector runs/detect/d/weights/best.pt --out runs/export/d \\
+      --check datasets/mix/images/test
+"""
+
+
 def register(sub) -> None:
-    t = sub.add_parser("train-detector", help="train a YOLO detector on a generated dataset")
+    raw = argparse.RawDescriptionHelpFormatter
+    t = sub.add_parser("train-detector", help="train a YOLO detector on a generated dataset",
+                       description="Train a YOLO detector (ultralytics) on a dataset written by "
+                                   "tools/synthesize.py.", epilog=TRAIN_EPILOG, formatter_class=raw)
     t.add_argument("--data", required=True, help="datasets/NAME/data.yaml (from tools/synthesize.py)")
     t.add_argument("--model", default="models/yolo11n-mixmag.yaml",
                    help="model yaml (from scratch) or a local .pt to fine-tune")
@@ -19,21 +61,25 @@ def register(sub) -> None:
                    help="one class 'cell' (for the two-stage pipeline with a classifier)")
     t.add_argument("--imgsz", type=int, default=1024,
                    help="training size; 1024 keeps 0.5x platelets (~10-15 px) detectable")
-    t.add_argument("--epochs", type=int, default=60)
+    t.add_argument("--epochs", type=int, default=60, help="epochs (ignored with --time)")
     t.add_argument("--time", type=float, default=None,
-                   help="train for this many minutes instead of --epochs (ultralytics 'time')")
-    t.add_argument("--batch", type=int, default=16)
+                   help="train for this many minutes instead of --epochs (ultralytics 'time': "
+                        "epochs re-estimated after each one)")
+    t.add_argument("--batch", type=int, default=16, help="images a batch")
     t.add_argument("--device", default=None, help="cpu, 0, 0,1 (default: GPU if present)")
-    t.add_argument("--workers", type=int, default=2)
+    t.add_argument("--workers", type=int, default=2, help="dataloader processes")
     t.add_argument("--cache", default=None, choices=["ram", "disk"], help="cache decoded images")
     t.add_argument("--name", default=None, help="run folder name under --project")
-    t.add_argument("--project", default="runs/detect")
+    t.add_argument("--project", default="runs/detect", help="parent folder of the run")
     t.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="any other ultralytics train argument, e.g. --set scale=0.1 mosaic=0")
-    t.add_argument("--overwrite", action="store_true")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     t.set_defaults(func=_train)
 
-    p = sub.add_parser("predict", help="find, classify and size every cell in images")
+    p = sub.add_parser("predict", help="find, classify and size every cell in images",
+                       description="Find every cell in each image (detector), label it "
+                                   "(classifier and/or detector) and estimate its magnification.",
+                       epilog=PREDICT_EPILOG, formatter_class=raw)
     p.add_argument("source", help="an image, a folder, a glob (quote it) or a .txt list of paths")
     p.add_argument("--detector", required=True, help="detector weights (.pt, or .onnx from export)")
     p.add_argument("--classifier", help="classifier checkpoint (runs/classify/NAME/weights/best.pt)")
@@ -49,8 +95,8 @@ def register(sub) -> None:
                         "trained on, so cells keep the scale it learned)")
     p.add_argument("--tile-overlap", type=int, default=256,
                    help="tile overlap in px; should exceed the largest cell")
-    p.add_argument("--conf", type=float, default=0.25)
-    p.add_argument("--iou", type=float, default=0.6)
+    p.add_argument("--conf", type=float, default=0.25, help="detector confidence threshold")
+    p.add_argument("--iou", type=float, default=0.6, help="NMS IoU threshold")
     p.add_argument("--margin", type=float, default=0.15, help="context margin for --scale-norm off")
     p.add_argument("--window", type=int, default=360,
                    help="native field of view (px) of a scale-normalised crop (PBC: 360)")
@@ -59,18 +105,21 @@ def register(sub) -> None:
     p.add_argument("--batch", type=int, default=16, help="detector tiles a batch (crops: 4x)")
     p.add_argument("--coco-gt", help="COCO truth JSON whose image ids the results should use")
     p.add_argument("--no-draw", action="store_true", help="skip the drawn images")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--out", required=True, help="output folder, e.g. runs/predict/NAME")
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     p.set_defaults(func=_predict)
 
-    e = sub.add_parser("export", help="ONNX export of detector and classifier, with a parity check")
-    e.add_argument("--detector", required=True)
-    e.add_argument("--classifier")
-    e.add_argument("--out", required=True)
-    e.add_argument("--opset", type=int, default=None)
-    e.add_argument("--check", help="images to run the PyTorch/ONNX parity check on (SOURCE)")
-    e.add_argument("--overwrite", action="store_true")
+    e = sub.add_parser("export", help="ONNX export of detector and classifier, with a parity check",
+                       description="Export the detector (and classifier) to ONNX for ONNX Runtime.",
+                       epilog=EXPORT_EPILOG, formatter_class=raw)
+    e.add_argument("--detector", required=True, help="detector weights (.pt)")
+    e.add_argument("--classifier", help="classifier checkpoint to export as well")
+    e.add_argument("--out", required=True, help="output folder, e.g. runs/export/NAME")
+    e.add_argument("--opset", type=int, default=None, help="ONNX opset (default: ultralytics')")
+    e.add_argument("--check", help="images (a SOURCE as for predict; first 16 used) to compare "
+                                   "PyTorch and ONNX Runtime boxes on")
+    e.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     e.set_defaults(func=_export)
 
 

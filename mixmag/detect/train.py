@@ -106,7 +106,9 @@ def train_detector(data: str | os.PathLike, model: str | os.PathLike = "models/y
             args["plots"] = False
     if time_hours:
         args["time"] = time_hours
-    args.setdefault("close_mosaic", max(1, int(args["epochs"]) // 4))
+    # mosaic off for the last quarter; with a time budget the epoch count is unknown up front
+    # (ultralytics re-estimates it each epoch), so a fixed 3 epochs
+    args.setdefault("close_mosaic", 3 if time_hours else max(1, int(args["epochs"]) // 4))
     args.update(data=str(Path(data).resolve()), project=str(project), name=name, exist_ok=True,
                 single_cls=single_class)
     t0 = time.time()
