@@ -1,0 +1,147 @@
+"""The detector at inference: one preprocessing for PyTorch and ONNX Runtime alike.
+
+ultralytics' own ``predict`` letterboxes to the smallest stride multiple (``rect``) for .pt models
+but to the full square for a static ONNX graph, so the two give slightly different boxes on the
+same image — a pitfall users report. Here both backends get the same square letterbox
+(``ultralytics.data.augment.LetterBox(auto=False)``) and the same class-agnostic NMS
+(``ultralytics.utils.nms.non_max_suppression``): one box per cell, whatever its class.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import MixmagError
+
+
+class _Base:
+    names: dict[int, str]
+    imgsz: int
+    train_canvas: int  # side (px) of the images it was trained on; imgsz when unknown
+
+    def _letterbox(self):
+        from ultralytics.data.augment import LetterBox
+
+        return LetterBox((self.imgsz, self.imgsz), auto=False, scaleup=True, center=True)
+
+    def preprocess(self, images: list[np.ndarray]) -> np.ndarray:
+        """BGR uint8 images → (N, 3, imgsz, imgsz) float32 RGB 0–1, letterboxed."""
+        lb = self._letterbox()
+        batch = np.stack([lb(image=im) for im in images])
+        return np.ascontiguousarray(batch[..., ::-1].transpose(0, 3, 1, 2)).astype(np.float32) / 255.0
+
+    def postprocess(self, raw: torch.Tensor, shapes: list[tuple[int, int]], conf: float,
+                    iou: float) -> list[np.ndarray]:
+        from ultralytics.utils import ops
+        from ultralytics.utils.nms import non_max_suppression
+
+        out = non_max_suppression(raw, conf, iou, agnostic=True, max_det=1000)
+        res = []
+        for det, shape in zip(out, shapes):
+            det = det.float().cpu()
+            if len(det):
+                det[:, :4] = ops.scale_boxes((self.imgsz, self.imgsz), det[:, :4], shape)
+            res.append(det[:, :6].numpy())
+        return res
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.names)
+
+    def predict(self, images: list[np.ndarray], conf: float = 0.25, iou: float = 0.6,
+                batch_size: int = 16) -> list[np.ndarray]:
+        """(N, 6) arrays: x1 y1 x2 y2 conf class (image pixels), one per image."""
+        out = []
+        for i in range(0, len(images), batch_size):
+            chunk = images[i:i + batch_size]
+            raw = self.forward(self.preprocess(chunk))
+            out += self.postprocess(raw, [im.shape[:2] for im in chunk], conf, iou)
+        return out
+
+
+class YoloDetector(_Base):
+    """A trained ultralytics detector (.pt) run with mixmag's preprocessing."""
+
+    def __init__(self, weights: str | os.PathLike, device: str = "cpu", half: bool | None = None):
+        from .yolo_env import setup_ultralytics
+
+        weights = Path(weights)
+        if not weights.is_file():
+            raise MixmagError(f"--detector {weights}: no such file; pass a trained detector "
+                              "(runs/detect/NAME/weights/best.pt or a released models/*.pt)")
+        device = _check_device(device)
+        YOLO = setup_ultralytics()
+        bad = f"--detector {weights}: not an ultralytics detector checkpoint"
+        if weights.suffix.lower() != ".pt":
+            raise MixmagError(f"{bad} (expected a .pt, or a .onnx from `mixmag export`)")
+        try:
+            yolo = YOLO(str(weights), task="detect")
+        except Exception as e:  # ultralytics raises many types for a bad checkpoint
+            raise MixmagError(f"{bad} ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+        if not isinstance(yolo.model, torch.nn.Module):
+            raise MixmagError(bad)
+        if yolo.task != "detect":
+            raise MixmagError(f"--detector {weights}: a '{yolo.task}' model, not a detector")
+        self.weights = weights
+        self.model = yolo.model.fuse().eval().to(device) if hasattr(yolo.model, "fuse") else yolo.model
+        self.names = {int(k): v for k, v in yolo.model.names.items()}
+        args = getattr(yolo.model, "args", {}) or {}
+        imgsz = args.get("imgsz", 640) if isinstance(args, dict) else 640
+        self.imgsz = int(imgsz[0] if isinstance(imgsz, (list, tuple)) else imgsz)
+        record = (yolo.ckpt or {}).get("mixmag") or {}
+        self.train_canvas = int(record.get("train_canvas") or self.imgsz)
+        self.device = torch.device(device)
+        self.half = (self.device.type == "cuda") if half is None else half
+        if self.half:
+            self.model.half()
+
+    @torch.inference_mode()
+    def forward(self, batch: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(batch).to(self.device)
+        x = x.half() if self.half else x
+        y = self.model(x)
+        return y[0] if isinstance(y, (list, tuple)) else y
+
+
+class OnnxDetector(_Base):
+    """The same detector exported by ``mixmag export`` (``detector.onnx`` + ``detector.json``)."""
+
+    def __init__(self, onnx_path: str | os.PathLike, providers: list[str] | None = None):
+        import onnxruntime as ort
+
+        onnx_path = Path(onnx_path)
+        meta_path = onnx_path.with_suffix(".json")
+        if not onnx_path.is_file() or not meta_path.is_file():
+            raise MixmagError(f"{onnx_path}: need the .onnx file and its .json beside it "
+                              "(written by `mixmag export`)")
+        meta = json.loads(meta_path.read_text())
+        self.names = {int(k): v for k, v in meta["names"].items()}
+        self.imgsz = int(meta["imgsz"])
+        self.train_canvas = int(meta.get("train_canvas") or self.imgsz)
+        self.session = ort.InferenceSession(str(onnx_path),
+                                            providers=providers or ["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def forward(self, batch: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(self.session.run(None, {self.input_name: batch})[0])
+
+
+def _check_device(device: str) -> str:
+    device = str(device or "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise MixmagError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
+    if not (device == "cpu" or device.startswith("cuda") or device == "mps"):
+        raise MixmagError(f"--device {device}: expected cpu, cuda or cuda:N")
+    return device
+
+
+def load_detector(path: str | os.PathLike, device: str = "cpu"):
+    """A .pt through ultralytics/PyTorch, a .onnx (from `mixmag export`) through ONNX Runtime."""
+    if str(path).lower().endswith(".onnx"):
+        return OnnxDetector(path)
+    return YoloDetector(path, device=device)

@@ -1,0 +1,108 @@
+"""Estimated magnification of a detected cell: its box size over its class's native size.
+
+A cell's tight box grows linearly with magnification, and each class has a typical native size
+(platelets small, neutrophils and monocytes large), so ``m = sqrt(w*h) / native[class]``. The
+native sizes are medians of ``sqrt(w*h) / magnification`` over the generator's train-split records,
+stored as a small JSON beside the detector weights (``magnification.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import MixmagError
+from ..fileio import write_json
+
+FORMAT = "mixmag-native-sizes/1"
+FILE_NAME = "magnification.json"
+
+
+def box_size(boxes: np.ndarray) -> np.ndarray:
+    """Geometric-mean side of xyxy boxes (robust to elongated cells)."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    w = np.clip(boxes[:, 2] - boxes[:, 0], 1e-6, None)
+    h = np.clip(boxes[:, 3] - boxes[:, 1], 1e-6, None)
+    return np.sqrt(w * h)
+
+
+def native_sizes_from_cells(cells: pd.DataFrame, split: str | None = "train") -> dict:
+    """Median native box size per class from a generator's cells.csv (train split when present)."""
+    need = {"class_name", "magnification", "x1", "y1", "x2", "y2"}
+    missing = need - set(cells.columns)
+    if missing:
+        raise MixmagError(f"cells table: missing columns {sorted(missing)}; "
+                          "pass the cells.csv written by tools/synthesize.py")
+    if split and "split" in cells.columns and (cells["split"] == split).any():
+        cells = cells[cells["split"] == split]
+    native = box_size(cells[["x1", "y1", "x2", "y2"]].to_numpy()) / cells["magnification"].to_numpy()
+    frame = pd.DataFrame({"class_name": cells["class_name"].to_numpy(), "native": native})
+    per = frame.groupby("class_name")["native"].agg(["median", "count"])
+    sizes = {c: float(per.loc[c, "median"]) for c in per.index}
+    return {"format": FORMAT, "native_size": sizes,
+            "counts": {c: int(per.loc[c, "count"]) for c in per.index},
+            "all_classes_median": float(np.median(native)) if len(native) else None,
+            "split": split}
+
+
+def write_native_sizes(path: str | os.PathLike, sizes: dict, source: str = "") -> None:
+    write_json(path, {**sizes, "source": source})
+
+
+def load_native_sizes(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    if path.suffix.lower() == ".csv":
+        return native_sizes_from_cells(pd.read_csv(path))
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise MixmagError(f"{path}: cannot read native sizes ({e}); pass the magnification.json "
+                          "written by train-detector or a dataset's cells.csv") from None
+    if data.get("format") != FORMAT or not data.get("native_size"):
+        raise MixmagError(f"{path}: not a {FORMAT} file; pass the magnification.json written by "
+                          "train-detector or a dataset's cells.csv")
+    return data
+
+
+def find_native_sizes(detector: str | os.PathLike, explicit: str | None = None) -> dict | None:
+    """The native sizes given explicitly, else the JSON beside the detector weights, else None."""
+    if explicit:
+        return load_native_sizes(explicit)
+    for cand in (Path(detector).with_name(FILE_NAME), Path(detector).parent.parent / FILE_NAME):
+        if cand.is_file():
+            return load_native_sizes(cand)
+    return None
+
+
+class MagnificationEstimator:
+    """``estimate(boxes, class_names)`` → magnification per box; class-agnostic if class unknown."""
+
+    def __init__(self, sizes: dict):
+        self.native = dict(sizes["native_size"])
+        self.default = float(sizes.get("all_classes_median") or np.median(list(self.native.values())))
+
+    def native_for(self, class_names) -> np.ndarray:
+        return np.array([self.native.get(c, self.default) if c else self.default
+                         for c in class_names], dtype=np.float64)
+
+    def estimate(self, boxes: np.ndarray, class_names=None) -> np.ndarray:
+        boxes = np.asarray(boxes).reshape(-1, 4)
+        if class_names is None:
+            class_names = [None] * len(boxes)
+        return box_size(boxes) / self.native_for(class_names)
+
+
+def estimation_error(true_m: np.ndarray, est_m: np.ndarray) -> dict:
+    """Relative error of estimated magnification against the generator's records."""
+    true_m, est_m = np.asarray(true_m, float), np.asarray(est_m, float)
+    if not len(true_m):
+        return {"n": 0}
+    rel = np.abs(est_m - true_m) / true_m
+    return {"n": int(len(rel)), "median_rel_error": float(np.median(rel)),
+            "mean_rel_error": float(rel.mean()), "within_10pct": float((rel <= 0.10).mean()),
+            "within_20pct": float((rel <= 0.20).mean())}
+

@@ -1,0 +1,334 @@
+"""``mixmag predict``: find every cell in each image, label it, estimate its magnification.
+
+Per group of images (about ``batch`` tiles): decode (in a thread, ahead of use) → tiles at native
+scale → detector (batched) → merge tiles → square crops (plain or scale-normalised) → classifier
+(batched) → one row per cell in the ``cells.csv`` layout of docs/CONTRACTS.md.
+
+Modes:
+- ``detector``: the detector's own class (needs an 8-class detector);
+- ``classifier-on-boxes``: the classifier's class on the detector's boxes;
+- ``two-stage``: as classifier-on-boxes for a one-class detector; for an 8-class detector the
+  two opinions are combined (geometric mean of the classifier's probabilities and the detector's
+  class score spread as a distribution).
+
+With scale normalisation on, a one-class detector gives no class to look up a native size, so
+the first crop uses the all-class median native size; cells whose classified class implies a
+magnification more than ``recheck`` (10 %) away are cropped and classified again.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..classes import CLASS_ID, CLASS_NAMES, NUM_CLASSES
+from ..errors import MixmagError
+from ..images import ImageError, is_image_name, read_image
+from .crops import NATIVE_WINDOW, plain_crops, scale_norm_crops
+from .magnification import MagnificationEstimator
+from .tiling import cut_tiles, merge_tiles
+
+log = logging.getLogger(__name__)
+
+MODES = ("two-stage", "detector", "classifier-on-boxes")
+PROB_COLUMNS = [f"p_{c}" for c in CLASS_NAMES]
+CELL_COLUMNS = ["image", "x1", "y1", "x2", "y2", "class_name", "class_id", "score", "det_conf",
+                "class_conf", *PROB_COLUMNS, "magnification_est"]
+
+
+@dataclass
+class PredictOptions:
+    mode: str = "two-stage"
+    scale_norm: bool = True
+    tile: int | None = None  # None: the detector's training canvas, so cells keep their scale
+    overlap: int = 256
+    conf: float = 0.25
+    iou: float = 0.6
+    batch: int = 16
+    margin: float = 0.15
+    window: int = NATIVE_WINDOW
+    recheck: float = 0.10
+    merge_iou: float = 0.5
+
+
+@dataclass
+class Source:
+    path: Path
+    name: str  # as written to cells.csv: the path given, or relative to the folder given
+
+
+@dataclass
+class PredictResult:
+    cells: pd.DataFrame
+    images: pd.DataFrame  # image, width, height, n_cells, error
+    skipped: list[str] = field(default_factory=list)  # non-image files
+    seconds: float = 0.0  # decode → classes, all images (no output writing)
+
+    @property
+    def failed(self) -> pd.DataFrame:
+        return self.images[self.images["error"].astype(bool)]
+
+
+# ---------------------------------------------------------------- sources
+
+def list_sources(source: str | os.PathLike, recursive: bool = False) -> tuple[list[Source], list[str]]:
+    """Images named by SOURCE (image, folder, glob, or .txt list) and the non-image files skipped."""
+    src = str(source)
+    p = Path(src)
+    files: list[tuple[Path, str]] = []
+    if p.is_dir():
+        it = p.rglob("*") if recursive else p.iterdir()
+        files = [(f, f.relative_to(p).as_posix()) for f in sorted(it) if f.is_file()]
+    elif p.is_file() and p.suffix.lower() == ".txt":
+        for line in p.read_text().splitlines():
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            f = Path(line)
+            if not f.is_absolute() and not f.exists():
+                f = p.parent / line
+            files.append((f, line))
+    elif p.is_file():
+        files = [(p, src)]
+    elif glob.has_magic(src):
+        files = [(Path(f), f) for f in sorted(glob.glob(src, recursive=recursive)) if Path(f).is_file()]
+    else:
+        raise MixmagError(f"SOURCE {src}: no such file, folder or matching glob")
+    images = [Source(f, n) for f, n in files if is_image_name(f)]
+    skipped = [n for f, n in files if not is_image_name(f)]
+    if skipped:
+        log.warning("skipping %d non-image file(s) (first: %s)", len(skipped), skipped[0])
+    missing = [s for s in images if not s.path.is_file()]
+    if missing:
+        raise MixmagError(f"{source}: listed image {missing[0].name} does not exist "
+                          f"({len(missing)} missing); fix the list")
+    if not images:
+        raise MixmagError(f"SOURCE {src}: no images found (suffixes: jpg, jpeg, png, bmp, tif, "
+                          "tiff, webp)" + ("" if recursive or not p.is_dir() else
+                                           "; pass --recursive to search subfolders"))
+    return images, skipped
+
+
+def _read_ahead(sources: list[Source], depth: int = 4):
+    """Yield (source, image or ImageError), decoding a few images ahead in a thread."""
+    with ThreadPoolExecutor(max_workers=1) as ex:
+        queue: deque = deque()
+        it = iter(sources)
+
+        def submit():
+            s = next(it, None)
+            if s is not None:
+                queue.append((s, ex.submit(read_image, s.path)))
+
+        for _ in range(depth):
+            submit()
+        while queue:
+            s, fut = queue.popleft()
+            submit()
+            try:
+                yield s, fut.result()
+            except ImageError as e:
+                yield s, e
+
+
+# ---------------------------------------------------------------- the pipeline
+
+class Pipeline:
+    def __init__(self, detector, classifier=None, native_sizes: dict | None = None,
+                 options: PredictOptions | None = None):
+        self.det = detector
+        self.clf = classifier
+        self.opt = options or PredictOptions()
+        self.est = MagnificationEstimator(native_sizes) if native_sizes else None
+        if self.opt.mode not in MODES:
+            raise MixmagError(f"--mode {self.opt.mode}: expected one of {', '.join(MODES)}")
+        names = [detector.names[i] for i in sorted(detector.names)]
+        self.det_pbc = len(names) > 1 and all(n in CLASS_ID for n in names)
+        self.det_class_ids = np.array([CLASS_ID.get(n, -1) for n in names])
+        if self.opt.mode == "detector" and not self.det_pbc:
+            raise MixmagError(f"--mode detector: this detector's classes are {names}, not the 8 PBC "
+                              "classes; pass --classifier and --mode two-stage")
+        if self.opt.mode != "detector" and classifier is None:
+            raise MixmagError(f"--mode {self.opt.mode}: needs --classifier (or use --mode detector "
+                              "with an 8-class detector)")
+        if classifier is not None:
+            unknown = [c for c in classifier.class_names if c not in CLASS_ID]
+            if unknown:
+                raise MixmagError(f"--classifier: classes {unknown} are not PBC classes {CLASS_NAMES}")
+            self.clf_to_pbc = np.array([CLASS_ID[c] for c in classifier.class_names])
+        if self.opt.scale_norm and self.opt.mode != "detector" and self.est is None:
+            raise MixmagError("--scale-norm on: needs native cell sizes; none found beside the "
+                              "detector (magnification.json); pass --native-sizes "
+                              "datasets/NAME/cells.csv or --scale-norm off")
+        # tiles of the training canvas size, letterboxed to imgsz like the training images were
+        self.tile = int(self.opt.tile or getattr(detector, "train_canvas", None) or detector.imgsz)
+        if self.opt.overlap >= self.tile // 2:
+            log.warning("tile overlap %d is too large for %d px tiles; using %d",
+                        self.opt.overlap, self.tile, self.tile // 4)
+            self.opt.overlap = self.tile // 4
+
+    # -- detection
+    def detect(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        tiles, grids = [], []
+        for img in images:
+            t, g = cut_tiles(img, self.tile, self.opt.overlap)
+            tiles += t
+            grids.append(g)
+        dets = self.det.predict(tiles, conf=self.opt.conf, iou=self.opt.iou, batch_size=self.opt.batch)
+        out, k = [], 0
+        for g in grids:
+            out.append(merge_tiles(dets[k:k + len(g)], g, iou=self.opt.merge_iou))
+            k += len(g)
+        return out
+
+    # -- classification
+    def _crops(self, img, boxes, mags):
+        size = getattr(self.clf, "input_size", None)
+        if self.opt.scale_norm:
+            return scale_norm_crops(img, boxes, mags, self.opt.window, size)
+        return plain_crops(img, boxes, self.opt.margin, size)
+
+    def _classify(self, images, dets, mags) -> np.ndarray:
+        crops = []
+        for img, d, m in zip(images, dets, mags):
+            crops += self._crops(img, d[:, :4], m)
+        if not crops:
+            return np.zeros((0, NUM_CLASSES))
+        p = np.asarray(self.clf.predict(crops, batch_size=max(self.opt.batch, 1) * 4), np.float64)
+        full = np.zeros((len(p), NUM_CLASSES))
+        full[:, self.clf_to_pbc] = p
+        return full
+
+    def _det_probs(self, d: np.ndarray) -> np.ndarray:
+        """The detector's class score as a distribution: conf on its class, the rest spread evenly."""
+        p = np.zeros((len(d), NUM_CLASSES))
+        if not len(d):
+            return p
+        ids = self.det_class_ids[d[:, 5].astype(int)]
+        conf = np.clip(d[:, 4], 1e-6, 1 - 1e-6)
+        p[:] = ((1 - conf) / (NUM_CLASSES - 1))[:, None]
+        p[np.arange(len(d)), ids] = conf
+        return p
+
+    def classify(self, images, dets) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per image: (probabilities (N, 8) in CLASS_NAMES order, magnification estimates (N,))."""
+        n = [len(d) for d in dets]
+        det_p = np.concatenate([self._det_probs(d) for d in dets]) if sum(n) else np.zeros((0, 8))
+        boxes = np.concatenate([d[:, :4] for d in dets]) if sum(n) else np.zeros((0, 4))
+        if self.opt.mode == "detector":
+            probs = det_p
+        else:
+            guess = ([CLASS_NAMES[i] for i in det_p.argmax(1)] if self.det_pbc else None)
+            mags = self.est.estimate(boxes, guess) if self.est else np.ones(len(boxes))
+            probs = self._classify(images, dets, np.split(mags, np.cumsum(n)[:-1]))
+            if self.opt.scale_norm and len(boxes):
+                m2 = self.est.estimate(boxes, [CLASS_NAMES[i] for i in probs.argmax(1)])
+                redo = np.abs(np.log(m2 / mags)) > np.log1p(self.opt.recheck)
+                if redo.any():
+                    sub_dets, sub_imgs, sub_m, idx = [], [], [], np.split(np.arange(len(boxes)),
+                                                                         np.cumsum(n)[:-1])
+                    for img, d, ii in zip(images, dets, idx):
+                        r = redo[ii]
+                        if r.any():
+                            sub_imgs.append(img)
+                            sub_dets.append(d[r])
+                            sub_m.append(m2[ii][r])
+                    probs[redo] = self._classify(sub_imgs, sub_dets, sub_m)
+            if self.opt.mode == "two-stage" and self.det_pbc:
+                probs = np.sqrt(np.clip(probs, 1e-9, None) * det_p)
+                probs /= probs.sum(1, keepdims=True)
+        if self.est is not None and len(boxes):
+            mags = self.est.estimate(boxes, [CLASS_NAMES[i] for i in probs.argmax(1)])
+        else:
+            mags = np.full(len(boxes), np.nan)
+        cut = np.cumsum(n)[:-1]
+        return list(zip(np.split(probs, cut), np.split(mags, cut)))
+
+    # -- rows
+    @staticmethod
+    def rows(name: str, d: np.ndarray, probs: np.ndarray, mags: np.ndarray) -> pd.DataFrame:
+        cls = probs.argmax(1) if len(probs) else np.zeros(0, int)
+        class_conf = probs[np.arange(len(probs)), cls] if len(probs) else np.zeros(0)
+        frame = pd.DataFrame({
+            "image": name, "x1": d[:, 0], "y1": d[:, 1], "x2": d[:, 2], "y2": d[:, 3],
+            "class_name": [CLASS_NAMES[i] for i in cls], "class_id": cls.astype(int),
+            "score": d[:, 4] * class_conf, "det_conf": d[:, 4], "class_conf": class_conf,
+            **{c: probs[:, i] for i, c in enumerate(PROB_COLUMNS)},
+            "magnification_est": mags})
+        return frame[CELL_COLUMNS]
+
+    def run(self, sources: list[Source], progress: bool = True, on_group=None) -> PredictResult:
+        try:
+            from tqdm import tqdm
+        except ImportError:  # bare GPU images lack tqdm; progress is a nicety
+            progress = False
+            tqdm = _NoBar
+
+        cells, image_rows = [], []
+        t0 = time.perf_counter()
+        group: list[tuple[Source, np.ndarray]] = []
+        tiles_in_group = 0
+        bar = tqdm(total=len(sources), unit="img", disable=not progress, desc="predict")
+
+        def flush():
+            nonlocal group, tiles_in_group
+            if not group:
+                return
+            imgs = [im for _, im in group]
+            dets = self.detect(imgs)
+            for (s, img), d, (p, m) in zip(group, dets, self.classify(imgs, dets)):
+                frame = self.rows(s.name, d, p, m)
+                cells.append(frame)
+                image_rows.append({"image": s.name, "width": img.shape[1], "height": img.shape[0],
+                                   "n_cells": len(frame), "error": ""})
+                if on_group is not None:
+                    on_group(s, img, frame)
+            bar.update(len(group))
+            group, tiles_in_group = [], 0
+
+        for s, img in _read_ahead(sources):
+            if isinstance(img, Exception):
+                log.warning("skipping %s", img)
+                image_rows.append({"image": s.name, "width": 0, "height": 0, "n_cells": 0,
+                                   "error": str(img)})
+                bar.update(1)
+                continue
+            group.append((s, img))
+            tiles_in_group += _n_tiles(img.shape, self.tile, self.opt.overlap)
+            if tiles_in_group >= self.opt.batch:
+                flush()
+        flush()
+        bar.close()
+        seconds = time.perf_counter() - t0
+        frame = pd.concat(cells, ignore_index=True) if cells else pd.DataFrame(columns=CELL_COLUMNS)
+        return PredictResult(frame, pd.DataFrame(image_rows), seconds=seconds)
+
+
+class _NoBar:
+    def __init__(self, *a, **k):
+        pass
+
+    def update(self, n=1):
+        pass
+
+    def close(self):
+        pass
+
+
+def _n_tiles(shape, tile: int, overlap: int) -> int:
+    from .tiling import _starts
+
+    return len(_starts(shape[0], tile, overlap)) * len(_starts(shape[1], tile, overlap))
+
+
+def options_dict(opt: PredictOptions) -> dict:
+    return asdict(opt)

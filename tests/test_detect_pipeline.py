@@ -1,0 +1,299 @@
+"""Tiling and merging, crop geometry, the predict pipeline and its outputs, bad inputs (fast: no
+training; the detector is an oracle that thresholds drawn disks tile by tile)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+from test_detect_drawn import (BACKGROUND, COLOURS, RADII, OracleDetector, StubClassifier,
+                               draw_disks, make_yolo_dataset)
+from torchvision.ops import box_iou
+import torch
+
+from mixmag.classes import CLASS_NAMES
+from mixmag.cli import main
+from mixmag.detect.crops import plain_crops, scale_norm_crops
+from mixmag.detect.magnification import (MagnificationEstimator, estimation_error,
+                                         native_sizes_from_cells)
+from mixmag.detect.outputs import write_outputs
+from mixmag.detect.predict import CELL_COLUMNS, Pipeline, PredictOptions, list_sources
+from mixmag.detect.tiling import cut_tiles, merge_tiles, tile_grid
+from mixmag.errors import MixmagError
+
+
+# ------------------------------------------------------------------ tiling
+
+def _large_scene():
+    """3000×2000 with disks on tile seams (tile 1024, overlap 256: x starts 0, 768, 1536, 1976;
+    y starts 0, 768, 976), some larger than the overlap."""
+    disks = [(0, 1024, 500, 40), (1, 768, 900, 60), (2, 1536, 1000, 150),  # on vertical seams
+             (3, 500, 768, 45), (4, 1800, 1024, 30), (5, 2500, 976, 140),  # on horizontal seams
+             (6, 1020, 1020, 50), (7, 300, 300, 10), (1, 2950, 1950, 40),  # corner, small, edge
+             (5, 1700, 1700, 170)]  # bigger than the overlap, across two seams
+    return draw_disks(3000, 2000, disks, seed=3), disks
+
+
+def test_tile_grid_covers_image_with_full_tiles():
+    grid = tile_grid(2000, 3000, 1024, 256)
+    assert sorted({t.x0 for t in grid}) == [0, 768, 1536, 1976]
+    assert sorted({t.y0 for t in grid}) == [0, 768, 976]
+    assert all(t.w == 1024 and t.h == 1024 for t in grid)
+    small = tile_grid(300, 500, 1024, 256)
+    assert len(small) == 1 and (small[0].w, small[0].h) == (500, 300)
+    assert not any([small[0].cut_left, small[0].cut_right, small[0].cut_top, small[0].cut_bottom])
+
+
+def test_tiled_large_image_finds_each_disk_once():
+    img, disks = _large_scene()
+    tiles, grid = cut_tiles(img, 1024, 256)
+    assert all(t.shape == (1024, 1024, 3) for t in tiles)
+    det = OracleDetector(1024)
+    merged = merge_tiles(det.predict(tiles), grid, iou=0.5)
+    truth = OracleDetector(4000).predict([img])[0][:, :4]  # the same detector, untiled
+    assert len(truth) == len(disks)
+    assert len(merged) == len(disks), merged[:, :4].round()
+    iou = box_iou(torch.from_numpy(truth), torch.from_numpy(merged[:, :4])).numpy()
+    assert (iou.max(1) > 0.97).all(), iou.max(1)
+    assert ((iou > 0.3).sum(1) == 1).all()  # no duplicate piece left over a seam
+
+
+def test_without_seam_handling_nms_alone_leaves_duplicates():
+    """The test above can fail: plain NMS over tiles keeps cut pieces of seam cells."""
+    import torchvision
+
+    img, disks = _large_scene()
+    tiles, grid = cut_tiles(img, 1024, 256)
+    rows = []
+    for d, t in zip(OracleDetector(1024).predict(tiles), grid):
+        d = d.copy()
+        d[:, [0, 2]] += t.x0
+        d[:, [1, 3]] += t.y0
+        rows.append(d)
+    d = np.concatenate(rows)
+    keep = torchvision.ops.nms(torch.from_numpy(d[:, :4]), torch.from_numpy(d[:, 4]), 0.5)
+    assert len(keep) > len(disks)
+
+
+def test_small_image_padded_not_resized():
+    img = draw_disks(200, 150, [(0, 100, 70, 30)])
+    tiles, grid = cut_tiles(img, 256, 32)
+    assert len(tiles) == 1 and tiles[0].shape == (256, 256, 3)
+    assert (tiles[0][:150, :200] == img).all() and (tiles[0][150:] == 114).all()
+    assert len(tile_grid(200, 300, 256, 32)) == 2
+
+
+# ------------------------------------------------------------------ crops
+
+def _disk_radius(crop):
+    mask = np.abs(crop.astype(np.int16) - np.array(BACKGROUND)).sum(2) > 45
+    ys, xs = np.nonzero(mask)
+    return (xs.max() - xs.min() + 1) / 2, ((xs.max() + xs.min()) / 2, (ys.max() + ys.min()) / 2)
+
+
+@pytest.mark.parametrize("m", [0.5, 1.0, 1.5, 2.0])
+def test_scale_norm_crop_shows_cell_at_native_size(m):
+    native_r = 40
+    img = draw_disks(800, 800, [(1, 400, 420, native_r * m)])
+    box = np.array([[400 - native_r * m, 420 - native_r * m, 400 + native_r * m, 420 + native_r * m]])
+    crop = scale_norm_crops(img, box, [m], window=360, out_size=180)[0]
+    assert crop.shape == (180, 180, 3)
+    r, (cx, cy) = _disk_radius(crop)
+    assert abs(r - native_r * 180 / 360) <= 1.5, r  # same size whatever the magnification
+    assert abs(cx - 90) <= 1.5 and abs(cy - 90) <= 1.5
+
+
+def test_plain_crop_fills_same_fraction_whatever_size():
+    for r in (30, 90):
+        img = draw_disks(400, 400, [(2, 200, 200, r)])
+        crop = plain_crops(img, np.array([[200 - r, 200 - r, 200 + r, 200 + r]]), margin=0.25,
+                           out_size=150)[0]
+        rr, _ = _disk_radius(crop)
+        assert abs(rr - 150 / 1.5 / 2) <= 3, (r, rr)
+
+
+def test_crop_outside_image_is_padded_with_background():
+    img = draw_disks(200, 200, [(3, 10, 10, 8)])
+    crop = scale_norm_crops(img, np.array([[2.0, 2, 18, 18]]), [1.0], window=100)[0]
+    assert crop.shape == (100, 100, 3)
+    assert np.abs(crop[0, 0].astype(int) - np.array(BACKGROUND)).sum() < 30
+
+
+# ------------------------------------------------------------------ magnification
+
+def test_native_sizes_and_estimates_recover_magnification(tmp_path):
+    make_yolo_dataset(tmp_path / "ds", counts=(("train", 6), ("test", 3)), size=256)
+    cells = pd.read_csv(tmp_path / "ds" / "cells.csv")
+    sizes = native_sizes_from_cells(cells)
+    assert sizes["native_size"]["platelet"] == pytest.approx(2 * RADII[7], rel=0.01)
+    test = cells[cells["split"] == "test"]
+    est = MagnificationEstimator(sizes).estimate(test[["x1", "y1", "x2", "y2"]].to_numpy(),
+                                                 list(test["class_name"]))
+    err = estimation_error(test["magnification"], est)
+    assert err["median_rel_error"] < 0.01 and err["within_10pct"] == 1.0
+    wrong = MagnificationEstimator(sizes).estimate(test[["x1", "y1", "x2", "y2"]].to_numpy())
+    assert estimation_error(test["magnification"], wrong)["within_10pct"] < 1.0
+
+
+# ------------------------------------------------------------------ pipeline + outputs
+
+@pytest.fixture(scope="module")
+def drawn_ds(tmp_path_factory):
+    root = tmp_path_factory.mktemp("det") / "ds"
+    make_yolo_dataset(root, counts=(("train", 6), ("test", 4)), size=256, per_image=5)
+    return root
+
+
+def _run(drawn_ds, scale_norm=True, mode="two-stage"):
+    sizes = native_sizes_from_cells(pd.read_csv(drawn_ds / "cells.csv"))
+    clf = StubClassifier(input_size=96)
+    pipe = Pipeline(OracleDetector(256), clf, sizes,
+                    PredictOptions(mode=mode, scale_norm=scale_norm, batch=3, window=100))
+    sources, skipped = list_sources(drawn_ds / "images" / "test")
+    return pipe.run(sources, progress=False), clf
+
+
+@pytest.mark.parametrize("scale_norm", [True, False])
+def test_pipeline_labels_drawn_cells(drawn_ds, scale_norm):
+    res, clf = _run(drawn_ds, scale_norm)
+    truth = pd.read_csv(drawn_ds / "cells.csv").query("split == 'test'")
+    assert list(res.cells.columns) == CELL_COLUMNS
+    assert len(res.cells) == len(truth)
+    assert sum(clf.calls) >= len(truth) and len(clf.calls) <= 4  # batched, not one call a cell
+    assert all(c.shape == (96, 96, 3) for c in clf.seen)
+    probs = res.cells[[f"p_{c}" for c in CLASS_NAMES]].to_numpy()
+    assert np.allclose(probs.sum(1), 1, atol=1e-6)
+    # the stub reads the centre colour: right for every cell when crops are centred
+    merged = _match(res.cells, truth)
+    assert (merged["class_name_p"] == merged["class_name_t"]).mean() == 1.0
+    err = estimation_error(merged["magnification"], merged["magnification_est"])
+    assert err["median_rel_error"] < 0.08
+
+
+def _match(pred, truth):
+    rows = []
+    for name, t in truth.groupby("image"):
+        p = pred[pred["image"] == Path(name).name]
+        iou = box_iou(torch.tensor(t[["x1", "y1", "x2", "y2"]].to_numpy()),
+                      torch.tensor(p[["x1", "y1", "x2", "y2"]].to_numpy())).numpy()
+        for i, j in enumerate(iou.argmax(1)):
+            assert iou[i, j] > 0.6
+            rows.append({"class_name_t": t.iloc[i]["class_name"], "magnification": t.iloc[i]["magnification"],
+                         "class_name_p": p.iloc[j]["class_name"],
+                         "magnification_est": p.iloc[j]["magnification_est"]})
+    return pd.DataFrame(rows)
+
+
+def test_outputs_parse_and_coco_loads(drawn_ds, tmp_path):
+    from pycocotools.coco import COCO
+
+    res, _ = _run(drawn_ds)
+    out = tmp_path / "pred"
+    write_outputs(out, res, {"detector": "oracle"}, coco_gt=str(drawn_ds / "test.json"))
+    cells = pd.read_csv(out / "cells.csv")
+    assert list(cells.columns) == CELL_COLUMNS and len(cells) == len(res.cells)
+    data = json.loads((out / "cells.json").read_text())
+    assert len(data["cells"]) == len(cells) and data["images"][0]["image_id"] is not None
+    counts = pd.read_csv(out / "counts.csv")
+    assert counts["n_cells"].sum() == len(cells) and len(counts) == 4
+    assert (counts[list(CLASS_NAMES)].sum(1) == counts["n_cells"]).all()
+    gt = COCO(str(drawn_ds / "test.json"))
+    dt = gt.loadRes(str(out / "coco_results.json"))
+    assert len(dt.getAnnIds()) == len(cells)
+    ann = dt.loadAnns(dt.getAnnIds()[:1])[0]
+    assert 1 <= ann["category_id"] <= 8 and len(ann["bbox"]) == 4
+
+
+def test_mode_checks(drawn_ds):
+    with pytest.raises(MixmagError, match="not the 8 PBC"):
+        Pipeline(OracleDetector(), None, None, PredictOptions(mode="detector"))
+    with pytest.raises(MixmagError, match="needs --classifier"):
+        Pipeline(OracleDetector(), None, None, PredictOptions(mode="two-stage"))
+    with pytest.raises(MixmagError, match="native cell sizes"):
+        Pipeline(OracleDetector(), StubClassifier(), None, PredictOptions(scale_norm=True))
+
+
+# ------------------------------------------------------------------ bad inputs
+
+def test_sources_skip_non_images_and_unreadable(drawn_ds, tmp_path, caplog):
+    folder = tmp_path / "mixed"
+    (folder / "sub").mkdir(parents=True)
+    img = cv2.imread(str(next((drawn_ds / "images" / "test").glob("*.jpg"))))
+    cv2.imwrite(str(folder / "a.jpg"), img)
+    cv2.imwrite(str(folder / "sub" / "b.png"), img)
+    (folder / "notes.txt").write_text("hello")
+    (folder / ".DS_Store").write_bytes(b"\0\1")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
+    srcs, skipped = list_sources(folder)
+    assert sorted(s.name for s in srcs) == ["a.jpg", "broken.jpg"] and len(skipped) == 2
+    srcs_r, _ = list_sources(folder, recursive=True)
+    assert "sub/b.png" in [s.name for s in srcs_r]
+    lst = tmp_path / "list.txt"
+    lst.write_text(f"{folder / 'a.jpg'}\n# comment\n{folder / 'sub' / 'b.png'}\n")
+    assert len(list_sources(lst)[0]) == 2
+    assert len(list_sources(str(folder / "*.jpg"))[0]) == 2
+    sizes = native_sizes_from_cells(pd.read_csv(drawn_ds / "cells.csv"))
+    pipe = Pipeline(OracleDetector(256), StubClassifier(), sizes, PredictOptions())
+    res = pipe.run(srcs, progress=False)
+    assert len(res.failed) == 1 and "broken.jpg" in res.failed.iloc[0]["error"]
+    assert (res.cells["image"] == "a.jpg").sum() > 0
+    with pytest.raises(MixmagError, match="no images found"):
+        list_sources(_empty(tmp_path))
+
+
+def _empty(tmp_path):
+    p = tmp_path / "empty"
+    p.mkdir()
+    (p / "x.csv").write_text("a\n")
+    return p
+
+
+def test_cli_missing_weights_is_one_line_error(tmp_path, capsys, drawn_ds):
+    rc = main(["predict", str(drawn_ds / "images" / "test"), "--detector",
+               str(tmp_path / "nope.pt"), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "nope.pt: no such file" in err
+    rc = main(["predict", str(drawn_ds / "images" / "test"), "--detector",
+               str(drawn_ds / "cells.csv"), "--out", str(tmp_path / "o2")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "not an ultralytics detector" in err
+    rc = main(["train-detector", "--data", str(tmp_path / "no.yaml")])
+    assert rc == 2 and "no such file" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ metrics (benchmark)
+
+def _truth_as_predictions(truth):
+    p = truth[["image", "x1", "y1", "x2", "y2", "class_name", "class_id"]].copy()
+    p["image"] = p["image"].map(lambda s: Path(s).name)
+    p["score"] = p["det_conf"] = p["class_conf"] = 0.9
+    p["magnification_est"] = truth["magnification"].to_numpy() * 1.05
+    return p
+
+
+def test_metrics_perfect_missing_and_wrong(drawn_ds):
+    from mixmag.detect.metrics import coco_map, match_cells, summary
+    from mixmag.detect.outputs import coco_image_ids, coco_results
+
+    truth = pd.read_csv(drawn_ds / "cells.csv").query("split == 'test'").reset_index(drop=True)
+    pred = _truth_as_predictions(truth)
+    s = summary(match_cells(pred, truth))
+    assert s["macro_f1"] == 1.0 and s["localisation_recall"] == 1.0
+    assert s["magnification_error"]["median_rel_error"] == pytest.approx(0.05)
+    assert all(v["macro_f1"] == 1.0 for v in s["per_magnification"].values())
+    ids = coco_image_ids(sorted(pred["image"].unique()), drawn_ds / "test.json")
+    assert coco_map(drawn_ds / "test.json", coco_results(pred, ids))["map50"] == pytest.approx(1.0)
+
+    missing = summary(match_cells(pred.iloc[1:], truth))
+    assert missing["localisation_recall"] == pytest.approx(1 - 1 / len(truth))
+    wrong = pred.copy()
+    wrong.loc[0, "class_name"] = "platelet" if truth.loc[0, "class_name"] != "platelet" else "ig"
+    s_wrong = summary(match_cells(wrong, truth))
+    assert s_wrong["macro_f1"] < 1.0 and s_wrong["localisation_recall"] == 1.0
+    shifted = pred.copy()
+    shifted[["x1", "x2"]] += (shifted["x2"] - shifted["x1"]).to_numpy()[:, None] * 0.6
+    assert summary(match_cells(shifted, truth))["localisation_recall"] == 0.0
