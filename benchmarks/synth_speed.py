@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from mixmag.fileio import write_json  # noqa: E402
+from mixmag.synth.cutout import cv_single_thread  # noqa: E402
 from mixmag.synth.generate import SynthSettings, load_store, synthesize  # noqa: E402
 from mixmag.synth.plan import plan_dataset, split_counts  # noqa: E402
 
@@ -97,7 +98,7 @@ def main() -> int:
     chunks = [blobs[i:i + 8] for i in range(0, len(blobs), 8)]
     import multiprocessing as mp
 
-    with ProcessPoolExecutor(args.workers, mp_context=mp.get_context("fork")) as ex:
+    with cv_single_thread(), ProcessPoolExecutor(args.workers, mp_context=mp.get_context("fork")) as ex:
         list(ex.map(_bound_chunk, chunks[:2]))     # warm the pool
         t0 = time.perf_counter()
         list(ex.map(_bound_chunk, chunks))

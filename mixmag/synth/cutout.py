@@ -135,10 +135,22 @@ def ensure_cutouts(sources: pd.DataFrame, cache: Path, workers: int = 2,
             _build_one(t)
             bar.update()
     else:
-        with ProcessPoolExecutor(workers, mp_context=_mp_context()) as ex:
+        with cv_single_thread(), ProcessPoolExecutor(workers, mp_context=_mp_context()) as ex:
             for _ in ex.map(_build_one, todo, chunksize=16):
                 bar.update()
     bar.close()
+
+
+class cv_single_thread:
+    """OpenCV single-threaded while a fork pool lives: a child forked from a process whose OpenCV
+    thread pool has run can hang in its first parallel call (seen here with imencode)."""
+
+    def __enter__(self):
+        self.prev = cv2.getNumThreads()
+        cv2.setNumThreads(1)
+
+    def __exit__(self, *exc):
+        cv2.setNumThreads(self.prev)
 
 
 def _mp_context():

@@ -26,7 +26,7 @@ from ..errors import MixmagError
 from ..fileio import prepare_output, write_bytes, write_json, write_text
 from .background import make_bank
 from .compose import RenderConfig, render_image, yolo_lines
-from .cutout import CutoutStore, default_cache_dir
+from .cutout import CutoutStore, cv_single_thread, default_cache_dir
 from .mask import MASK_VERSION
 from .plan import SPLITS, ImagePlan, plan_dataset, split_counts
 
@@ -146,7 +146,7 @@ def synthesize(out: str | os.PathLike, settings: SynthSettings, store: CutoutSto
         import multiprocessing as mp
 
         ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+        with cv_single_thread(), ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                                  initargs=(store, bank, cfg, str(root))) as ex:
             for r in ex.map(_render_chunk, chunks):
                 results += r

@@ -136,6 +136,15 @@ def _fill_holes(mask: np.ndarray) -> np.ndarray:
 
 def cell_mask(bgr: np.ndarray, class_name: str, work_size: int = 180,
               iterations: int = 4) -> MaskResult:
+    """Mask of the cell at the centre of one PBC crop; never raises on odd images (falls back)."""
+    try:
+        return _cell_mask(bgr, class_name, work_size, iterations)
+    except (cv2.error, ValueError) as e:
+        return _fallback(bgr, class_name, None, f"error-{type(e).__name__}")
+
+
+def _cell_mask(bgr: np.ndarray, class_name: str, work_size: int = 180,
+               iterations: int = 4) -> MaskResult:
     """Mask of the cell at the centre of one PBC crop (uint8 0/255 at the crop's resolution).
 
     GrabCut runs at ``work_size`` px (about half of PBC's 360) for speed; the mask is brought back
@@ -221,8 +230,8 @@ def _fallback(bgr, class_name, seed_small, reason) -> MaskResult:
     H, W = bgr.shape[:2]
     out = np.zeros((H, W), np.uint8)
     nuc = 0
-    if seed_small is not None and seed_small.any():
-        seed = _upsample(seed_small, (H, W))
+    seed = _upsample(seed_small, (H, W)) if seed_small is not None and seed_small.any() else None
+    if seed is not None and seed.any():
         nuc = int(seed.sum())
         pts = cv2.findNonZero(seed.astype(np.uint8))
         hull = cv2.convexHull(pts)
