@@ -172,7 +172,7 @@ class Pipeline:
         # tiles of the training canvas size, letterboxed to imgsz like the training images were
         self.tile = int(self.opt.tile or getattr(detector, "train_canvas", None) or detector.imgsz)
         if self.opt.overlap >= self.tile // 2:
-            log.warning("tile overlap %d is too large for %d px tiles; using %d",
+            log.info("tile overlap %d is too large for %d px tiles; using %d",
                         self.opt.overlap, self.tile, self.tile // 4)
             self.opt.overlap = self.tile // 4
 
