@@ -35,6 +35,10 @@ def register(sub) -> None:
     g.add_argument("--per-class", type=int, help="use this many train images a class")
     t.add_argument("--scale-range", type=float, nargs=2, default=(0.5, 1.5), metavar=("LOW", "HIGH"),
                    help="random in-canvas rescale of the cell (1 1: none)")
+    t.add_argument("--scale-p", type=float, default=1.0,
+                   help="fraction of training images rescaled (rest stay native)")
+    t.add_argument("--freeze-stages", type=int, default=0,
+                   help="efficientnet: keep the stem and the first N of 7 stages frozen (faster on CPU)")
     t.add_argument("--no-colour", dest="colour", action="store_false", help="no colour/blur jitter")
     t.add_argument("--patience", type=int, default=10, help="early stop after this many epochs without gain")
     t.add_argument("--seed", type=int, default=0)

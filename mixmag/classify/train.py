@@ -55,6 +55,8 @@ class TrainConfig:
     train_fraction: float | None = None
     per_class: int | None = None
     scale_range: tuple[float, float] = (0.5, 1.5)
+    scale_p: float = 1.0  # fraction of training images rescaled (the rest stay at native scale)
+    freeze_stages: int = 0  # EfficientNet: keep the stem and this many first stages at ImageNet
     colour: bool = True
     patience: int = 10
     seed: int = 0
@@ -98,6 +100,22 @@ def predict_loader(model, loader, mean, std, device, amp: bool, progress: bool =
         probs.append(logits.float().softmax(1).cpu())
         labels.append(yb)
     return torch.cat(probs).numpy(), torch.cat(labels).numpy()
+
+
+def freeze_early(model, stages: int) -> list:
+    """Freeze an EfficientNet's stem and first ``stages`` stages (CPU recipe: most of the backward
+    pass is in these high-resolution layers). Returns the frozen modules."""
+    if stages <= 0:
+        return []
+    if not hasattr(model, "blocks") or not hasattr(model, "conv_stem"):
+        raise MixmagError("--freeze-stages works for the efficientnet backbones only")
+    if stages > len(model.blocks):
+        raise MixmagError(f"--freeze-stages {stages}: the model has {len(model.blocks)} stages")
+    frozen = [model.conv_stem, model.bn1, *model.blocks[:stages]]
+    for m in frozen:
+        for p in m.parameters():
+            p.requires_grad_(False)
+    return frozen
 
 
 def one_cycle(steps: int, warmup: float, start: float = 0.04, end: float = 1e-3):
@@ -171,14 +189,17 @@ def train_classifier(cfg: TrainConfig, assign=None) -> dict:
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
 
-    train_ds = CellDataset(src, idx["train"], train_transform(cfg.imgsz, cfg.scale_range, cfg.colour))
+    frozen = freeze_early(model, cfg.freeze_stages)
+    train_ds = CellDataset(src, idx["train"],
+                           train_transform(cfg.imgsz, cfg.scale_range, cfg.colour, cfg.scale_p))
     val_ds = CellDataset(src, idx["val"], EvalTransform(cfg.imgsz))
     pin = device.type == "cuda"
     train_dl = make_loader(train_ds, cfg.batch, True, cfg.workers, cfg.seed,
                            drop_last=len(train_ds) > cfg.batch, pin=pin)
     val_dl = make_loader(val_ds, max(cfg.batch, 64), False, cfg.workers, cfg.seed, pin=pin)
     steps = len(train_dl) * cfg.epochs
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
+                            weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, one_cycle(steps, cfg.warmup))
     weight = _class_weights(src.labels[idx["train"]], n_cls).to(device) if cfg.class_weights else None
     loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
@@ -213,6 +234,8 @@ def train_classifier(cfg: TrainConfig, assign=None) -> dict:
             log.info("early stop: val accuracy has not improved for %d epochs", cfg.patience)
             break
         model.train()
+        for m in frozen:
+            m.eval()  # frozen stages keep their ImageNet BatchNorm statistics
         t0, tot, nb = time.perf_counter(), 0.0, 0
         bar = tqdm(train_dl, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress,
                    leave=False, unit="batch")
