@@ -59,6 +59,8 @@ class TrainConfig:
     freeze_stages: int = 0  # EfficientNet: keep the stem and this many first stages at ImageNet
     colour: bool = True
     patience: int = 10
+    ema: float = 0.0  # weight EMA decay (e.g. 0.998); 0 = off. The EMA weights are evaluated and saved
+    tta: bool = False  # score with the 8 flips/90-degree rotations averaged (also used at inference)
     seed: int = 0
     device: str = "cpu"
     amp: bool = False
@@ -86,8 +88,21 @@ def _class_weights(labels: np.ndarray, n: int) -> torch.Tensor:
     return torch.tensor(w, dtype=torch.float32)
 
 
+def dihedral_probs(model, x, tta: bool) -> torch.Tensor:
+    """Softmax of ``model`` on ``x``; with ``tta`` averaged over the 8 flips/90-degree rotations
+    (a smear has no up or left, and training saw all eight)."""
+    if not tta:
+        return model(x).float().softmax(1)
+    p = 0
+    for k in range(4):
+        r = torch.rot90(x, k, (2, 3))
+        p = p + model(r).float().softmax(1) + model(torch.flip(r, (3,))).float().softmax(1)
+    return p / 8
+
+
 @torch.no_grad()
-def predict_loader(model, loader, mean, std, device, amp: bool, progress: bool = False, desc="eval"):
+def predict_loader(model, loader, mean, std, device, amp: bool, progress: bool = False, desc="eval",
+                   tta: bool = False):
     """(probabilities, labels) for every item of ``loader``."""
     from tqdm import tqdm
 
@@ -96,8 +111,8 @@ def predict_loader(model, loader, mean, std, device, amp: bool, progress: bool =
     for xb, yb in tqdm(loader, desc=desc, leave=False, disable=not progress):
         x = to_input(xb, mean, std, device, channels_last=device.type == "cuda")
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            logits = model(x)
-        probs.append(logits.float().softmax(1).cpu())
+            p = dihedral_probs(model, x, tta)
+        probs.append(p.cpu())
         labels.append(yb)
     return torch.cat(probs).numpy(), torch.cat(labels).numpy()
 
@@ -203,6 +218,13 @@ def train_classifier(cfg: TrainConfig, assign=None) -> dict:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, one_cycle(steps, cfg.warmup))
     weight = _class_weights(src.labels[idx["train"]], n_cls).to(device) if cfg.class_weights else None
     loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
+    ema = None
+    if cfg.ema:
+        from timm.utils import ModelEmaV3
+
+        if not 0 < cfg.ema < 1:
+            raise MixmagError(f"--ema {cfg.ema}: a decay in (0, 1), e.g. 0.998; 0 turns it off")
+        ema = ModelEmaV3(model, decay=cfg.ema, use_warmup=True)
 
     args = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()}
     args.update(init=init, data=src.origin, manifest_hash=src.manifest_hash, stored_size=src.size,
@@ -218,6 +240,8 @@ def train_classifier(cfg: TrainConfig, assign=None) -> dict:
             raise MixmagError(f"--resume: {last_pt} holds no training state (was it stripped?)")
         model.load_state_dict(ck["state_dict"])
         opt.load_state_dict(st["optimizer"])
+        if ema is not None and "ema" in st:
+            ema.module.load_state_dict(st["ema"])
         sched.load_state_dict(st["scheduler"])
         start, best_epoch = int(st["epoch"]) + 1, int(st["best_epoch"])
         best, history = tuple(st["best"]), list(st["history"])
@@ -248,13 +272,16 @@ def train_classifier(cfg: TrainConfig, assign=None) -> dict:
             loss.backward()
             opt.step()
             sched.step()
+            if ema is not None:
+                ema.update(model, step=epoch * len(train_dl) + nb)
             tot, nb = tot + loss.item(), nb + 1
             if nb % 10 == 0 or nb == len(train_dl):
                 bar.set_postfix(loss=f"{tot / nb:.3f}")
         bar.close()
         train_s = time.perf_counter() - t0
         train_seconds += train_s
-        probs, labels = predict_loader(model, val_dl, b.mean, b.std, device, amp)
+        scored = ema.module if ema is not None else model
+        probs, labels = predict_loader(scored, val_dl, b.mean, b.std, device, amp, tta=cfg.tta)
         vm = classification_metrics(labels, probs.argmax(1))
         row = {"epoch": epoch + 1, "train_loss": tot / max(nb, 1), "val_loss": _nll(probs, labels),
                "val_accuracy": vm["accuracy"], "val_macro_f1": vm["macro_f1"],
@@ -264,11 +291,13 @@ def train_classifier(cfg: TrainConfig, assign=None) -> dict:
         improved = (vm["accuracy"], -row["val_loss"]) > (best[0], -best[1])
         if improved:
             best, best_epoch = (vm["accuracy"], row["val_loss"]), epoch
-            save_checkpoint(run / "weights" / "best.pt", model, metrics={"val": vm, "epoch": epoch + 1},
+            save_checkpoint(run / "weights" / "best.pt", scored, metrics={"val": vm, "epoch": epoch + 1},
                             **ck_common)
         state = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "epoch": epoch,
                  "best": list(best), "best_epoch": best_epoch, "history": history,
                  "train_seconds": train_seconds}
+        if ema is not None:
+            state["ema"] = {k: v.detach().cpu() for k, v in ema.module.state_dict().items()}
         save_checkpoint(last_pt, model, metrics={"val": vm, "epoch": epoch + 1}, train_state=state,
                         **ck_common)
         write_csv(run / "results.csv", pd.DataFrame(history))
@@ -300,7 +329,7 @@ def finish_run(run, cfg, src, idx, device, amp, ck_common, history, best_epoch, 
         ds = CellDataset(src, idx[split], EvalTransform(cfg.imgsz))
         dl = make_loader(ds, max(cfg.batch, 64), False, cfg.workers, cfg.seed,
                          pin=device.type == "cuda")
-        probs, labels = predict_loader(model, dl, b.mean, b.std, device, amp)
+        probs, labels = predict_loader(model, dl, b.mean, b.std, device, amp, tta=cfg.tta)
         m = classification_metrics(labels, probs.argmax(1))
         out[split] = m
         save_confusion_png(m["confusion"], CLASS_NAMES,
