@@ -210,6 +210,24 @@ def test_cpu_training_is_deterministic(tiny_bundle, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_ema_and_tta_runs_save_what_they_scored(tiny_bundle, tmp_path):
+    import json
+
+    from mixmag.classify import load_classifier
+    from mixmag.classify.bundle import Bundle
+
+    from mixmag.classify.train import train_classifier
+
+    m = train_classifier(_cfg(tmp_path, bundle=str(tiny_bundle), name="e", epochs=2, ema=0.9, tta=True))
+    clf = load_classifier(tmp_path / "e/weights/best.pt")
+    assert clf.tta and json.loads((tmp_path / "e/metrics.json").read_text())["test"] == m["test"]
+    b = Bundle(tiny_bundle)
+    te = np.flatnonzero(b.splits == "test")
+    crops = [cv2.cvtColor(b.image(i), cv2.COLOR_RGB2BGR) for i in te]
+    pred = clf.predict(crops).argmax(1)
+    assert (pred == b.labels[te]).mean() == pytest.approx(m["test"]["accuracy"])
+
+
 def test_resume_continues_the_run(tiny_run, tiny_bundle, tmp_path):
     import shutil
 

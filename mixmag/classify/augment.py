@@ -56,10 +56,11 @@ class TrainTransform:
     Called like an albumentations transform: ``t(image=rgb)["image"]``.
     """
 
-    def __init__(self, imgsz: int, scale_range=(0.5, 1.5), colour: bool = True):
+    def __init__(self, imgsz: int, scale_range=(0.5, 1.5), colour: bool = True, scale_p: float = 1.0):
         import albumentations as A
 
         self.scale_range = tuple(scale_range) if scale_range else (1.0, 1.0)
+        self.scale_p = scale_p
         self.rng = np.random.default_rng(0)
         ts = [A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5), A.RandomRotate90(p=1.0)]
         if colour:
@@ -79,14 +80,15 @@ class TrainTransform:
 
     def __call__(self, image: np.ndarray) -> dict:
         lo, hi = self.scale_range
-        if hi > lo or lo != 1.0:
+        if (hi > lo or lo != 1.0) and self.rng.random() < self.scale_p:
             image = rescale_in_canvas(image, float(self.rng.uniform(lo, hi)))
         return self.compose(image=image)
 
 
-def train_transform(imgsz: int, scale_range=(0.5, 1.5), colour: bool = True) -> TrainTransform:
+def train_transform(imgsz: int, scale_range=(0.5, 1.5), colour: bool = True,
+                    scale_p: float = 1.0) -> TrainTransform:
     """The training augmentation: RGB uint8 (stored size) -> RGB uint8 imgsz x imgsz."""
-    return TrainTransform(imgsz, scale_range, colour)
+    return TrainTransform(imgsz, scale_range, colour, scale_p)
 
 
 def seed_transform(transform, seed: int) -> None:

@@ -107,6 +107,7 @@ class Classifier:
         self.mean, self.std = list(ck["mean"]), list(ck["std"])
         self.metrics, self.args = ck.get("metrics", {}), ck.get("args", {})
         self.manifest_hash = ck.get("manifest_hash", "")
+        self.tta = bool(self.args.get("tta", False))  # scored with dihedral TTA when trained so
         self.device = torch.device(device)
         self.model = build_model(ck, path).to(self.device).eval()
 
@@ -124,7 +125,10 @@ class Classifier:
 
     @torch.inference_mode()
     def predict(self, crops, batch_size: int = 64) -> np.ndarray:
-        out = [self.model(x).float().softmax(1).cpu().numpy() for x in self._batches(crops, batch_size)]
+        from .train import dihedral_probs
+
+        out = [dihedral_probs(self.model, x, self.tta).cpu().numpy()
+               for x in self._batches(crops, batch_size)]
         return np.concatenate(out) if out else np.zeros((0, len(self.class_names)), np.float32)
 
     @torch.inference_mode()

@@ -35,8 +35,15 @@ def register(sub) -> None:
     g.add_argument("--per-class", type=int, help="use this many train images a class")
     t.add_argument("--scale-range", type=float, nargs=2, default=(0.5, 1.5), metavar=("LOW", "HIGH"),
                    help="random in-canvas rescale of the cell (1 1: none)")
+    t.add_argument("--scale-p", type=float, default=1.0,
+                   help="fraction of training images rescaled (rest stay native)")
+    t.add_argument("--freeze-stages", type=int, default=0,
+                   help="efficientnet: keep the stem and the first N of 7 stages frozen (faster on CPU)")
     t.add_argument("--no-colour", dest="colour", action="store_false", help="no colour/blur jitter")
     t.add_argument("--patience", type=int, default=10, help="early stop after this many epochs without gain")
+    t.add_argument("--ema", type=float, default=0.0, help="weight EMA decay, e.g. 0.998 (0: off)")
+    t.add_argument("--tta", action="store_true",
+                   help="score (and later classify) with the 8 flips/rotations averaged")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     t.add_argument("--amp", action="store_true", help="bf16 autocast (cuda only)")

@@ -55,8 +55,12 @@ class TrainConfig:
     train_fraction: float | None = None
     per_class: int | None = None
     scale_range: tuple[float, float] = (0.5, 1.5)
+    scale_p: float = 1.0  # fraction of training images rescaled (the rest stay at native scale)
+    freeze_stages: int = 0  # EfficientNet: keep the stem and this many first stages at ImageNet
     colour: bool = True
     patience: int = 10
+    ema: float = 0.0  # weight EMA decay (e.g. 0.998); 0 = off. The EMA weights are evaluated and saved
+    tta: bool = False  # score with the 8 flips/90-degree rotations averaged (also used at inference)
     seed: int = 0
     device: str = "cpu"
     amp: bool = False
@@ -84,8 +88,21 @@ def _class_weights(labels: np.ndarray, n: int) -> torch.Tensor:
     return torch.tensor(w, dtype=torch.float32)
 
 
+def dihedral_probs(model, x, tta: bool) -> torch.Tensor:
+    """Softmax of ``model`` on ``x``; with ``tta`` averaged over the 8 flips/90-degree rotations
+    (a smear has no up or left, and training saw all eight)."""
+    if not tta:
+        return model(x).float().softmax(1)
+    p = 0
+    for k in range(4):
+        r = torch.rot90(x, k, (2, 3))
+        p = p + model(r).float().softmax(1) + model(torch.flip(r, (3,))).float().softmax(1)
+    return p / 8
+
+
 @torch.no_grad()
-def predict_loader(model, loader, mean, std, device, amp: bool, progress: bool = False, desc="eval"):
+def predict_loader(model, loader, mean, std, device, amp: bool, progress: bool = False, desc="eval",
+                   tta: bool = False):
     """(probabilities, labels) for every item of ``loader``."""
     from tqdm import tqdm
 
@@ -94,10 +111,26 @@ def predict_loader(model, loader, mean, std, device, amp: bool, progress: bool =
     for xb, yb in tqdm(loader, desc=desc, leave=False, disable=not progress):
         x = to_input(xb, mean, std, device, channels_last=device.type == "cuda")
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            logits = model(x)
-        probs.append(logits.float().softmax(1).cpu())
+            p = dihedral_probs(model, x, tta)
+        probs.append(p.cpu())
         labels.append(yb)
     return torch.cat(probs).numpy(), torch.cat(labels).numpy()
+
+
+def freeze_early(model, stages: int) -> list:
+    """Freeze an EfficientNet's stem and first ``stages`` stages (CPU recipe: most of the backward
+    pass is in these high-resolution layers). Returns the frozen modules."""
+    if stages <= 0:
+        return []
+    if not hasattr(model, "blocks") or not hasattr(model, "conv_stem"):
+        raise MixmagError("--freeze-stages works for the efficientnet backbones only")
+    if stages > len(model.blocks):
+        raise MixmagError(f"--freeze-stages {stages}: the model has {len(model.blocks)} stages")
+    frozen = [model.conv_stem, model.bn1, *model.blocks[:stages]]
+    for m in frozen:
+        for p in m.parameters():
+            p.requires_grad_(False)
+    return frozen
 
 
 def one_cycle(steps: int, warmup: float, start: float = 0.04, end: float = 1e-3):
@@ -171,17 +204,27 @@ def train_classifier(cfg: TrainConfig, assign=None) -> dict:
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
 
-    train_ds = CellDataset(src, idx["train"], train_transform(cfg.imgsz, cfg.scale_range, cfg.colour))
+    frozen = freeze_early(model, cfg.freeze_stages)
+    train_ds = CellDataset(src, idx["train"],
+                           train_transform(cfg.imgsz, cfg.scale_range, cfg.colour, cfg.scale_p))
     val_ds = CellDataset(src, idx["val"], EvalTransform(cfg.imgsz))
     pin = device.type == "cuda"
     train_dl = make_loader(train_ds, cfg.batch, True, cfg.workers, cfg.seed,
                            drop_last=len(train_ds) > cfg.batch, pin=pin)
     val_dl = make_loader(val_ds, max(cfg.batch, 64), False, cfg.workers, cfg.seed, pin=pin)
     steps = len(train_dl) * cfg.epochs
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
+                            weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, one_cycle(steps, cfg.warmup))
     weight = _class_weights(src.labels[idx["train"]], n_cls).to(device) if cfg.class_weights else None
     loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
+    ema = None
+    if cfg.ema:
+        from timm.utils import ModelEmaV3
+
+        if not 0 < cfg.ema < 1:
+            raise MixmagError(f"--ema {cfg.ema}: a decay in (0, 1), e.g. 0.998; 0 turns it off")
+        ema = ModelEmaV3(model, decay=cfg.ema, use_warmup=True)
 
     args = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()}
     args.update(init=init, data=src.origin, manifest_hash=src.manifest_hash, stored_size=src.size,
@@ -197,6 +240,8 @@ def train_classifier(cfg: TrainConfig, assign=None) -> dict:
             raise MixmagError(f"--resume: {last_pt} holds no training state (was it stripped?)")
         model.load_state_dict(ck["state_dict"])
         opt.load_state_dict(st["optimizer"])
+        if ema is not None and "ema" in st:
+            ema.module.load_state_dict(st["ema"])
         sched.load_state_dict(st["scheduler"])
         start, best_epoch = int(st["epoch"]) + 1, int(st["best_epoch"])
         best, history = tuple(st["best"]), list(st["history"])
@@ -213,6 +258,8 @@ def train_classifier(cfg: TrainConfig, assign=None) -> dict:
             log.info("early stop: val accuracy has not improved for %d epochs", cfg.patience)
             break
         model.train()
+        for m in frozen:
+            m.eval()  # frozen stages keep their ImageNet BatchNorm statistics
         t0, tot, nb = time.perf_counter(), 0.0, 0
         bar = tqdm(train_dl, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress,
                    leave=False, unit="batch")
@@ -225,13 +272,16 @@ def train_classifier(cfg: TrainConfig, assign=None) -> dict:
             loss.backward()
             opt.step()
             sched.step()
+            if ema is not None:
+                ema.update(model, step=epoch * len(train_dl) + nb)
             tot, nb = tot + loss.item(), nb + 1
             if nb % 10 == 0 or nb == len(train_dl):
                 bar.set_postfix(loss=f"{tot / nb:.3f}")
         bar.close()
         train_s = time.perf_counter() - t0
         train_seconds += train_s
-        probs, labels = predict_loader(model, val_dl, b.mean, b.std, device, amp)
+        scored = ema.module if ema is not None else model
+        probs, labels = predict_loader(scored, val_dl, b.mean, b.std, device, amp, tta=cfg.tta)
         vm = classification_metrics(labels, probs.argmax(1))
         row = {"epoch": epoch + 1, "train_loss": tot / max(nb, 1), "val_loss": _nll(probs, labels),
                "val_accuracy": vm["accuracy"], "val_macro_f1": vm["macro_f1"],
@@ -241,11 +291,13 @@ def train_classifier(cfg: TrainConfig, assign=None) -> dict:
         improved = (vm["accuracy"], -row["val_loss"]) > (best[0], -best[1])
         if improved:
             best, best_epoch = (vm["accuracy"], row["val_loss"]), epoch
-            save_checkpoint(run / "weights" / "best.pt", model, metrics={"val": vm, "epoch": epoch + 1},
+            save_checkpoint(run / "weights" / "best.pt", scored, metrics={"val": vm, "epoch": epoch + 1},
                             **ck_common)
         state = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "epoch": epoch,
                  "best": list(best), "best_epoch": best_epoch, "history": history,
                  "train_seconds": train_seconds}
+        if ema is not None:
+            state["ema"] = {k: v.detach().cpu() for k, v in ema.module.state_dict().items()}
         save_checkpoint(last_pt, model, metrics={"val": vm, "epoch": epoch + 1}, train_state=state,
                         **ck_common)
         write_csv(run / "results.csv", pd.DataFrame(history))
@@ -277,7 +329,7 @@ def finish_run(run, cfg, src, idx, device, amp, ck_common, history, best_epoch, 
         ds = CellDataset(src, idx[split], EvalTransform(cfg.imgsz))
         dl = make_loader(ds, max(cfg.batch, 64), False, cfg.workers, cfg.seed,
                          pin=device.type == "cuda")
-        probs, labels = predict_loader(model, dl, b.mean, b.std, device, amp)
+        probs, labels = predict_loader(model, dl, b.mean, b.std, device, amp, tta=cfg.tta)
         m = classification_metrics(labels, probs.argmax(1))
         out[split] = m
         save_confusion_png(m["confusion"], CLASS_NAMES,
