@@ -18,7 +18,7 @@ PY=${PY:-python3}
 if [ "${TINY:-0}" = 1 ]; then
   DEV=cpu; AMP=""; E2=1; E0=1; NTR=24; NVA=6; MIN=0.3; DBATCH=4; CBATCH=32; IMG=256; CW=1; DW=1; LIM="--per-class 12"
 else
-  DEV=cuda; AMP=--amp; E2=40; E0=40; NTR=3000; NVA=300; MIN=4; DBATCH=32; CBATCH=128; IMG=1024; CW=5; DW=8; LIM=""
+  DEV=cuda; AMP=--amp; E2=40; E0=30; NTR=3000; NVA=300; MIN=4; DBATCH=64; CBATCH=128; IMG=640; CW=5; DW=8; LIM=""
 fi
 
 if [ "$phase" = a ]; then
@@ -30,7 +30,7 @@ if [ "$phase" = a ]; then
   rm -rf $W/classify/lite2-224
   setsid nohup $PY -m mixmag train-classifier --bundle .bundle/cells224.npz \
     --backbone efficientnet_lite2 --weights .bundle/lite2_fp16.pt --imgsz 224 --epochs $E2 \
-    --batch $CBATCH --lr 1e-3 --label-smoothing 0.1 --scale-range 0.5 1.5 --patience 12 \
+    --batch $CBATCH --lr 1e-3 --label-smoothing 0.1 --scale-range 0.5 1.5 --scale-p 0.5 --ema 0.998 --patience 12 \
     --device $DEV $AMP --workers $CW $LIM --project $W/classify --name lite2-224 --no-test \
     > $W/lite2.log 2>&1 < /dev/null &
   sleep ${WAIT_A:-40}; tr '\r' '\n' < $W/lite2.log | grep -v '^\s*$' | tail -4
@@ -45,10 +45,10 @@ $PY -m mixmag synthesize --cutouts .bundle2/cutouts.npz --out $W/mix --n-train $
 echo "composites made in $(( $(date +%s) - t0 )) s"; tail -2 $W/synth.log
 $PY -m mixmag train-classifier --bundle .bundle/cells224.npz --backbone efficientnet_lite0 \
   --weights .bundle2/lite0_fp16.pt --imgsz 160 --epochs $E0 --batch $CBATCH --lr 1.5e-3 \
-  --label-smoothing 0.1 --scale-range 0.5 1.5 --patience 12 --device $DEV $AMP --workers 3 $LIM \
+  --label-smoothing 0.1 --scale-range 0.5 1.5 --scale-p 0.5 --ema 0.998 --patience 12 --device $DEV $AMP --workers 4 $LIM \
   --project $W/classify --name lite0-160 --no-test > $W/lite0.log 2>&1 &
 lite0=$!
-$PY tools/device_train_detector.py --data $W/mix/data.yaml --out $W/detect/yolo11n-1024 \
+$PY tools/device_train_detector.py --data $W/mix/data.yaml --out $W/detect/yolo11n-640 \
   --model models/yolo11n-mixmag.yaml --minutes $MIN --imgsz $IMG --batch $DBATCH --workers $DW \
   --cache ram --amp $([ $DEV = cuda ] && echo bf16 || echo fp32) --device $([ $DEV = cuda ] && echo 0 || echo cpu) \
   --bench-batches 1,8,32 > $W/detect.log 2>&1
@@ -69,9 +69,9 @@ for name in ("lite2-224", "lite0-160"):
         ck["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in ck["state_dict"].items()}
         ck.pop("train_state", None)
         torch.save(ck, out / f"{name}.pt")
-p = W / "detect" / "yolo11n-1024" / "weights" / "best.pt"
+p = W / "detect" / "yolo11n-640" / "weights" / "best.pt"
 if p.is_file():
-    shutil.copy(p, out / "yolo11n-1024.pt")
+    shutil.copy(p, out / "yolo11n-640.pt")
 PYEOF
 tar czf $OUT/logs.tgz -C $W --exclude='*.pt' --exclude=mix --exclude=cache --exclude=yolo-config . 2>/dev/null
 ls -la $OUT; echo "phase b took $(( $(date +%s) - t0 )) s"
