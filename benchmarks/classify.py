@@ -315,6 +315,7 @@ def main(argv=None) -> int:
     args.imgsz = args.imgsz or (128 if args.quick else 160)
     stem = "classify-quick" if args.quick else "classify"
     out = Path(args.out or REPO / "benchmarks" / "results" / f"{stem}.json")
+    code_commit = commit()  # the code that runs is the checkout at the start
     try:
         prepare_output(out, args.overwrite, "results")
         rec = Recorder(out.parent / out.stem)
@@ -325,7 +326,7 @@ def main(argv=None) -> int:
         return 2
     doc = {"benchmark": "single-cell classification protocols (issue 4)",
            "command": "python " + " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).as_posix(), *(argv or sys.argv[1:])]),
-           "commit": commit(), "machine": machine(), "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+           "commit": code_commit, "machine": machine(), "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
            "mode": "quick (frozen ImageNet features + classical heads)" if args.quick else "full (fine-tuning)",
            "settings": {k: v for k, v in vars(args).items() if k not in ("overwrite",)},
            "wall_seconds": round(time.perf_counter() - t0, 1), **res}

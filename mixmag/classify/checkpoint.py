@@ -42,6 +42,20 @@ def save_checkpoint(path, model, *, backbone: str, class_names, input_size: int,
         torch.save(ck, tmp)
 
 
+def half_checkpoint(src, dst, overwrite: bool = False) -> int:
+    """Copy a checkpoint with fp16 weights and no training state (for release; half the size).
+    ``load_classifier`` reads it back as float32. Returns the new file's size in bytes."""
+    from ..fileio import prepare_output
+
+    prepare_output(dst, overwrite, "checkpoint")
+    ck = read_checkpoint(src, expect_classes=None)
+    ck.pop("train_state", None)
+    ck["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in ck["state_dict"].items()}
+    with atomic_path(dst, suffix=".pt") as tmp:
+        torch.save(ck, tmp)
+    return Path(dst).stat().st_size
+
+
 def _plain(obj):
     """Only types torch.load(weights_only=True) accepts (and JSON would): dicts, lists, str, numbers."""
     if isinstance(obj, dict):
