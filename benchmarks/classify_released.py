@@ -1,0 +1,91 @@
+"""Score released classifier checkpoints on the split manifest's TEST sources, at 0.5x, 1x, 1.5x.
+
+    python benchmarks/classify_released.py --split datasets/pbc-split.csv \
+        models/released/classifier-lite0-160/best.pt models/released/classifier-lite2-224/best.pt
+
+The rescaled protocol shrinks or enlarges the cell inside its own canvas (the same in-canvas rescale
+the training augmentation uses), so 0.5x is the cell as a 0.5x composite shows it. Prints accuracy,
+macro F1 and erythroblast P/R per scale and writes benchmarks/results/classify_released.json
+(command, commit, CPU, date, load) and a confusion PNG per model at 1x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from mixmag.classes import CLASS_NAMES  # noqa: E402
+from mixmag.classify import load_classifier  # noqa: E402
+from mixmag.classify.augment import rescale_in_canvas  # noqa: E402
+from mixmag.classify.metrics import classification_metrics, save_confusion_png, summary_line  # noqa: E402
+from mixmag.data.split import load_manifest  # noqa: E402
+from mixmag.fileio import write_json  # noqa: E402
+
+SCALES = (0.5, 1.0, 1.5)
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("weights", nargs="+")
+    ap.add_argument("--split", default=str(REPO / "datasets" / "pbc-split.csv"))
+    ap.add_argument("--pbc", default=None)
+    ap.add_argument("--limit", type=int, default=0, help="score only the first N test images")
+    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "classify_released.json"))
+    args = ap.parse_args()
+    m = load_manifest(args.split, pbc=args.pbc)
+    test = m[m["split"] == "test"]
+    if args.limit:
+        test = test.iloc[:: max(1, len(test) // args.limit)]
+    images = [cv2.imread(p, cv2.IMREAD_COLOR) for p in test["abspath"]]
+    y = test["class_id"].to_numpy()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                            text=True).stdout.strip()
+    record = {"command": "python " + " ".join([os.path.relpath(__file__, REPO), *sys.argv[1:]]),
+              "commit": commit, "cpu": cpu_model(), "date": time.strftime("%Y-%m-%d"),
+              "load_avg_before": os.getloadavg()[0], "n_test": int(len(y)),
+              "manifest_hash": m.attrs["manifest_hash"], "models": {}}
+    for w in args.weights:
+        clf = load_classifier(w, device="cpu")
+        res = {}
+        for s in SCALES:
+            crops = [rescale_in_canvas(im, s) if s != 1.0 else im for im in images]
+            t = time.time()
+            pred = clf.predict(crops, batch_size=64).argmax(1)
+            met = classification_metrics(y, pred, CLASS_NAMES)
+            met["images_per_s"] = round(len(crops) / (time.time() - t), 1)
+            res[f"{s}x"] = met
+            print(f"{Path(w).parent.name} at {s}x: {summary_line(met)}  {met['images_per_s']} img/s",
+                  flush=True)
+        png = Path(args.out).with_name(f"confusion_{Path(w).parent.name}_test.png")
+        save_confusion_png(res["1.0x"]["confusion"], CLASS_NAMES, png,
+                           title=f"{Path(w).parent.name}, PBC test split (n={len(y)})")
+        res["gap_0.5x_vs_1x_points"] = round(100 * (res["1.0x"]["accuracy"] - res["0.5x"]["accuracy"]), 2)
+        record["models"][Path(w).parent.name] = res
+    record["load_avg_after"] = os.getloadavg()[0]
+    write_json(args.out, record)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
