@@ -65,7 +65,7 @@ def render_image(plan: ImagePlan, store: CutoutStore, bank: list[np.ndarray], cf
     palette = pieces[0][2] if pieces else np.array([[235, 225, 245], [190, 170, 215]], np.uint8)
     canvas = render_background(bank, C, palette, rng) if draw else None
     records, dropped, k = [], 0, 0
-    table = store.table
+    class_ids, sources = store.columns()
     for (row, m, _, bgr, alpha, tb), off in zip(pieces, offsets):
         if off is None:
             dropped += 1
@@ -78,11 +78,11 @@ def render_image(plan: ImagePlan, store: CutoutStore, bank: list[np.ndarray], cf
             box = (off[0], off[1], off[0] + tb[2] - tb[0], off[1] + tb[3] - tb[1])
         if draw:
             _paste(canvas, bgr, alpha, px, py)
-        cid = int(table.at[row, "class_id"])
+        cid = class_ids[row]
         records.append({
             "image": plan.image, "image_id": plan.image_id, "cell": k,
             "class_name": CLASS_NAMES[cid], "class_id": cid,
-            "source": str(table.at[row, "source"]), "split": plan.split,
+            "source": sources[row], "split": plan.split,
             "magnification": float(m),
             "x1": float(box[0]), "y1": float(box[1]), "x2": float(box[2]), "y2": float(box[3]),
             "mask_area": int(tb[4]), "width": C, "height": C,
@@ -99,9 +99,11 @@ def _paste(canvas: np.ndarray, bgr: np.ndarray, alpha: np.ndarray, px: int, py: 
     if x2 <= x1 or y2 <= y1:
         return
     sub = (slice(y1 - py, y2 - py), slice(x1 - px, x2 - px))
-    a = alpha[sub].astype(np.float32) * (1 / 255)
+    a = alpha[sub].astype(np.float32)
+    a *= 1 / 255
     roi = canvas[y1:y2, x1:x2]
-    canvas[y1:y2, x1:x2] = cv2.blendLinear(bgr[sub], roi, a, 1 - a)
+    # blendLinear writes a new array; copy it back into the canvas view (no temporaries in numpy)
+    roi[...] = cv2.blendLinear(bgr[sub], roi, a, 1 - a)
 
 
 def yolo_lines(records: list[dict]) -> str:

@@ -57,8 +57,9 @@ def data_yaml(root: Path, splits) -> str:
 def write_exports(root: Path, cells: pd.DataFrame, images: pd.DataFrame, splits) -> None:
     cells = cells[CELL_COLUMNS]
     write_csv(root / "cells.csv", cells)
+    # indent=None lets json use its C encoder (~10x faster than the indented Python one)
     write_json(root / "cells.json", {"columns": CELL_COLUMNS,
-                                     "cells": cells.to_dict(orient="records")})
+                                     "cells": cells.to_dict(orient="records")}, indent=None)
     for s in splits:
         write_json(root / f"{s}.json", coco_dict(cells[cells["split"] == s],
                                                  images[images["split"] == s]), indent=None)
