@@ -35,18 +35,20 @@ def scale_cutout(bgr: np.ndarray, alpha: np.ndarray, m: float) -> tuple[np.ndarr
 
 def tight_box(alpha: np.ndarray) -> tuple[int, int, int, int, int]:
     """(x1, y1, x2, y2, area) of alpha >= 0.5; x2/y2 exclusive."""
-    a = alpha >= 128
-    rows, cols = a.any(1), a.any(0)
-    if not rows.any():
+    _, a = cv2.threshold(alpha, 127, 255, cv2.THRESH_BINARY)    # alpha >= 128
+    area = cv2.countNonZero(a)
+    if area == 0:
         return 0, 0, 0, 0, 0
-    y1, y2 = int(rows.argmax()), len(rows) - int(rows[::-1].argmax())
-    x1, x2 = int(cols.argmax()), len(cols) - int(cols[::-1].argmax())
-    return x1, y1, x2, y2, int(np.count_nonzero(a))
+    x, y, w, h = cv2.boundingRect(a)
+    return x, y, x + w, y + h, area
 
 
 def render_image(plan: ImagePlan, store: CutoutStore, bank: list[np.ndarray], cfg: RenderConfig,
-                 draw: bool = True) -> tuple[np.ndarray | None, list[dict], int]:
-    """(image or None when draw=False, per-cell records, cells that did not fit)."""
+                 draw: bool = True, out: np.ndarray | None = None) -> tuple[np.ndarray | None, list[dict], int]:
+    """(image or None when draw=False, per-cell records, cells that did not fit).
+
+    ``out``: a (canvas, canvas, 3) uint8 buffer to draw into (and return) instead of a new array.
+    """
     rng = image_rng(cfg.seed, plan.image_id)
     C = cfg.canvas
     pieces = []
@@ -63,7 +65,7 @@ def render_image(plan: ImagePlan, store: CutoutStore, bank: list[np.ndarray], cf
         sizes = np.array([[p[5][2] - p[5][0], p[5][3] - p[5][1]] for p in pieces], np.int64).reshape(-1, 2)
     offsets = place_boxes(sizes, (C, C), rng, cfg.max_iou)
     palette = pieces[0][2] if pieces else np.array([[235, 225, 245], [190, 170, 215]], np.uint8)
-    canvas = render_background(bank, C, palette, rng) if draw else None
+    canvas = render_background(bank, C, palette, rng, out) if draw else None
     records, dropped, k = [], 0, 0
     class_ids, sources = store.columns()
     for (row, m, _, bgr, alpha, tb), off in zip(pieces, offsets):

@@ -57,7 +57,7 @@ _W: dict = {}
 
 def _init_worker(store, bank, cfg, root):
     cv2.setNumThreads(1)
-    _W.update(store=store, bank=bank, cfg=cfg, root=str(root))
+    _W.update(store=store, bank=bank, cfg=cfg, root=str(root), canvas=None)
 
 
 def _noop(_):
@@ -69,10 +69,13 @@ def _render_chunk(args) -> list[tuple[int, list[dict], int]]:
     out = []
     root, cfg = _W["root"], _W["cfg"]
     params = [cv2.IMWRITE_JPEG_QUALITY, cfg.jpeg_quality]
+    buf_img = _W.get("canvas")
+    if buf_img is None or buf_img.shape[0] != cfg.canvas:
+        buf_img = _W["canvas"] = np.empty((cfg.canvas, cfg.canvas, 3), np.uint8)
     for p in plans:
         img_f, lab_f = os.path.join(root, p.image), os.path.join(root, p.label)
         done = resume and os.path.isfile(img_f) and os.path.isfile(lab_f)
-        canvas, recs, dropped = render_image(p, _W["store"], _W["bank"], cfg, draw=not done)
+        canvas, recs, dropped = render_image(p, _W["store"], _W["bank"], cfg, draw=not done, out=buf_img)
         if not done:
             ok, buf = cv2.imencode(".jpg", canvas, params)
             if not ok:
