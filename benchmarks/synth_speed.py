@@ -61,15 +61,25 @@ def _floor_chunk(items):
     return len(items)
 
 
-def _pool_rate(fn, chunks, n, workers) -> float:
-    """Images per second of ``fn`` over ``chunks`` on a warm pool of ``workers`` processes."""
+def _cpu() -> float:
+    """CPU seconds of this process plus its reaped children (pool workers count once joined)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def _pool_rate(fn, chunks, n, workers) -> tuple[float, float]:
+    """(images per second, CPU ms per image) of ``fn`` over ``chunks`` on a warm pool of
+    ``workers`` processes. The CPU figure covers the pool's whole life, warm-up chunks included."""
     import multiprocessing as mp
 
+    c0 = _cpu()
     with cv_single_thread(), ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as ex:
-        list(ex.map(fn, chunks[:workers]))     # warm the pool
+        warm = chunks[:workers]
+        list(ex.map(fn, warm))     # warm the pool
         t0 = time.perf_counter()
         list(ex.map(fn, chunks))
-        return n / (time.perf_counter() - t0)
+        rate = n / (time.perf_counter() - t0)
+    return rate, (_cpu() - c0) / (n + sum(len(c) for c in warm)) * 1000
 
 
 def cpu_model() -> str:
@@ -128,19 +138,23 @@ def main() -> int:
         load0 = os.getloadavg()[0]
         tm: dict = {}
         with tempfile.TemporaryDirectory() as tmp:
+            c0 = _cpu()
             t0 = time.perf_counter()
             meta = synthesize(Path(tmp) / "bench", s, store, workers=args.workers, progress=False,
                               timings=tm)
             gen_s = time.perf_counter() - t0
+            gen_cpu = (_cpu() - c0) / args.n * 1000
             if "enc" not in _B:
                 _B["enc"] = cv2.imread(str(Path(tmp) / "bench" / "images" / "train" / "000000.jpg"))
-        bound = _pool_rate(_bound_chunk, bchunks, args.n, args.workers)
-        floor = _pool_rate(_floor_chunk, fchunks, args.n, args.workers)
+        bound, bound_cpu = _pool_rate(_bound_chunk, bchunks, args.n, args.workers)
+        floor, floor_cpu = _pool_rate(_floor_chunk, fchunks, args.n, args.workers)
         load1 = os.getloadavg()[0]
         runs.append({"composites_per_s": round(args.n / gen_s, 1),
                      "render_only_per_s": round(args.n / tm["render"], 1),
                      "bound_per_s": round(bound, 1), "cutout_floor_per_s": round(floor, 1),
                      "share_of_bound": round(args.n / gen_s / bound, 3),
+                     "cpu_ms_per_composite": {"generator": round(gen_cpu, 2), "bound": round(bound_cpu, 2),
+                                              "cutout_floor": round(floor_cpu, 2)},
                      "seconds": {"total": round(gen_s, 3), **{k: round(v, 3) for k, v in tm.items()}},
                      "load_1min_before_after": [round(load0, 2), round(load1, 2)]})
         print(f"run {k + 1}/{args.repeat}: {runs[-1]}", file=sys.stderr)
@@ -160,6 +174,12 @@ def main() -> int:
         "share_of_bound": round(rate / bound, 3),
         "bound_is": bound_what + "; warm pool, no writes",
         "render_only_per_s": med("render_only_per_s"),
+        "cpu_ms_per_composite": {k: float(np.median([r["cpu_ms_per_composite"][k] for r in runs]))
+                                 for k in ("generator", "bound", "cutout_floor")},
+        "share_of_bound_by_cpu": round(float(np.median([r["cpu_ms_per_composite"]["bound"] /
+                                                        r["cpu_ms_per_composite"]["generator"] for r in runs])), 3),
+        "cpu_note": ("CPU ms per composite summed over the parent and its pool workers (os.times); "
+                     "less sensitive to other agents' load than the per-second figures"),
         "cutout_floor_per_s": med("cutout_floor_per_s"),
         "cutout_floor_is": ("decode the cells' cut-out JPEG + alpha PNG (what the generator decodes) "
                             "+ encode the output; warm pool, no writes"),
