@@ -65,8 +65,6 @@ def _noop(_):
 
 
 def _render_chunk(args) -> list[tuple[int, list[dict], int]]:
-    from concurrent.futures import ThreadPoolExecutor
-
     plans, resume = args
     out = []
     root, cfg = _W["root"], _W["cfg"]
@@ -74,29 +72,18 @@ def _render_chunk(args) -> list[tuple[int, list[dict], int]]:
     buf_img = _W.get("canvas")
     if buf_img is None or buf_img.shape[0] != cfg.canvas:
         buf_img = _W["canvas"] = np.empty((cfg.canvas, cfg.canvas, 3), np.uint8)
-    # files are written by a thread while the next image renders (a write waits ~1-2 ms on the
-    # disk here, little of it CPU); the chunk returns only once all its files are in place
-    with ThreadPoolExecutor(1) as writer:
-        pending = []
-        for p in plans:
-            img_f, lab_f = os.path.join(root, p.image), os.path.join(root, p.label)
-            done = resume and os.path.isfile(img_f) and os.path.isfile(lab_f)
-            canvas, recs, dropped = render_image(p, _W["store"], _W["bank"], cfg, draw=not done, out=buf_img)
-            if not done:
-                ok, buf = cv2.imencode(".jpg", canvas, params)
-                if not ok:
-                    raise MixmagError(f"{img_f}: JPEG encoding failed")
-                pending.append(writer.submit(_write_pair, lab_f, yolo_lines(recs).encode(), img_f, buf))
-            out.append((p.image_id, recs, dropped))
-        for f in pending:
-            f.result()          # re-raises a failed write
+    for p in plans:
+        img_f, lab_f = os.path.join(root, p.image), os.path.join(root, p.label)
+        done = resume and os.path.isfile(img_f) and os.path.isfile(lab_f)
+        canvas, recs, dropped = render_image(p, _W["store"], _W["bank"], cfg, draw=not done, out=buf_img)
+        if not done:
+            ok, buf = cv2.imencode(".jpg", canvas, params)
+            if not ok:
+                raise MixmagError(f"{img_f}: JPEG encoding failed")
+            _write_atomic(lab_f, yolo_lines(recs).encode())
+            _write_atomic(img_f, buf)
+        out.append((p.image_id, recs, dropped))
     return out
-
-
-def _write_pair(lab_f: str, label: bytes, img_f: str, image) -> None:
-    # label first: --resume counts an image done only when both exist, and the image comes last
-    _write_atomic(lab_f, label)
-    _write_atomic(img_f, image)
 
 
 def _write_atomic(path: str, data) -> None:
