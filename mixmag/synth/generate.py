@@ -9,6 +9,7 @@ uninterrupted run would have.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -58,6 +59,14 @@ _W: dict = {}
 def _init_worker(store, bank, cfg, root):
     cv2.setNumThreads(1)
     _W.update(store=store, bank=bank, cfg=cfg, root=str(root), canvas=None)
+
+
+class _unfreeze:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        gc.unfreeze()
 
 
 def _noop(_):
@@ -193,7 +202,10 @@ def synthesize(out: str | os.PathLike, settings: SynthSettings, store: CutoutSto
         import multiprocessing as mp
 
         ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
-        with cv_single_thread(), ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+        # objects made so far (the store, its table) go to a permanent GC generation: the
+        # workers' collections then skip them instead of touching (and copying) their pages
+        gc.freeze()
+        with _unfreeze(), cv_single_thread(), ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                                  initargs=(store, bank, cfg, str(root))) as ex:
             # start every worker now, so the time to fork them is measured apart from rendering
             list(ex.map(_noop, range(workers)))
