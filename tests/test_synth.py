@@ -141,6 +141,55 @@ def test_place_boxes_no_overlap_inside_and_stops_when_full():
     assert any(o is None for o in offs)          # 20 boxes of 300^2 cannot fit in 640^2
 
 
+def test_place_boxes_keeps_the_gap_and_takes_the_first_clear_candidate():
+    # the plain-Python overlap test must pick exactly what the IoU matrix would: the first of the
+    # box's candidates that, grown by the gap, has zero IoU with every placed box
+    from mixmag.synth.place import CANDIDATES
+
+    for seed in range(20):
+        sizes = np.random.default_rng(seed).integers(20, 200, (12, 2))
+        offs = place_boxes(sizes, (512, 512), np.random.default_rng(seed), gap=2)
+        rng = np.random.default_rng(seed)
+        placed = np.zeros((0, 4))
+        for i in np.argsort(-(sizes[:, 0] * sizes[:, 1]), kind="stable"):
+            w, h = sizes[i]
+            xs, ys = rng.integers(0, 512 - w + 1, CANDIDATES), rng.integers(0, 512 - h + 1, CANDIDATES)
+            cand = np.stack([xs, ys, xs + w, ys + h], 1).astype(float)
+            ok = (box_iou(cand + [-2, -2, 2, 2], placed) <= 0).all(1) if len(placed) else np.ones(len(cand), bool)
+            want = (int(xs[ok.argmax()]), int(ys[ok.argmax()])) if ok.any() else None
+            assert offs[i] == want, (seed, i)
+            if want:
+                placed = np.vstack([placed, cand[ok.argmax()]])
+
+
+def test_bank_cache_and_reused_buffers_change_nothing(tmp_path):
+    bank = make_bank(256, seed=5, n=2)
+    cached = make_bank(256, seed=5, n=2, cache=tmp_path)            # builds and stores
+    assert list((tmp_path / "bank").glob("*.npy"))
+    again = make_bank(256, seed=5, n=2, cache=tmp_path)             # loads
+    assert all(np.array_equal(a, b) and np.array_equal(a, c) for a, b, c in zip(bank, cached, again))
+    pal = np.array([[235, 225, 245], [190, 170, 215]], np.uint8)
+    out = np.zeros((256, 256, 3), np.uint8)
+    seen = set()
+    for k in range(40):
+        # reference: the same draws, flips done on numpy views, colours by indexing the table
+        r = np.random.default_rng(k)
+        tile = bank[int(r.integers(2))]
+        y, x = int(r.integers(0, tile.shape[0] - 255)), int(r.integers(0, tile.shape[1] - 255))
+        flip, transpose = int(r.integers(4)), r.random() < 0.5
+        d = tile[y:y + 256, x:x + 256]
+        d = d[:, ::-1] if flip & 1 else d
+        d = d[::-1] if flip & 2 else d
+        d = d.T if transpose else d
+        lut = palette_lut(np.clip(pal.astype(np.float32) + r.normal(0, 4, (2, 3)), 0, 255).astype(np.uint8))
+        seen.add((flip, transpose))
+        fresh = render_background(bank, 256, pal, np.random.default_rng(k))
+        into = render_background(bank, 256, pal, np.random.default_rng(k), out=out)
+        assert into is out and np.array_equal(fresh, out)
+        assert np.array_equal(fresh, lut[:, 0][d])
+    assert len(seen) == 8
+
+
 def test_tight_box_is_the_mask_extent_after_scaling():
     alpha = np.zeros((60, 80), np.uint8)
     cv2.circle(alpha, (40, 30), 20, 255, -1)

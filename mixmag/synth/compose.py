@@ -35,18 +35,20 @@ def scale_cutout(bgr: np.ndarray, alpha: np.ndarray, m: float) -> tuple[np.ndarr
 
 def tight_box(alpha: np.ndarray) -> tuple[int, int, int, int, int]:
     """(x1, y1, x2, y2, area) of alpha >= 0.5; x2/y2 exclusive."""
-    a = alpha >= 128
-    rows, cols = a.any(1), a.any(0)
-    if not rows.any():
+    _, a = cv2.threshold(alpha, 127, 255, cv2.THRESH_BINARY)    # alpha >= 128
+    area = cv2.countNonZero(a)
+    if area == 0:
         return 0, 0, 0, 0, 0
-    y1, y2 = int(rows.argmax()), len(rows) - int(rows[::-1].argmax())
-    x1, x2 = int(cols.argmax()), len(cols) - int(cols[::-1].argmax())
-    return x1, y1, x2, y2, int(np.count_nonzero(a))
+    x, y, w, h = cv2.boundingRect(a)
+    return x, y, x + w, y + h, area
 
 
 def render_image(plan: ImagePlan, store: CutoutStore, bank: list[np.ndarray], cfg: RenderConfig,
-                 draw: bool = True) -> tuple[np.ndarray | None, list[dict], int]:
-    """(image or None when draw=False, per-cell records, cells that did not fit)."""
+                 draw: bool = True, out: np.ndarray | None = None) -> tuple[np.ndarray | None, list[dict], int]:
+    """(image or None when draw=False, per-cell records, cells that did not fit).
+
+    ``out``: a (canvas, canvas, 3) uint8 buffer to draw into (and return) instead of a new array.
+    """
     rng = image_rng(cfg.seed, plan.image_id)
     C = cfg.canvas
     pieces = []
@@ -63,9 +65,9 @@ def render_image(plan: ImagePlan, store: CutoutStore, bank: list[np.ndarray], cf
         sizes = np.array([[p[5][2] - p[5][0], p[5][3] - p[5][1]] for p in pieces], np.int64).reshape(-1, 2)
     offsets = place_boxes(sizes, (C, C), rng, cfg.max_iou)
     palette = pieces[0][2] if pieces else np.array([[235, 225, 245], [190, 170, 215]], np.uint8)
-    canvas = render_background(bank, C, palette, rng) if draw else None
+    canvas = render_background(bank, C, palette, rng, out) if draw else None
     records, dropped, k = [], 0, 0
-    table = store.table
+    class_ids, sources = store.columns()
     for (row, m, _, bgr, alpha, tb), off in zip(pieces, offsets):
         if off is None:
             dropped += 1
@@ -78,11 +80,11 @@ def render_image(plan: ImagePlan, store: CutoutStore, bank: list[np.ndarray], cf
             box = (off[0], off[1], off[0] + tb[2] - tb[0], off[1] + tb[3] - tb[1])
         if draw:
             _paste(canvas, bgr, alpha, px, py)
-        cid = int(table.at[row, "class_id"])
+        cid = class_ids[row]
         records.append({
             "image": plan.image, "image_id": plan.image_id, "cell": k,
             "class_name": CLASS_NAMES[cid], "class_id": cid,
-            "source": str(table.at[row, "source"]), "split": plan.split,
+            "source": sources[row], "split": plan.split,
             "magnification": float(m),
             "x1": float(box[0]), "y1": float(box[1]), "x2": float(box[2]), "y2": float(box[3]),
             "mask_area": int(tb[4]), "width": C, "height": C,
@@ -99,9 +101,11 @@ def _paste(canvas: np.ndarray, bgr: np.ndarray, alpha: np.ndarray, px: int, py: 
     if x2 <= x1 or y2 <= y1:
         return
     sub = (slice(y1 - py, y2 - py), slice(x1 - px, x2 - px))
-    a = alpha[sub].astype(np.float32) * (1 / 255)
+    a = alpha[sub].astype(np.float32)
+    a *= 1 / 255
     roi = canvas[y1:y2, x1:x2]
-    canvas[y1:y2, x1:x2] = cv2.blendLinear(bgr[sub], roi, a, 1 - a)
+    # blendLinear writes a new array; copy it back into the canvas view (no temporaries in numpy)
+    roi[...] = cv2.blendLinear(bgr[sub], roi, a, 1 - a)
 
 
 def yolo_lines(records: list[dict]) -> str:

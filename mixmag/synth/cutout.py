@@ -207,6 +207,14 @@ class CutoutStore:
     def __len__(self) -> int:
         return len(self.table)
 
+    def columns(self) -> tuple[list[int], list[str]]:
+        """(class ids, source paths) as plain lists: per-cell lookups without pandas."""
+        cols = getattr(self, "_columns", None)
+        if cols is None or len(cols[0]) != len(self.table):
+            cols = (self.table["class_id"].astype(int).tolist(), self.table["source"].astype(str).tolist())
+            self._columns = cols
+        return cols
+
     def encoded(self, i: int) -> tuple[bytes, bytes, np.ndarray]:
         if self.jpg_data is not None:
             return (self.jpg_data[self.jpg_off[i]:self.jpg_off[i + 1]].tobytes(),

@@ -28,17 +28,24 @@ def load_cells(dataset: str | os.PathLike) -> pd.DataFrame:
     return df
 
 
+def _rows(frame: pd.DataFrame, columns) -> list[dict]:
+    """Rows as dicts of Python scalars; Series.tolist per column is ~10x faster than to_dict /
+    itertuples, which box every value one at a time."""
+    return [dict(zip(columns, r)) for r in zip(*(frame[c].tolist() for c in columns))]
+
+
 def coco_dict(cells: pd.DataFrame, images: pd.DataFrame) -> dict:
     """COCO detection dict for one split; ``images`` has image, image_id, width, height."""
     return {
         "info": {"description": "mixmag synthetic mixed-magnification composites"},
-        "images": [{"id": int(r.image_id), "file_name": r.image, "width": int(r.width),
-                    "height": int(r.height)} for r in images.itertuples(index=False)],
+        "images": [{"id": int(r["image_id"]), "file_name": r["image"], "width": int(r["width"]),
+                    "height": int(r["height"])}
+                   for r in _rows(images, ["image", "image_id", "width", "height"])],
         "annotations": [{
-            "id": i + 1, "image_id": int(r.image_id), "category_id": int(r.class_id) + 1,
-            "bbox": [r.x1, r.y1, r.x2 - r.x1, r.y2 - r.y1], "area": int(r.mask_area),
-            "iscrowd": 0, "magnification": float(r.magnification), "source": r.source,
-        } for i, r in enumerate(cells.itertuples(index=False))],
+            "id": i + 1, "image_id": int(r["image_id"]), "category_id": int(r["class_id"]) + 1,
+            "bbox": [r["x1"], r["y1"], r["x2"] - r["x1"], r["y2"] - r["y1"]], "area": int(r["mask_area"]),
+            "iscrowd": 0, "magnification": float(r["magnification"]), "source": r["source"],
+        } for i, r in enumerate(_rows(cells, CELL_COLUMNS))],
         "categories": [{"id": i + 1, "name": n, "supercategory": "cell"}
                        for i, n in enumerate(CLASS_NAMES)],
     }
@@ -57,8 +64,9 @@ def data_yaml(root: Path, splits) -> str:
 def write_exports(root: Path, cells: pd.DataFrame, images: pd.DataFrame, splits) -> None:
     cells = cells[CELL_COLUMNS]
     write_csv(root / "cells.csv", cells)
+    # indent=None lets json use its C encoder (~10x faster than the indented Python one)
     write_json(root / "cells.json", {"columns": CELL_COLUMNS,
-                                     "cells": cells.to_dict(orient="records")})
+                                     "cells": _rows(cells, CELL_COLUMNS)}, indent=None)
     for s in splits:
         write_json(root / f"{s}.json", coco_dict(cells[cells["split"] == s],
                                                  images[images["split"] == s]), indent=None)

@@ -30,7 +30,7 @@ def place_boxes(sizes: np.ndarray, canvas: tuple[int, int], rng: np.random.Gener
     """
     W, H = canvas
     out: list[tuple[int, int] | None] = [None] * len(sizes)
-    placed = np.zeros((0, 4), np.float64)
+    placed: list[tuple[int, int, int, int]] = []
     order = np.argsort(-(sizes[:, 0] * sizes[:, 1]), kind="stable")
     for i in order:
         w, h = int(sizes[i, 0]), int(sizes[i, 1])
@@ -38,19 +38,33 @@ def place_boxes(sizes: np.ndarray, canvas: tuple[int, int], rng: np.random.Gener
             continue
         xs = rng.integers(0, W - w + 1, CANDIDATES)
         ys = rng.integers(0, H - h + 1, CANDIDATES)
-        cand = np.stack([xs, ys, xs + w, ys + h], 1).astype(np.float64)
-        if len(placed):
-            if max_iou <= 0:
-                g = np.array([-gap, -gap, gap, gap], np.float64)
-                ok = (box_iou(cand + g, placed) <= 0).all(1)
-            else:
-                ok = (box_iou(cand, placed) <= max_iou).all(1)
-            hit = np.flatnonzero(ok)
-            if not len(hit):
-                continue
-            k = int(hit[0])
-        else:
+        if not placed:
             k = 0
-        out[i] = (int(xs[k]), int(ys[k]))
-        placed = np.vstack([placed, cand[k]])
+        elif max_iou <= 0:
+            k = _first_clear(xs.tolist(), ys.tolist(), w, h, placed, gap)
+        else:
+            cand = np.stack([xs, ys, xs + w, ys + h], 1).astype(np.float64)
+            hit = np.flatnonzero((box_iou(cand, np.array(placed, np.float64)) <= max_iou).all(1))
+            k = int(hit[0]) if len(hit) else None
+        if k is None:
+            continue
+        x, y = int(xs[k]), int(ys[k])
+        out[i] = (x, y)
+        placed.append((x, y, x + w, y + h))
     return out
+
+
+def _first_clear(xs: list[int], ys: list[int], w: int, h: int, placed: list, gap: int) -> int | None:
+    """Index of the first candidate whose box, grown by ``gap``, touches no placed box.
+
+    Plain Python: on a sparse canvas the first candidate or two are usually clear, so this stops
+    after a handful of comparisons where the vectorised IoU matrix cost ~0.2 ms a box.
+    """
+    for k, (x, y) in enumerate(zip(xs, ys)):
+        x1, y1, x2, y2 = x - gap, y - gap, x + w + gap, y + h + gap
+        for px1, py1, px2, py2 in placed:
+            if x1 < px2 and px1 < x2 and y1 < py2 and py1 < y2:
+                break
+        else:
+            return k
+    return None
