@@ -47,6 +47,21 @@ def base_ckpt(drawn_manifest, tmp_path_factory) -> Path:
     return proj / "b" / "weights" / "best.pt"
 
 
+@pytest.fixture(scope="module")
+def random_ckpt(tmp_path_factory) -> Path:
+    """An untrained microcellnet checkpoint: enough for the argument and input checks."""
+    from mixmag.classes import CLASS_NAMES
+    from mixmag.classify.checkpoint import save_checkpoint
+    from mixmag.classify.microcellnet import MicroCellNet
+    from mixmag.classify.registry import LITE_MEAN, LITE_STD
+
+    path = tmp_path_factory.mktemp("rand") / "best.pt"
+    save_checkpoint(path, MicroCellNet(len(CLASS_NAMES)), backbone="microcellnet",
+                    class_names=CLASS_NAMES, input_size=32, mean=LITE_MEAN, std=LITE_STD,
+                    manifest_hash="", train_scale=None, args={}, metrics={})
+    return path
+
+
 def test_jitter_keeps_boxes_valid_and_near():
     from mixmag.classify.domain import jitter_boxes
 
@@ -57,6 +72,7 @@ def test_jitter_keeps_boxes_valid_and_near():
     assert np.array_equal(jitter_boxes(b, 0.0, np.random.default_rng(0)), b)
 
 
+@pytest.mark.slow
 def test_adapt_writes_a_loadable_checkpoint_that_beats_the_base(base_ckpt, composites, drawn_manifest,
                                                                 tmp_path):
     from mixmag.classify import load_classifier
@@ -82,7 +98,7 @@ def test_adapt_writes_a_loadable_checkpoint_that_beats_the_base(base_ckpt, compo
     assert (out / "confusion_matrix.png").is_file() and (out / "args.yaml").is_file()
 
 
-def test_adapt_refuses_test_only_data_and_overwrite(base_ckpt, composites, tmp_path):
+def test_adapt_refuses_test_only_data_and_overwrite(random_ckpt, composites, tmp_path):
     from mixmag.classify.domain import AdaptConfig, adapt_classifier, composite_features
 
     with pytest.raises(MixmagError, match="only train and val"):
@@ -90,13 +106,13 @@ def test_adapt_refuses_test_only_data_and_overwrite(base_ckpt, composites, tmp_p
     out = tmp_path / "o"
     (out / "x").mkdir(parents=True)
     with pytest.raises(MixmagError, match="overwrite"):
-        adapt_classifier(AdaptConfig(weights=str(base_ckpt), dataset=str(composites), out=str(out)))
+        adapt_classifier(AdaptConfig(weights=str(random_ckpt), dataset=str(composites), out=str(out)))
 
 
-def test_cli_bad_dataset_is_one_line_error(base_ckpt, tmp_path, capsys):
+def test_cli_bad_dataset_is_one_line_error(random_ckpt, tmp_path, capsys):
     from mixmag.cli import main
 
-    rc = main(["adapt-classifier", "--weights", str(base_ckpt), "--dataset", str(tmp_path),
+    rc = main(["adapt-classifier", "--weights", str(random_ckpt), "--dataset", str(tmp_path),
                "--out", str(tmp_path / "run")])
     assert rc == 2
     err = capsys.readouterr().err
