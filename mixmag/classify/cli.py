@@ -1,4 +1,4 @@
-"""Subcommands: train-classifier, classify, pack-bundle, features, train-head."""
+"""Subcommands: train-classifier, classify, pack-bundle, features, train-head, adapt-classifier."""
 
 from __future__ import annotations
 
@@ -89,6 +89,10 @@ def register(sub) -> None:
     h.add_argument("--per-class", type=int)
     h.add_argument("--overwrite", action="store_true")
     h.set_defaults(func=_train_head)
+
+    from .domain import register_adapt
+
+    register_adapt(sub)
 
 
 def _feature_args(f) -> None:

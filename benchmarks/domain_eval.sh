@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Two-stage pipeline on test composites: released cell detector + one classifier, scale-norm on
+# and off, then `mixmag report`. Usage: benchmarks/domain_eval.sh NAME CLASSIFIER LIST TRUTH
+# e.g. benchmarks/domain_eval.sh lite0 models/released/classifier-lite0-160/best.pt runs/eval/test80.txt runs/eval/truth80/cells.csv
+set -euo pipefail
+name=$1 clf=$2 list=$3 truth=$4
+det=models/released/detector-yolo11n-640-cell/best.pt
+py=${PYTHON:-python}
+for sn in on off; do
+  out=runs/eval/pred-$name-$sn
+  /usr/bin/time -f "%e s wall" $py -m mixmag predict "$list" --detector "$det" --classifier "$clf" \
+      --scale-norm $sn --no-draw --no-progress --out "$out" --overwrite
+  $py -m mixmag report --truth "$truth" --pred "$out" --out runs/eval/report-$name-$sn \
+      --bootstrap 0 --no-coco --overwrite --images-dir datasets/mix-test
+done
