@@ -114,7 +114,10 @@ def detect_all(pipe, sources, cache: Path | None) -> tuple[list[np.ndarray], flo
     return dets, t
 
 
-def classifier_all(pipe, sources, dets) -> tuple[np.ndarray, float]:
+def classifier_all(pipe, sources, dets, cache: Path | None = None) -> tuple[np.ndarray, float]:
+    if cache is not None and cache.is_file():
+        z = np.load(cache, allow_pickle=False)
+        return z["probs"], float(z["seconds"])
     out, t, k = [], 0.0, 0
     for group in _groups(sources, pipe.opt.batch):
         imgs, ds = _read(group), dets[k:k + len(group)]
@@ -122,12 +125,16 @@ def classifier_all(pipe, sources, dets) -> tuple[np.ndarray, float]:
         t0 = time.perf_counter()
         out.append(pipe.classifier_probs(imgs, ds, pipe.det_probs(ds)))
         t += time.perf_counter() - t0
-    return np.concatenate(out), t
+    probs = np.concatenate(out)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, probs=probs, seconds=t)
+    return probs, t
 
 
-def cells_frame(pipe, sources, dets, probs) -> pd.DataFrame:
+def cells_frame(pipe, sources, dets, probs, mode=None) -> pd.DataFrame:
     per = pipe.finish(dets, probs)
-    frames = [pipe.rows(s.name, d, p, m) for s, d, (p, m) in zip(sources, dets, per)]
+    frames = [pipe.rows(s.name, d, p, m, mode) for s, d, (p, m) in zip(sources, dets, per)]
     return pd.concat(frames, ignore_index=True)
 
 
@@ -155,8 +162,8 @@ def figures(truth, cells: pd.DataFrame, conf: float, iou: float) -> dict:
             "erythroblast_recall": ery["recall"], "erythroblast_support": int(ery["support"])}
     out["magnification_estimate"] = estimate_vs_truth(res, 0.125)
     # every row predict writes counts (no report cut-off): the user's view of cells.csv
-    out["macro_f1_conf0"] = evaluate(truth, cells, iou=iou, conf=0.0, bootstrap=0,
-                                     coco=False).headline["macro_f1"]
+    h0 = evaluate(truth, cells, iou=iou, conf=0.0, bootstrap=0, coco=False).headline
+    out["macro_f1_conf0"], out["loc_recall_conf0"] = h0["macro_f1"], h0["loc_recall"]
     return _clean(out)
 
 
@@ -255,6 +262,9 @@ def main(argv=None) -> int:
     ap.add_argument("--onnx", nargs="*", default=[], help="folders from `mixmag export` (detector.onnx, "
                                                           "classifier.onnx) to time as well")
     ap.add_argument("--skip-accuracy", action="store_true", help="throughput only")
+    ap.add_argument("--backend", choices=["pytorch", "onnx"], default="pytorch",
+                    help="accuracy runs through PyTorch or ONNX Runtime (models exported once to "
+                         "runs/.onnx, as `mixmag predict --backend onnx` does)")
     ap.add_argument("--out", help="write the figures as JSON here")
     args = ap.parse_args(argv)
 
@@ -273,6 +283,7 @@ def main(argv=None) -> int:
         raise MixmagError(f"--data {root}: no cells.csv; pass a folder made by `mixmag synthesize`")
     truth = load_truth(root, split=args.split)
     sources, _ = list_sources(root / "images" / args.split)
+    all_sources = sources
     if args.limit:
         sources = sources[: args.limit]
         truth = load_truth(root, split=args.split)
@@ -286,8 +297,17 @@ def main(argv=None) -> int:
               "data": str(root), "split": args.split, "images": len(sources),
               "cells": int(len(truth.cells)), "conf": args.conf, "iou": args.iou,
               "targets": TARGETS, "configs": {}, "throughput": {}}
-    clfs = {short_name(c): load_classifier(c) for c in args.classifier}
-    dets = {short_name(d): (d, load_detector(d)) for d in args.detector}
+    from mixmag.detect.export import onnx_cached
+
+    def model(kind, path):
+        if args.backend != "onnx":
+            return load_classifier(path) if kind == "c" else load_detector(path)
+        d, c = onnx_cached(path if kind == "d" else None, path if kind == "c" else None)
+        return load_classifier(c) if kind == "c" else load_detector(d)
+
+    clfs = {short_name(c): model("c", c) for c in args.classifier}
+    dets = {short_name(d): (d, model("d", d)) for d in args.detector}
+    report["backend"] = args.backend
 
     for dname, (dpath, det) in dets.items():
         if args.skip_accuracy:
@@ -300,12 +320,15 @@ def main(argv=None) -> int:
         cache = None
         if args.cache_dir:
             key = hashlib.sha1(f"{Path(dpath).resolve()}|{Path(dpath).stat().st_mtime}|{root.resolve()}|"
-                               f"{args.split}|{len(sources)}|{args.conf}".encode()).hexdigest()[:12]
+                               f"{args.split}|{len(all_sources)}|{args.conf}".encode()).hexdigest()[:12]
             cache = Path(args.cache_dir) / f"{dname}-{key}.npz"
         probe = base or Pipeline(det, next(iter(clfs.values()), None), sizes,
                                  PredictOptions(mode="two-stage", scale_norm=False, conf=args.conf,
                                                 batch=args.batch))
-        boxes, t_det = detect_all(probe, sources, cache)
+        boxes, t_det = detect_all(probe, all_sources if cache is not None else sources, cache)
+        if cache is not None:
+            t_det *= len(sources) / len(all_sources)
+            boxes = boxes[:len(sources)]
         print(f"detector {dname}: {sum(map(len, boxes))} boxes on {len(sources)} images, "
               f"{t_det / len(sources):.3f} s/image (load {load1()})", flush=True)
         if base is not None:
@@ -321,14 +344,17 @@ def main(argv=None) -> int:
                 pipe = Pipeline(det, clf, sizes, PredictOptions(
                     mode="classifier-on-boxes", scale_norm=norm == "on", conf=args.conf,
                     batch=args.batch))
-                p_clf, t_clf = classifier_all(pipe, sources, boxes)
+                pcache = (cache.with_name(f"{cache.stem}+{cname}-{args.backend}-{norm}-"
+                                          f"{len(sources)}.npz") if cache is not None else None)
+                p_clf, t_clf = classifier_all(pipe, sources, boxes, pcache)
                 sec = {"detector": round(t_det / len(sources), 4),
                        "classifier": round(t_clf / len(sources), 4)}
                 variants = [("classifier-on-boxes", p_clf)]
                 if pipe.det_pbc:
                     variants.append(("two-stage", pipe.combine(p_clf, pipe.det_probs(boxes))))
                 for mode, probs in variants:
-                    f = figures(truth, cells_frame(pipe, sources, boxes, probs), args.conf, args.iou)
+                    f = figures(truth, cells_frame(pipe, sources, boxes, probs, mode), args.conf,
+                                args.iou)
                     f["seconds_per_image"] = sec
                     f["targets_met"] = check_targets(f)
                     name = f"{dname}+{cname}/{norm}" + (f" ({mode})" if pipe.det_pbc else "")

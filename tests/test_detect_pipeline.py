@@ -325,3 +325,21 @@ def test_two_stage_is_geometric_mean_of_the_parts(drawn_ds):
     for (pa, ma), (pb, mb) in zip(parts, whole):
         assert np.allclose(pa, pb) and np.allclose(ma, mb, equal_nan=True)
         assert np.allclose(pa.sum(1), 1)
+
+
+def test_score_does_not_square_an_8class_detector_confidence(drawn_ds):
+    """An 8-class YOLO confidence is a class score already: in detector mode score = det_conf
+    (not det_conf²); with a one-class detector score = det_conf × class probability."""
+    d = np.array([[10, 10, 50, 50, 0.5, 3]], np.float32)
+    eight = OracleDetector(256)
+    eight.names = {i: c for i, c in enumerate(CLASS_NAMES)}
+    pipe = Pipeline(eight, None, None, PredictOptions(mode="detector", scale_norm=False))
+    p, m = pipe.classify([np.zeros((64, 64, 3), np.uint8)], [d])[0]
+    row = pipe.rows("a.jpg", d, p, m).iloc[0]
+    assert row["class_name"] == CLASS_NAMES[3] and row["score"] == pytest.approx(0.5)
+    one = Pipeline(OracleDetector(256), StubClassifier(input_size=32), None,
+                   PredictOptions(mode="two-stage", scale_norm=False))
+    probs = np.full((1, 8), 0.2 / 7)
+    probs[0, 2] = 0.8
+    row = one.rows("a.jpg", d, probs, np.ones(1)).iloc[0]
+    assert row["score"] == pytest.approx(0.4) and row["class_conf"] == pytest.approx(0.8)

@@ -280,14 +280,21 @@ class Pipeline:
         return self.finish(dets, probs)
 
     # -- rows
-    @staticmethod
-    def rows(name: str, d: np.ndarray, probs: np.ndarray, mags: np.ndarray) -> pd.DataFrame:
+    def rows(self, name: str, d: np.ndarray, probs: np.ndarray, mags: np.ndarray,
+             mode: str | None = None) -> pd.DataFrame:
+        """One row per cell. ``score`` ranks the cells: detection confidence × class probability,
+        except where the probabilities already hold the 8-class detector's score (``detector``
+        and ``two-stage`` with an 8-class detector): a YOLO confidence is itself a class score, and
+        multiplying it in again would square it and push sure cells under a 0.25 cut-off."""
+        mode = mode or self.opt.mode
         cls = probs.argmax(1) if len(probs) else np.zeros(0, int)
         class_conf = probs[np.arange(len(probs)), cls] if len(probs) else np.zeros(0)
+        has_det = mode == "detector" or (mode == "two-stage" and self.det_pbc)
         frame = pd.DataFrame({
             "image": name, "x1": d[:, 0], "y1": d[:, 1], "x2": d[:, 2], "y2": d[:, 3],
             "class_name": [CLASS_NAMES[i] for i in cls], "class_id": cls.astype(int),
-            "score": d[:, 4] * class_conf, "det_conf": d[:, 4], "class_conf": class_conf,
+            "score": class_conf if has_det else d[:, 4] * class_conf,
+            "det_conf": d[:, 4], "class_conf": class_conf,
             **{c: probs[:, i] for i, c in enumerate(PROB_COLUMNS)},
             "magnification_est": mags})
         return frame[CELL_COLUMNS]
