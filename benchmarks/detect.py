@@ -257,8 +257,9 @@ def main(argv=None) -> int:
     ap.add_argument("--throughput", type=int, default=0, metavar="N",
                     help="time the end-to-end pipeline on N images (first detector and classifier "
                          "unless --throughput-config)")
-    ap.add_argument("--throughput-config", help="DETECTOR+CLASSIFIER/NORM by short name, e.g. "
-                                                "yolo11n-640-cell+lite0-160/off")
+    ap.add_argument("--throughput-config", nargs="+", default=None,
+                    help="DETECTOR+CLASSIFIER/NORM by short name, e.g. yolo11n-640-cell+lite0-160/off "
+                         "or yolo11n-640-8class/off (detector alone); several allowed")
     ap.add_argument("--onnx", nargs="*", default=[], help="folders from `mixmag export` (detector.onnx, "
                                                           "classifier.onnx) to time as well")
     ap.add_argument("--skip-accuracy", action="store_true", help="throughput only")
@@ -362,7 +363,9 @@ def main(argv=None) -> int:
                     print_config(name, f)
 
     if args.throughput:
-        report["throughput"] = run_throughput(args, dets, clfs, sources, load_detector)
+        specs = args.throughput_config or [None]
+        report["throughput"] = {k: v for spec in specs
+                                for k, v in [(spec or "default", run_throughput(args, sources, spec))]}
     report["load1_end"] = load1()
     if args.out:
         from mixmag.fileio import write_json
@@ -372,18 +375,23 @@ def main(argv=None) -> int:
     return 0
 
 
-def run_throughput(args, dets, clfs, sources, load_detector) -> dict:
+def run_throughput(args, sources, spec=None) -> dict:
+    """PyTorch models loaded afresh from their paths; ONNX Runtime from each --onnx folder."""
+    from mixmag.detect.cli import load_classifier
+    from mixmag.detect.detector import load_detector
     from mixmag.detect.export import OnnxClassifier
     from mixmag.detect.magnification import find_native_sizes
 
-    spec = args.throughput_config or f"{next(iter(dets))}+{next(iter(clfs), '')}/off"
+    dets = {short_name(d): d for d in args.detector}
+    clfs = {short_name(c): c for c in args.classifier}
+    spec = spec or f"{next(iter(dets))}+{next(iter(clfs), '')}/off"
     dc, norm = spec.rsplit("/", 1)
     dname, _, cname = dc.partition("+")
     if dname not in dets or (cname and cname not in clfs):
         raise MixmagError(f"--throughput-config {spec}: detector/classifier names are "
                           f"{list(dets)} / {list(clfs)}")
-    dpath, det = dets[dname]
-    clf = clfs.get(cname) if cname else None
+    dpath, det = dets[dname], load_detector(dets[dname])
+    clf = load_classifier(clfs[cname]) if cname else None
     sizes = find_native_sizes(dpath, args.native_sizes)
     mode = "two-stage" if clf is not None else "detector"
     srcs = sources[: args.throughput]

@@ -31,6 +31,8 @@ class, score, p_<class>, magnification_est), cells.json, coco_results.json, coun
 drawn/ (boxes and labels on each image). Non-image files are skipped with a warning.
 
 examples:
+  mixmag predict smear.jpg --out runs/predict/smear          # the released models (models/released)
+  mixmag predict smears/ --recursive --backend onnx --out runs/predict/all   # ONNX Runtime, faster on CPU
   mixmag predict smear.jpg --detector models/det.pt --classifier runs/classify/c/weights/best.pt \\
       --out runs/predict/smear
   mixmag predict datasets/mix/images/test --detector runs/detect/d/weights/best.pt \\
