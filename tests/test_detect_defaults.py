@@ -36,6 +36,14 @@ def test_predict_defaults_to_released_models(tmp_path, capsys):
     text = json.dumps(meta)
     assert str(defaults.DETECTOR) in text and '"mode": "detector"' in text
     assert [Path(p).name for p in pd.read_csv(out / "counts.csv")["image"]] == ["smear.png"]
+    if not defaults.CLASSIFIER.is_file():
+        return
+    rc = main(["predict", str(img), "--no-progress", "--no-draw", "--out", str(tmp_path / "o2")])
+    assert rc == 0, capsys.readouterr().err
+    meta = json.loads((tmp_path / "o2" / "cells.json").read_text())
+    text = json.dumps(meta)
+    assert str(defaults.CLASSIFIER) in text and '"mode": "two-stage"' in text
+    assert '"scale_norm": true' in text
 
 
 def test_missing_released_model_is_one_line(tmp_path, monkeypatch, capsys):
@@ -50,8 +58,9 @@ def test_missing_released_model_is_one_line(tmp_path, monkeypatch, capsys):
 def test_backend_onnx_gives_the_same_cells(tmp_path, monkeypatch, capsys):
     """--backend onnx exports detector and classifier once into runs/.onnx and predicts the same
     boxes, classes and probabilities as PyTorch (random tiny detector, released Lite0)."""
-    if not defaults.CLASSIFIER.is_file():
-        pytest.skip(f"released classifier {defaults.CLASSIFIER} not in this checkout")
+    lite0 = defaults.RELEASED / "classifier-lite0-160" / "best.pt"  # the smaller one: faster test
+    if not lite0.is_file():
+        pytest.skip(f"released classifier {lite0} not in this checkout")
     monkeypatch.chdir(tmp_path)
     pt = _tiny_detector(tmp_path / "tiny.pt", imgsz=160)
     images = tmp_path / "imgs"
@@ -60,13 +69,13 @@ def test_backend_onnx_gives_the_same_cells(tmp_path, monkeypatch, capsys):
     for i in range(2):
         disks = [(int(rng.integers(8)), rng.uniform(30, 290), rng.uniform(30, 290), 14) for _ in range(5)]
         cv2.imwrite(str(images / f"{i}.png"), draw_disks(320, 320, disks, seed=i))
-    common = [str(images), "--detector", str(pt), "--classifier", str(defaults.CLASSIFIER),
+    common = [str(images), "--detector", str(pt), "--classifier", str(lite0),
               "--conf", "0.0005", "--no-progress", "--no-draw", "--mode", "two-stage"]
     for out, extra in (("a", []), ("b", ["--backend", "onnx"]), ("c", ["--backend", "onnx"])):
         assert main(["predict", *common, *extra, "--out", out]) == 0, capsys.readouterr().err
     exported = sorted(p.name.split("-")[0] for p in (tmp_path / "runs" / ".onnx").iterdir())
     assert exported == ["classifier", "detector"]  # once each, reused by the third run
-    assert not list(tmp_path.glob("tiny.onnx")) and not list(defaults.CLASSIFIER.parent.glob("*.onnx"))
+    assert not list(tmp_path.glob("tiny.onnx")) and not list(lite0.parent.glob("*.onnx"))
     meta = json.loads((tmp_path / "b" / "cells.json").read_text())
     assert '"backend": "onnx"' in json.dumps(meta)
     a, b = pd.read_csv(tmp_path / "a" / "cells.csv"), pd.read_csv(tmp_path / "b" / "cells.csv")

@@ -89,7 +89,7 @@ def register(sub) -> None:
                         "models/released/detector-yolo11n-640-8class)")
     p.add_argument("--classifier", default=None,
                    help="classifier checkpoint (.pt, or classifier.onnx from export); default: the "
-                        "released models/released/classifier-lite0-160 unless --mode detector; "
+                        "released models/released/classifier-lite2-224 unless --mode detector; "
                         "'none': no classifier")
     p.add_argument("--backend", choices=["pytorch", "onnx"], default="pytorch",
                    help="onnx: run .pt models through ONNX Runtime (exported once to runs/.onnx)")
@@ -97,7 +97,7 @@ def register(sub) -> None:
                    help="default: two-stage with --classifier, else detector")
     p.add_argument("--scale-norm", choices=["on", "off"], default=None,
                    help="on: crop 360*m px around each cell (m = estimated magnification) so the "
-                        "classifier sees it at native size; off (default): box + margin")
+                        "classifier sees it at native size (default); off: box + margin")
     p.add_argument("--native-sizes", help="magnification.json or a dataset's cells.csv "
                                           "(default: magnification.json beside the detector)")
     p.add_argument("--tile", type=int, default=None,

@@ -12,9 +12,10 @@ from ..errors import MixmagError
 
 RELEASED = Path(__file__).resolve().parents[2] / "models" / "released"
 DETECTOR = RELEASED / "detector-yolo11n-640-8class" / "best.pt"
-CLASSIFIER = RELEASED / "classifier-lite0-160" / "best.pt"
-MODE = "two-stage"  # with the default classifier; "detector" when --classifier none
-SCALE_NORM = "off"
+CLASSIFIER = RELEASED / "classifier-lite2-224" / "best.pt"
+# two-stage (geometric mean of the 8-class detector's and the classifier's probabilities) with
+# the default classifier; the detector's classes alone with --classifier none
+SCALE_NORM = "on"  # crops of 360·m px: the classifier sees each cell at native size
 
 
 def default_detector() -> str:
