@@ -3,7 +3,7 @@
     python benchmarks/detect.py --data datasets/mix-test \
         --detector models/released/detector-yolo11n-640-cell/best.pt models/released/detector-yolo11n-640-8class/best.pt \
         --classifier models/released/classifier-lite0-160/best.pt models/released/classifier-lite2-224/best.pt \
-        [--scale-norm on off] [--throughput 60 --throughput-config cell+lite0-160/off] [--onnx runs/export/x] \
+        [--scale-norm on off] [--throughput 40 --throughput-config yolo11n-640-8class+lite2-224/on --throughput-onnx] \
         [--out benchmarks/results/detect.json]
 
 Every detector runs once over the split (boxes cached in memory, and on disk with --cache-dir);
@@ -18,7 +18,7 @@ scales (estimate snapped to the nearest scale of the truth).
 
 --throughput N times the end-to-end pipeline (decode → tiles → detector → crops → classifier,
 no output writing, as `mixmag predict` runs it) on the first N images for one configuration, with
-PyTorch and, with --onnx DIR (from `mixmag export`), ONNX Runtime. It records the 1-minute load
+PyTorch and, with --throughput-onnx, ONNX Runtime. It records the 1-minute load
 average before and after: the machine may be shared.
 """
 
@@ -260,8 +260,9 @@ def main(argv=None) -> int:
     ap.add_argument("--throughput-config", nargs="+", default=None,
                     help="DETECTOR+CLASSIFIER/NORM by short name, e.g. yolo11n-640-cell+lite0-160/off "
                          "or yolo11n-640-8class/off (detector alone); several allowed")
-    ap.add_argument("--onnx", nargs="*", default=[], help="folders from `mixmag export` (detector.onnx, "
-                                                          "classifier.onnx) to time as well")
+    ap.add_argument("--throughput-onnx", action="store_true",
+                    help="time ONNX Runtime as well (models exported once to runs/.onnx, as "
+                         "`mixmag predict --backend onnx` does)")
     ap.add_argument("--skip-accuracy", action="store_true", help="throughput only")
     ap.add_argument("--backend", choices=["pytorch", "onnx"], default="pytorch",
                     help="accuracy runs through PyTorch or ONNX Runtime (models exported once to "
@@ -376,7 +377,7 @@ def main(argv=None) -> int:
 
 
 def run_throughput(args, sources, spec=None) -> dict:
-    """PyTorch models loaded afresh from their paths; ONNX Runtime from each --onnx folder."""
+    """PyTorch models loaded afresh from their paths; ONNX Runtime from their runs/.onnx exports."""
     from mixmag.detect.cli import load_classifier
     from mixmag.detect.detector import load_detector
     from mixmag.detect.export import OnnxClassifier
@@ -399,13 +400,15 @@ def run_throughput(args, sources, spec=None) -> dict:
     r = throughput(det, clf, sizes, mode, norm == "on", srcs, args.batch)
     out["pytorch"] = r
     print(f"throughput {spec}, PyTorch: {r}", flush=True)
-    for folder in args.onnx:
-        folder = Path(folder)
-        odet = load_detector(folder / "detector.onnx")
-        oclf = OnnxClassifier(folder / "classifier.onnx") if clf is not None else None
+    if args.throughput_onnx:
+        from mixmag.detect.export import onnx_cached
+
+        d_onnx, c_onnx = onnx_cached(dpath, clfs[cname] if cname else None)
+        odet = load_detector(d_onnx)
+        oclf = OnnxClassifier(c_onnx) if c_onnx else None
         r = throughput(odet, oclf, sizes, mode, norm == "on", srcs, args.batch)
-        out[f"onnx:{folder}"] = r
-        print(f"throughput {spec}, ONNX Runtime ({folder}): {r}", flush=True)
+        out["onnx"] = r
+        print(f"throughput {spec}, ONNX Runtime: {r}", flush=True)
     return out
 
 
