@@ -78,6 +78,8 @@ def test_backend_onnx_gives_the_same_cells(tmp_path, monkeypatch, capsys):
     assert not list(tmp_path.glob("tiny.onnx")) and not list(lite0.parent.glob("*.onnx"))
     meta = json.loads((tmp_path / "b" / "cells.json").read_text())
     assert '"backend": "onnx"' in json.dumps(meta)
+    # no magnification.json beside the tiny detector: the default scale normalisation falls back
+    assert '"scale_norm": false' in json.dumps(meta)
     a, b = pd.read_csv(tmp_path / "a" / "cells.csv"), pd.read_csv(tmp_path / "b" / "cells.csv")
     assert len(a) == len(b) and len(a) > 0
     key = ["image", "x1", "y1"]

@@ -203,6 +203,10 @@ def _predict(args: argparse.Namespace) -> int:
     mode = args.mode or ("two-stage" if classifier is not None else "detector")
     sizes = find_native_sizes(det_path, args.native_sizes)
     scale_norm = (args.scale_norm or defaults.SCALE_NORM) == "on"
+    if args.scale_norm is None and scale_norm and sizes is None and mode != "detector":
+        log.warning("no native cell sizes beside %s (magnification.json): scale normalisation "
+                    "off; pass --native-sizes datasets/NAME/cells.csv to turn it on", det_path)
+        scale_norm = False
     opt = PredictOptions(mode=mode, scale_norm=scale_norm, tile=args.tile,
                          overlap=args.tile_overlap, conf=args.conf, iou=args.iou,
                          batch=args.batch, margin=args.margin, window=args.window)
