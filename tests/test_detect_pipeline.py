@@ -265,7 +265,7 @@ def test_cli_missing_weights_is_one_line_error(tmp_path, capsys, drawn_ds):
     assert rc == 2 and "no such file" in capsys.readouterr().err
 
 
-# ------------------------------------------------------------------ metrics (benchmark)
+# ------------------------------------------------------------------ magnification vs truth (benchmark)
 
 def _truth_as_predictions(truth):
     p = truth[["image", "x1", "y1", "x2", "y2", "class_name", "class_id"]].copy()
@@ -275,25 +275,71 @@ def _truth_as_predictions(truth):
     return p
 
 
-def test_metrics_perfect_missing_and_wrong(drawn_ds):
-    from mixmag.detect.metrics import coco_map, match_cells, summary
-    from mixmag.detect.outputs import coco_image_ids, coco_results
+def test_magnification_estimate_vs_truth(drawn_ds):
+    from mixmag.detect.magnification import estimate_vs_truth
+    from mixmag.evaluate import evaluate
 
     truth = pd.read_csv(drawn_ds / "cells.csv").query("split == 'test'").reset_index(drop=True)
     pred = _truth_as_predictions(truth)
-    s = summary(match_cells(pred, truth))
-    assert s["macro_f1"] == 1.0 and s["localisation_recall"] == 1.0
-    assert s["magnification_error"]["median_rel_error"] == pytest.approx(0.05)
-    assert all(v["macro_f1"] == 1.0 for v in s["per_magnification"].values())
-    ids = coco_image_ids(sorted(pred["image"].unique()), drawn_ds / "test.json")
-    assert coco_map(drawn_ds / "test.json", coco_results(pred, ids))["map50"] == pytest.approx(1.0)
+    res = evaluate(truth, pred, iou=0.5, bootstrap=0, coco=False)
+    assert res.headline["macro_f1"] == 1.0
+    e = estimate_vs_truth(res)
+    assert e["n"] == len(truth) and e["discrete_accuracy"] == 1.0
+    assert e["median_rel_error"] == pytest.approx(0.05)
+    levels = sorted(truth["magnification"].unique())
+    # 5 % over the truth: within ±0.125 below 2.5x
+    assert e["within_0.125"] == pytest.approx(float((truth["magnification"] * 0.05 <= 0.125).mean()))
+    conf = e["discrete_confusion"]
+    assert sum(conf[f"{t:g}"][f"{t:g}"] for t in levels) == len(truth)
 
-    missing = summary(match_cells(pred.iloc[1:], truth))
-    assert missing["localisation_recall"] == pytest.approx(1 - 1 / len(truth))
-    wrong = pred.copy()
-    wrong.loc[0, "class_name"] = "platelet" if truth.loc[0, "class_name"] != "platelet" else "ig"
-    s_wrong = summary(match_cells(wrong, truth))
-    assert s_wrong["macro_f1"] < 1.0 and s_wrong["localisation_recall"] == 1.0
-    shifted = pred.copy()
-    shifted[["x1", "x2"]] += (shifted["x2"] - shifted["x1"]).to_numpy()[:, None] * 0.6
-    assert summary(match_cells(shifted, truth))["localisation_recall"] == 0.0
+    # every estimate one scale too high: the confusion moves off the diagonal
+    if len(levels) > 1:
+        up = dict(zip(levels[:-1], levels[1:]))
+        wrong = pred.assign(magnification_est=truth["magnification"].map(lambda m: up.get(m, m)))
+        w = estimate_vs_truth(evaluate(truth, wrong, bootstrap=0, coco=False))
+        n_low = int(truth["magnification"].isin(up).sum())
+        assert w["discrete_accuracy"] == pytest.approx(1 - n_low / len(truth))
+        lo, hi = levels[0], levels[1]
+        assert w["discrete_confusion"][f"{lo:g}"][f"{hi:g}"] == int((truth["magnification"] == lo).sum())
+    # a missed cell is no estimate
+    fewer = estimate_vs_truth(evaluate(truth, pred.iloc[1:], bootstrap=0, coco=False))
+    assert fewer["n"] == len(truth) - 1
+
+
+def test_two_stage_is_geometric_mean_of_the_parts(drawn_ds):
+    """classify() = finish(combine(classifier_probs, det_probs)): the parts the benchmark reuses."""
+    sizes = native_sizes_from_cells(pd.read_csv(drawn_ds / "cells.csv"))
+    det = OracleDetector(256)
+    det.names = {i: c for i, c in enumerate(CLASS_NAMES)}
+    pipe = Pipeline(det, StubClassifier(input_size=96), sizes,
+                    PredictOptions(mode="two-stage", scale_norm=True, window=100))
+    sources, _ = list_sources(drawn_ds / "images" / "test")
+    imgs = [cv2.imread(str(s.path)) for s in sources]
+    dets = pipe.detect(imgs)
+    for d in dets:  # a detector that is sure of a wrong class on every box
+        d[:, 5] = 0
+        d[:, 4] = 0.6
+    parts = pipe.finish(dets, pipe.combine(pipe.classifier_probs(imgs, dets, pipe.det_probs(dets)),
+                                           pipe.det_probs(dets)))
+    whole = pipe.classify(imgs, dets)
+    for (pa, ma), (pb, mb) in zip(parts, whole):
+        assert np.allclose(pa, pb) and np.allclose(ma, mb, equal_nan=True)
+        assert np.allclose(pa.sum(1), 1)
+
+
+def test_score_does_not_square_an_8class_detector_confidence(drawn_ds):
+    """An 8-class YOLO confidence is a class score already: in detector mode score = det_conf
+    (not det_conf²); with a one-class detector score = det_conf × class probability."""
+    d = np.array([[10, 10, 50, 50, 0.5, 3]], np.float32)
+    eight = OracleDetector(256)
+    eight.names = {i: c for i, c in enumerate(CLASS_NAMES)}
+    pipe = Pipeline(eight, None, None, PredictOptions(mode="detector", scale_norm=False))
+    p, m = pipe.classify([np.zeros((64, 64, 3), np.uint8)], [d])[0]
+    row = pipe.rows("a.jpg", d, p, m).iloc[0]
+    assert row["class_name"] == CLASS_NAMES[3] and row["score"] == pytest.approx(0.5)
+    one = Pipeline(OracleDetector(256), StubClassifier(input_size=32), None,
+                   PredictOptions(mode="two-stage", scale_norm=False))
+    probs = np.full((1, 8), 0.2 / 7)
+    probs[0, 2] = 0.8
+    row = one.rows("a.jpg", d, probs, np.ones(1)).iloc[0]
+    assert row["score"] == pytest.approx(0.4) and row["class_conf"] == pytest.approx(0.8)

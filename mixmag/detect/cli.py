@@ -31,6 +31,8 @@ class, score, p_<class>, magnification_est), cells.json, coco_results.json, coun
 drawn/ (boxes and labels on each image). Non-image files are skipped with a warning.
 
 examples:
+  mixmag predict smear.jpg --out runs/predict/smear          # the released models (models/released)
+  mixmag predict smears/ --recursive --backend onnx --out runs/predict/all   # ONNX Runtime, faster on CPU
   mixmag predict smear.jpg --detector models/det.pt --classifier runs/classify/c/weights/best.pt \\
       --out runs/predict/smear
   mixmag predict datasets/mix/images/test --detector runs/detect/d/weights/best.pt \\
@@ -59,8 +61,9 @@ def register(sub) -> None:
                    help="model yaml (from scratch) or a local .pt to fine-tune")
     t.add_argument("--single-class", action="store_true",
                    help="one class 'cell' (for the two-stage pipeline with a classifier)")
-    t.add_argument("--imgsz", type=int, default=1024,
-                   help="training size; 1024 keeps 0.5x platelets (~10-15 px) detectable")
+    t.add_argument("--imgsz", type=int, default=640,
+                   help="network input size; 1024² composites are letterboxed to it (the released "
+                        "detectors: 640, localisation recall 0.999 incl. 0.5x platelets)")
     t.add_argument("--epochs", type=int, default=60, help="epochs (ignored with --time)")
     t.add_argument("--time", type=float, default=None,
                    help="train for this many minutes instead of --epochs (ultralytics 'time': "
@@ -81,13 +84,20 @@ def register(sub) -> None:
                                    "(classifier and/or detector) and estimate its magnification.",
                        epilog=PREDICT_EPILOG, formatter_class=raw)
     p.add_argument("source", help="an image, a folder, a glob (quote it) or a .txt list of paths")
-    p.add_argument("--detector", required=True, help="detector weights (.pt, or .onnx from export)")
-    p.add_argument("--classifier", help="classifier checkpoint (runs/classify/NAME/weights/best.pt)")
+    p.add_argument("--detector", default=None,
+                   help="detector weights (.pt, or .onnx from export; default: the released "
+                        "models/released/detector-yolo11n-640-8class)")
+    p.add_argument("--classifier", default=None,
+                   help="classifier checkpoint (.pt, or classifier.onnx from export); default: the "
+                        "released models/released/classifier-lite2-224 unless --mode detector; "
+                        "'none': no classifier")
+    p.add_argument("--backend", choices=["pytorch", "onnx"], default="pytorch",
+                   help="onnx: run .pt models through ONNX Runtime (exported once to runs/.onnx)")
     p.add_argument("--mode", choices=["two-stage", "detector", "classifier-on-boxes"], default=None,
                    help="default: two-stage with --classifier, else detector")
-    p.add_argument("--scale-norm", choices=["on", "off"], default="on",
+    p.add_argument("--scale-norm", choices=["on", "off"], default=None,
                    help="on: crop 360*m px around each cell (m = estimated magnification) so the "
-                        "classifier sees it at native size; off: box + margin")
+                        "classifier sees it at native size (default); off: box + margin")
     p.add_argument("--native-sizes", help="magnification.json or a dataset's cells.csv "
                                           "(default: magnification.json beside the detector)")
     p.add_argument("--tile", type=int, default=None,
@@ -132,6 +142,13 @@ def load_classifier(path: str | None, device: str = "cpu"):
     if not Path(path).is_file():
         raise MixmagError(f"--classifier {path}: no such file; pass a checkpoint written by "
                           "`mixmag train-classifier` (runs/classify/NAME/weights/best.pt)")
+    if str(path).lower().endswith(".onnx"):
+        from .export import OnnxClassifier
+
+        if not Path(path).with_suffix(".json").is_file():
+            raise MixmagError(f"--classifier {path}: needs {Path(path).with_suffix('.json').name} "
+                              "beside it (both written by `mixmag export --classifier`)")
+        return OnnxClassifier(path)
     try:
         from ..classify import load_classifier as _load
     except ImportError:
@@ -168,11 +185,29 @@ def _predict(args: argparse.Namespace) -> int:
     if args.tile_overlap < 0 or (args.tile and args.tile_overlap >= args.tile):
         raise MixmagError(f"--tile-overlap {args.tile_overlap}: must be >= 0 and below --tile")
     sources, skipped = list_sources(args.source, args.recursive)
-    detector = load_detector(args.detector, args.device)
-    classifier = load_classifier(args.classifier, args.device)
+    from . import defaults
+
+    det_path = args.detector or defaults.default_detector()
+    clf_path = args.classifier
+    if clf_path is None and args.mode != "detector":
+        clf_path = defaults.default_classifier()
+    if clf_path is not None and clf_path.lower() == "none":
+        clf_path = None
+    run_det, run_clf = det_path, clf_path
+    if args.backend == "onnx":
+        from .export import onnx_cached
+
+        run_det, run_clf = onnx_cached(det_path, clf_path)
+    detector = load_detector(run_det, args.device)
+    classifier = load_classifier(run_clf, args.device)
     mode = args.mode or ("two-stage" if classifier is not None else "detector")
-    sizes = find_native_sizes(args.detector, args.native_sizes)
-    opt = PredictOptions(mode=mode, scale_norm=args.scale_norm == "on", tile=args.tile,
+    sizes = find_native_sizes(det_path, args.native_sizes)
+    scale_norm = (args.scale_norm or defaults.SCALE_NORM) == "on"
+    if args.scale_norm is None and scale_norm and sizes is None and mode != "detector":
+        log.warning("no native cell sizes beside %s (magnification.json): scale normalisation "
+                    "off; pass --native-sizes datasets/NAME/cells.csv to turn it on", det_path)
+        scale_norm = False
+    opt = PredictOptions(mode=mode, scale_norm=scale_norm, tile=args.tile,
                          overlap=args.tile_overlap, conf=args.conf, iou=args.iou,
                          batch=args.batch, margin=args.margin, window=args.window)
     if opt.scale_norm and mode == "detector":
@@ -182,7 +217,7 @@ def _predict(args: argparse.Namespace) -> int:
     on_group = None if args.no_draw else (lambda s, img, cells: write_drawn(drawn, s.name, img, cells))
     result = pipe.run(sources, progress=not args.no_progress, on_group=on_group)
     result.skipped = skipped
-    meta = {"detector": str(args.detector), "classifier": args.classifier,
+    meta = {"detector": str(det_path), "classifier": clf_path, "backend": args.backend,
             "options": options_dict(opt), "tile": pipe.tile, "seconds": round(result.seconds, 3),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "native_sizes": bool(sizes)}
     write_outputs(out, result, meta, args.coco_gt)

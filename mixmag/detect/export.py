@@ -151,3 +151,35 @@ def detector_parity(pt_weights, onnx_path, images: list[np.ndarray], conf: float
         max_conf = max(max_conf, float(np.abs(da[:, 4] - db[j, 4]).max()))
     return {"images": len(images), "boxes": int(sum(len(d) for d in a)), "same_count": same_count,
             "same_classes": same_cls, "min_box_iou": worst_iou, "max_conf_diff": max_conf}
+
+
+def _file_key(path: str | os.PathLike) -> str:
+    import hashlib
+
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:12]
+
+
+def onnx_cached(detector: str, classifier: str | None, cache: str | os.PathLike = "runs/.onnx"):
+    """ONNX versions of a .pt detector (and classifier), exported once into ``cache`` (keyed by
+    the files' content) and reused: ``--backend onnx``. .onnx inputs are returned as they are."""
+    out = []
+    for kind, path in (("detector", detector), ("classifier", classifier)):
+        if path is None or str(path).lower().endswith(".onnx"):
+            out.append(path)
+            continue
+        folder = Path(cache) / f"{kind}-{_file_key(path)}"
+        dst = folder / f"{kind}.onnx"
+        if not (dst.is_file() and dst.with_suffix(".json").is_file()):
+            log.info("exporting %s to %s (once)", path, dst)
+            if kind == "detector":
+                export_detector(path, folder)
+            else:
+                from .cli import load_classifier
+
+                export_classifier(load_classifier(path), folder, source=str(path))
+        out.append(str(dst))
+    return tuple(out)

@@ -106,3 +106,34 @@ def estimation_error(true_m: np.ndarray, est_m: np.ndarray) -> dict:
             "mean_rel_error": float(rel.mean()), "within_10pct": float((rel <= 0.10).mean()),
             "within_20pct": float((rel <= 0.20).mean())}
 
+
+
+def estimate_vs_truth(result, tol: float = 0.125) -> dict:
+    """Estimated vs generated magnification of the matched cells of a ``mixmag.evaluate`` result.
+
+    ``within_<tol>``: share with |estimate - truth| <= tol (0.125 is a quarter of the 0.5 step of
+    the generator's default scales). With at most 12 distinct true scales each estimate is also
+    snapped to the nearest of them: ``discrete_accuracy`` and ``discrete_confusion`` (true →
+    estimated counts).
+    """
+    o = result.outcomes
+    matched = o[(o["t"] >= 0) & (o["p"] >= 0)]
+    true_m = result.truth.cells["magnification"].to_numpy(float)[matched["t"].to_numpy()]
+    est = (result.pred["magnification_est"].to_numpy(float)[matched["p"].to_numpy()]
+           if "magnification_est" in result.pred else np.full(len(matched), np.nan))
+    ok = np.isfinite(est) & np.isfinite(true_m)
+    if not ok.any():
+        return {"n": 0}
+    true_m, est = true_m[ok], est[ok]
+    err = np.abs(est - true_m)
+    out = {"n": int(ok.sum()), f"within_{tol:g}": float((err <= tol).mean()),
+           "median_abs_error": float(np.median(err)), "median_rel_error": float(np.median(err / true_m))}
+    levels = np.unique(true_m)
+    if len(levels) <= 12:
+        snapped = levels[np.abs(est[:, None] - levels[None]).argmin(1)]
+        out["discrete_accuracy"] = float((snapped == true_m).mean())
+        out["discrete_confusion"] = {f"{t:g}": {f"{e:g}": int(((true_m == t) & (snapped == e)).sum())
+                                                for e in levels} for t in levels}
+        out[f"within_{tol:g}_by_scale"] = {f"{t:g}": float((err[true_m == t] <= tol).mean())
+                                           for t in levels}
+    return out

@@ -219,33 +219,48 @@ class Pipeline:
         p[np.arange(len(d)), ids] = conf
         return p
 
-    def classify(self, images, dets) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Per image: (probabilities (N, 8) in CLASS_NAMES order, magnification estimates (N,))."""
+    def det_probs(self, dets) -> np.ndarray:
+        """The detector's class scores of all images' boxes, (N, 8) in CLASS_NAMES order."""
+        return (np.concatenate([self._det_probs(d) for d in dets]) if sum(map(len, dets))
+                else np.zeros((0, NUM_CLASSES)))
+
+    def classifier_probs(self, images, dets, det_p: np.ndarray) -> np.ndarray:
+        """The classifier's probabilities of all images' boxes, scale-normalised when asked.
+
+        With scale normalisation the first crop uses the detector's class (8-class detector) or
+        the all-class native size (one-class detector); cells whose classified class implies a
+        magnification more than ``recheck`` away are cropped and classified again.
+        """
         n = [len(d) for d in dets]
-        det_p = np.concatenate([self._det_probs(d) for d in dets]) if sum(n) else np.zeros((0, 8))
         boxes = np.concatenate([d[:, :4] for d in dets]) if sum(n) else np.zeros((0, 4))
-        if self.opt.mode == "detector":
-            probs = det_p
-        else:
-            guess = ([CLASS_NAMES[i] for i in det_p.argmax(1)] if self.det_pbc else None)
-            mags = self.est.estimate(boxes, guess) if self.est else np.ones(len(boxes))
-            probs = self._classify(images, dets, np.split(mags, np.cumsum(n)[:-1]))
-            if self.opt.scale_norm and len(boxes):
-                m2 = self.est.estimate(boxes, [CLASS_NAMES[i] for i in probs.argmax(1)])
-                redo = np.abs(np.log(m2 / mags)) > np.log1p(self.opt.recheck)
-                if redo.any():
-                    sub_dets, sub_imgs, sub_m, idx = [], [], [], np.split(np.arange(len(boxes)),
-                                                                         np.cumsum(n)[:-1])
-                    for img, d, ii in zip(images, dets, idx):
-                        r = redo[ii]
-                        if r.any():
-                            sub_imgs.append(img)
-                            sub_dets.append(d[r])
-                            sub_m.append(m2[ii][r])
-                    probs[redo] = self._classify(sub_imgs, sub_dets, sub_m)
-            if self.opt.mode == "two-stage" and self.det_pbc:
-                probs = np.sqrt(np.clip(probs, 1e-9, None) * det_p)
-                probs /= probs.sum(1, keepdims=True)
+        cut = np.cumsum(n)[:-1]
+        guess = [CLASS_NAMES[i] for i in det_p.argmax(1)] if self.det_pbc else None
+        mags = self.est.estimate(boxes, guess) if self.est else np.ones(len(boxes))
+        probs = self._classify(images, dets, np.split(mags, cut))
+        if self.opt.scale_norm and len(boxes):
+            m2 = self.est.estimate(boxes, [CLASS_NAMES[i] for i in probs.argmax(1)])
+            redo = np.abs(np.log(m2 / mags)) > np.log1p(self.opt.recheck)
+            if redo.any():
+                sub_dets, sub_imgs, sub_m = [], [], []
+                for img, d, ii in zip(images, dets, np.split(np.arange(len(boxes)), cut)):
+                    r = redo[ii]
+                    if r.any():
+                        sub_imgs.append(img)
+                        sub_dets.append(d[r])
+                        sub_m.append(m2[ii][r])
+                probs[redo] = self._classify(sub_imgs, sub_dets, sub_m)
+        return probs
+
+    @staticmethod
+    def combine(clf_p: np.ndarray, det_p: np.ndarray) -> np.ndarray:
+        """Two opinions as one: normalised geometric mean of classifier and detector probabilities."""
+        probs = np.sqrt(np.clip(clf_p, 1e-9, None) * det_p)
+        return probs / probs.sum(1, keepdims=True)
+
+    def finish(self, dets, probs: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per image: (probabilities, magnification estimated from the box and the final class)."""
+        n = [len(d) for d in dets]
+        boxes = np.concatenate([d[:, :4] for d in dets]) if sum(n) else np.zeros((0, 4))
         if self.est is not None and len(boxes):
             mags = self.est.estimate(boxes, [CLASS_NAMES[i] for i in probs.argmax(1)])
         else:
@@ -253,15 +268,33 @@ class Pipeline:
         cut = np.cumsum(n)[:-1]
         return list(zip(np.split(probs, cut), np.split(mags, cut)))
 
+    def classify(self, images, dets) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per image: (probabilities (N, 8) in CLASS_NAMES order, magnification estimates (N,))."""
+        det_p = self.det_probs(dets)
+        if self.opt.mode == "detector":
+            probs = det_p
+        else:
+            probs = self.classifier_probs(images, dets, det_p)
+            if self.opt.mode == "two-stage" and self.det_pbc:
+                probs = self.combine(probs, det_p)
+        return self.finish(dets, probs)
+
     # -- rows
-    @staticmethod
-    def rows(name: str, d: np.ndarray, probs: np.ndarray, mags: np.ndarray) -> pd.DataFrame:
+    def rows(self, name: str, d: np.ndarray, probs: np.ndarray, mags: np.ndarray,
+             mode: str | None = None) -> pd.DataFrame:
+        """One row per cell. ``score`` ranks the cells: detection confidence × class probability,
+        except where the probabilities already hold the 8-class detector's score (``detector``
+        and ``two-stage`` with an 8-class detector): a YOLO confidence is itself a class score, and
+        multiplying it in again would square it and push sure cells under a 0.25 cut-off."""
+        mode = mode or self.opt.mode
         cls = probs.argmax(1) if len(probs) else np.zeros(0, int)
         class_conf = probs[np.arange(len(probs)), cls] if len(probs) else np.zeros(0)
+        has_det = mode == "detector" or (mode == "two-stage" and self.det_pbc)
         frame = pd.DataFrame({
             "image": name, "x1": d[:, 0], "y1": d[:, 1], "x2": d[:, 2], "y2": d[:, 3],
             "class_name": [CLASS_NAMES[i] for i in cls], "class_id": cls.astype(int),
-            "score": d[:, 4] * class_conf, "det_conf": d[:, 4], "class_conf": class_conf,
+            "score": class_conf if has_det else d[:, 4] * class_conf,
+            "det_conf": d[:, 4], "class_conf": class_conf,
             **{c: probs[:, i] for i, c in enumerate(PROB_COLUMNS)},
             "magnification_est": mags})
         return frame[CELL_COLUMNS]

@@ -1,0 +1,92 @@
+"""`mixmag predict` defaults (released models), `--classifier none`, `--backend onnx` parity, and
+the train-detector input size (fast: one small image through the released detector; a tiny
+random detector exported once)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+from test_detect_drawn import draw_disks
+from test_detect_export import _tiny_detector
+
+from mixmag.cli import build_parser, main
+from mixmag.detect import defaults
+
+
+def test_train_detector_default_imgsz_is_the_gpu_recipe():
+    args = build_parser().parse_args(["train-detector", "--data", "x.yaml"])
+    assert args.imgsz == 640
+
+
+def test_predict_defaults_to_released_models(tmp_path, capsys):
+    if not defaults.DETECTOR.is_file():
+        pytest.skip(f"released detector {defaults.DETECTOR} not in this checkout")
+    img = tmp_path / "smear.png"
+    cv2.imwrite(str(img), draw_disks(320, 240, [(0, 100, 100, 30), (3, 220, 150, 25)], seed=3))
+    out = tmp_path / "o"
+    rc = main(["predict", str(img), "--classifier", "none", "--no-progress", "--no-draw",
+               "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    meta = json.loads((out / "cells.json").read_text())
+    text = json.dumps(meta)
+    assert str(defaults.DETECTOR) in text and '"mode": "detector"' in text
+    assert [Path(p).name for p in pd.read_csv(out / "counts.csv")["image"]] == ["smear.png"]
+    if not defaults.CLASSIFIER.is_file():
+        return
+    rc = main(["predict", str(img), "--no-progress", "--no-draw", "--out", str(tmp_path / "o2")])
+    assert rc == 0, capsys.readouterr().err
+    meta = json.loads((tmp_path / "o2" / "cells.json").read_text())
+    text = json.dumps(meta)
+    assert str(defaults.CLASSIFIER) in text and '"mode": "two-stage"' in text
+    assert '"scale_norm": true' in text
+
+
+def test_missing_released_model_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(defaults, "DETECTOR", tmp_path / "absent.pt")
+    img = tmp_path / "a.png"
+    cv2.imwrite(str(img), np.full((64, 64, 3), 200, np.uint8))
+    rc = main(["predict", str(img), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "--detector" in err and "absent.pt" in err
+
+
+def test_backend_onnx_gives_the_same_cells(tmp_path, monkeypatch, capsys):
+    """--backend onnx exports detector and classifier once into runs/.onnx and predicts the same
+    boxes, classes and probabilities as PyTorch (random tiny detector, released Lite0)."""
+    lite0 = defaults.RELEASED / "classifier-lite0-160" / "best.pt"  # the smaller one: faster test
+    if not lite0.is_file():
+        pytest.skip(f"released classifier {lite0} not in this checkout")
+    monkeypatch.chdir(tmp_path)
+    pt = _tiny_detector(tmp_path / "tiny.pt", imgsz=160)
+    images = tmp_path / "imgs"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        disks = [(int(rng.integers(8)), rng.uniform(30, 290), rng.uniform(30, 290), 14) for _ in range(5)]
+        cv2.imwrite(str(images / f"{i}.png"), draw_disks(320, 320, disks, seed=i))
+    common = [str(images), "--detector", str(pt), "--classifier", str(lite0),
+              "--conf", "0.0005", "--no-progress", "--no-draw", "--mode", "two-stage"]
+    for out, extra in (("a", []), ("b", ["--backend", "onnx"]), ("c", ["--backend", "onnx"])):
+        assert main(["predict", *common, *extra, "--out", out]) == 0, capsys.readouterr().err
+    exported = sorted(p.name.split("-")[0] for p in (tmp_path / "runs" / ".onnx").iterdir())
+    assert exported == ["classifier", "detector"]  # once each, reused by the third run
+    assert not list(tmp_path.glob("tiny.onnx")) and not list(lite0.parent.glob("*.onnx"))
+    meta = json.loads((tmp_path / "b" / "cells.json").read_text())
+    assert '"backend": "onnx"' in json.dumps(meta)
+    # no magnification.json beside the tiny detector: the default scale normalisation falls back
+    assert '"scale_norm": false' in json.dumps(meta)
+    a, b = pd.read_csv(tmp_path / "a" / "cells.csv"), pd.read_csv(tmp_path / "b" / "cells.csv")
+    assert len(a) == len(b) and len(a) > 0
+    key = ["image", "x1", "y1"]
+    a, b = a.sort_values(key).reset_index(drop=True), b.sort_values(key).reset_index(drop=True)
+    box = ["x1", "y1", "x2", "y2"]
+    assert np.abs(a[box].to_numpy() - b[box].to_numpy()).max() < 0.5
+    assert np.abs(a["det_conf"] - b["det_conf"]).max() < 1e-3
+    probs = [c for c in a.columns if c.startswith("p_")]
+    assert np.abs(a[probs].to_numpy() - b[probs].to_numpy()).max() < 2e-3
+    assert (a["class_name"] == b["class_name"]).mean() >= 0.95  # ties may flip, nothing more
