@@ -110,9 +110,10 @@ def _read_entry(path: Path) -> tuple[bytes, bytes, dict]:
 
 def _build_one(args) -> str:
     abspath, sha, class_name, dest = args
+    from ..data.scan import MIN_SOURCE_SIDE
     from ..images import read_image
 
-    jpg, png, meta = make_cutout(read_image(abspath), class_name)
+    jpg, png, meta = make_cutout(read_image(abspath, min_side=MIN_SOURCE_SIDE), class_name)
     write_bytes(dest, _pack_entry(jpg, png, meta))
     return meta["status"]
 
