@@ -247,8 +247,6 @@ def train_classifier(cfg: TrainConfig, assign=None) -> dict:
         best, history = tuple(st["best"]), list(st["history"])
         train_seconds = float(st.get("train_seconds", 0.0))
         log.info("resuming %s at epoch %d", run, start + 1)
-    (run / "weights").mkdir(parents=True, exist_ok=True)
-    write_text(run / "args.yaml", _yaml(args))
     log.info("%s (%s) on %s: %d train / %d val images from %s, %d px, %d epochs x %d steps",
              cfg.backbone, init, device, len(idx["train"]), len(idx["val"]), src.origin,
              cfg.imgsz, cfg.epochs, len(train_dl))
@@ -288,6 +286,10 @@ def train_classifier(cfg: TrainConfig, assign=None) -> dict:
                "lr": opt.param_groups[0]["lr"], "train_seconds": round(train_s, 2),
                "images_per_s": round(len(train_ds) / max(train_s, 1e-9), 1)}
         history.append(row)
+        if epoch == start:
+            # written only now: a bad image or setting met in the first epoch leaves the run folder
+            # (perhaps an earlier run's, with --overwrite) as it was
+            write_text(run / "args.yaml", _yaml(args))
         improved = (vm["accuracy"], -row["val_loss"]) > (best[0], -best[1])
         if improved:
             best, best_epoch = (vm["accuracy"], row["val_loss"]), epoch
