@@ -26,7 +26,7 @@ from torch import nn
 from ..classes import CLASS_NAMES
 from ..errors import MixmagError
 from ..fileio import prepare_output, write_csv, write_json, write_text
-from .augment import EvalTransform, train_transform
+from .augment import EvalTransform, seed_transform, train_transform
 from .checkpoint import save_checkpoint
 from .data import CellDataset, make_loader, open_source, seed_everything, subset_indices, to_input
 from .metrics import classification_metrics, save_confusion_png, summary_line
@@ -255,6 +255,12 @@ def train_classifier(cfg: TrainConfig, assign=None) -> dict:
         if epoch - best_epoch > cfg.patience and best_epoch >= 0:
             log.info("early stop: val accuracy has not improved for %d epochs", cfg.patience)
             break
+        if cfg.workers == 0:
+            # every epoch's shuffle, augmentation and dropout from (seed, epoch) alone, so that
+            # --resume at epoch k continues exactly as the uninterrupted run did
+            train_dl.generator.manual_seed(cfg.seed * 100003 + epoch)
+            seed_transform(train_ds.transform, cfg.seed * 100003 + epoch)
+            torch.manual_seed(cfg.seed * 100003 + epoch)
         model.train()
         for m in frozen:
             m.eval()  # frozen stages keep their ImageNet BatchNorm statistics
