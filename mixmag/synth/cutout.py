@@ -104,7 +104,7 @@ def _pack_entry(jpg: bytes, png: bytes, meta: dict) -> bytes:
 
 
 def _read_entry(path: Path) -> tuple[bytes, bytes, dict]:
-    with np.load(path) as z:
+    with np.load(path, allow_pickle=False) as z:
         return z["jpg"].tobytes(), z["png"].tobytes(), json.loads(z["meta"].tobytes())
 
 
