@@ -50,3 +50,11 @@ def drawn_manifest(drawn_pbc, tmp_path_factory) -> Path:
     rep = check_dataset(drawn_pbc, workers=1, progress=False)
     write_manifest(make_split(rep.files, seed=0), out, drawn_pbc, 0, (0.7, 0.15, 0.15))
     return out
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Print the bad-input table's count (tests/test_bad_inputs.py fills it)."""
+    mod = sys.modules.get("test_bad_inputs")
+    line = mod.summary_line() if mod is not None and hasattr(mod, "summary_line") else None
+    if line:
+        terminalreporter.write_line(line)

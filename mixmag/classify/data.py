@@ -33,7 +33,9 @@ class ManifestSource:
         return len(self.labels)
 
     def image(self, i: int) -> np.ndarray:
-        return prepare(read_image(self.abspaths[i]), self.size)
+        from ..data.scan import MIN_SOURCE_SIDE
+
+        return prepare(read_image(self.abspaths[i], min_side=MIN_SOURCE_SIDE), self.size)
 
 
 class BundleSource:

@@ -26,7 +26,7 @@ from torch import nn
 from ..classes import CLASS_NAMES
 from ..errors import MixmagError
 from ..fileio import prepare_output, write_csv, write_json, write_text
-from .augment import EvalTransform, train_transform
+from .augment import EvalTransform, seed_transform, train_transform
 from .checkpoint import save_checkpoint
 from .data import CellDataset, make_loader, open_source, seed_everything, subset_indices, to_input
 from .metrics import classification_metrics, save_confusion_png, summary_line
@@ -247,8 +247,6 @@ def train_classifier(cfg: TrainConfig, assign=None) -> dict:
         best, history = tuple(st["best"]), list(st["history"])
         train_seconds = float(st.get("train_seconds", 0.0))
         log.info("resuming %s at epoch %d", run, start + 1)
-    (run / "weights").mkdir(parents=True, exist_ok=True)
-    write_text(run / "args.yaml", _yaml(args))
     log.info("%s (%s) on %s: %d train / %d val images from %s, %d px, %d epochs x %d steps",
              cfg.backbone, init, device, len(idx["train"]), len(idx["val"]), src.origin,
              cfg.imgsz, cfg.epochs, len(train_dl))
@@ -257,6 +255,12 @@ def train_classifier(cfg: TrainConfig, assign=None) -> dict:
         if epoch - best_epoch > cfg.patience and best_epoch >= 0:
             log.info("early stop: val accuracy has not improved for %d epochs", cfg.patience)
             break
+        if cfg.workers == 0:
+            # every epoch's shuffle, augmentation and dropout from (seed, epoch) alone, so that
+            # --resume at epoch k continues exactly as the uninterrupted run did
+            train_dl.generator.manual_seed(cfg.seed * 100003 + epoch)
+            seed_transform(train_ds.transform, cfg.seed * 100003 + epoch)
+            torch.manual_seed(cfg.seed * 100003 + epoch)
         model.train()
         for m in frozen:
             m.eval()  # frozen stages keep their ImageNet BatchNorm statistics
@@ -288,6 +292,10 @@ def train_classifier(cfg: TrainConfig, assign=None) -> dict:
                "lr": opt.param_groups[0]["lr"], "train_seconds": round(train_s, 2),
                "images_per_s": round(len(train_ds) / max(train_s, 1e-9), 1)}
         history.append(row)
+        if epoch == start:
+            # written only now: a bad image or setting met in the first epoch leaves the run folder
+            # (perhaps an earlier run's, with --overwrite) as it was
+            write_text(run / "args.yaml", _yaml(args))
         improved = (vm["accuracy"], -row["val_loss"]) > (best[0], -best[1])
         if improved:
             best, best_epoch = (vm["accuracy"], row["val_loss"]), epoch

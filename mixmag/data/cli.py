@@ -63,11 +63,17 @@ def _split(args: argparse.Namespace) -> int:
     from ..fileio import prepare_output
     from .check import check_dataset
     from .scan import find_pbc_root
-    from .split import make_split, write_manifest
+    from .split import check_fractions, make_split, write_manifest
 
     out = prepare_output(Path(args.out), args.overwrite, "split manifest")
+    check_fractions(args.fractions)   # before the slow scan
     root = find_pbc_root(args.pbc)
     report = check_dataset(root, workers=args.workers)
+    if report.missing_classes:
+        print(f"warning: missing class folders: {', '.join(report.missing_classes)} "
+              "(the split holds the other classes only)")
+    if report.unknown_folders:
+        print(f"warning: unknown folders (ignored): {', '.join(report.unknown_folders)}")
     if len(report.unreadable):
         print(f"skipping {len(report.unreadable)} unreadable files "
               f"(first: {report.unreadable['path'].iloc[0]}: {report.unreadable['error'].iloc[0]})")

@@ -80,14 +80,28 @@ def list_files(root: Path) -> tuple[pd.DataFrame, list[str], list[str]]:
     return frame, missing, unknown
 
 
+# a PBC crop is ~360 px; a source smaller than this cannot hold a cell with its context
+MIN_SOURCE_SIDE = 64
+
+
 def _inspect(args: tuple[str, str]) -> tuple[str, int, int, str]:
     import cv2
+
+    from ..images import MAX_PIXELS, ImageError, image_size
 
     root, rel = args
     data = (Path(root) / rel).read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     if not data:
         return digest, 0, 0, "empty file"
+    try:
+        w, h = image_size(Path(root) / rel)   # header only: a bomb is never decoded
+    except ImageError:
+        w = h = None
+    if w is not None and w * h > MAX_PIXELS:
+        return digest, w, h, f"declares {w}x{h} pixels, above the limit of {MAX_PIXELS:,}"
+    if w is not None and min(w, h) < MIN_SOURCE_SIDE:
+        return digest, w, h, f"{w}x{h} is too small to hold a cell (need {MIN_SOURCE_SIDE} px a side)"
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if img is None:
         kind = "macOS .DS_Store file" if data[:8] == b"\x00\x00\x00\x01Bud1" else "not an image"

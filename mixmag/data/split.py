@@ -26,10 +26,7 @@ def make_split(files: pd.DataFrame, fractions=(0.70, 0.15, 0.15), seed: int = 0)
     """Assign each readable file a split; stratified per class, duplicates grouped."""
     from sklearn.model_selection import train_test_split
 
-    fr = np.asarray(fractions, dtype=float)
-    if fr.shape != (3,) or (fr < 0).any() or abs(fr.sum() - 1) > 1e-6 or fr[0] <= 0:
-        raise MixmagError(f"split fractions must be three non-negative numbers summing to 1 "
-                          f"with train > 0, got {tuple(fractions)}")
+    fr = check_fractions(fractions)
     ok = files[files["ok"]].copy()
     if ok.empty:
         raise MixmagError("no readable images to split")
@@ -38,19 +35,32 @@ def make_split(files: pd.DataFrame, fractions=(0.70, 0.15, 0.15), seed: int = 0)
     test_n = fr[2]
     val_n = fr[1] / max(fr[0] + fr[1], 1e-12)
     strat = groups["class_id"] if groups["class_id"].value_counts().min() >= 3 else None
-    if test_n > 0:
-        rest, test = train_test_split(groups, test_size=test_n, random_state=seed, stratify=strat)
-    else:
-        rest, test = groups, groups.iloc[:0]
-    strat2 = rest["class_id"] if strat is not None else None
-    if fr[1] > 0:
-        train, val = train_test_split(rest, test_size=val_n, random_state=seed + 1, stratify=strat2)
-    else:
-        train, val = rest, rest.iloc[:0]
+    try:
+        if test_n > 0:
+            rest, test = train_test_split(groups, test_size=test_n, random_state=seed, stratify=strat)
+        else:
+            rest, test = groups, groups.iloc[:0]
+        strat2 = rest["class_id"] if strat is not None else None
+        if fr[1] > 0:
+            train, val = train_test_split(rest, test_size=val_n, random_state=seed + 1, stratify=strat2)
+        else:
+            train, val = rest, rest.iloc[:0]
+    except ValueError as e:   # sklearn: a part too small to hold every class
+        raise MixmagError(f"split fractions {tuple(float(f) for f in fr)}: {len(groups)} distinct images "
+                          f"in {groups['class_id'].nunique()} classes are too few to stratify "
+                          f"({str(e).splitlines()[0]}); add images or raise the val/test fractions") from None
     assign = {h: s for s, part in (("train", train), ("val", val), ("test", test)) for h in part["sha256"]}
     ok["split"] = ok["sha256"].map(assign)
     out = ok[MANIFEST_COLUMNS].sort_values(["split", "class_id", "path"], key=_split_key)
     return out.reset_index(drop=True)
+
+
+def check_fractions(fractions) -> np.ndarray:
+    fr = np.asarray(fractions, dtype=float)
+    if fr.shape != (3,) or (fr < 0).any() or abs(fr.sum() - 1) > 1e-6 or fr[0] <= 0:
+        raise MixmagError(f"split fractions must be three non-negative numbers summing to 1 "
+                          f"with train > 0, got {tuple(fractions)}")
+    return fr
 
 
 def _split_key(col: pd.Series) -> pd.Series:

@@ -158,8 +158,18 @@ def load_classifier(path: str | None, device: str = "cpu"):
 
 
 def _train(args: argparse.Namespace) -> int:
+    from ..errors import MixmagError
     from .train import parse_overrides, train_detector
 
+    # checked here: ultralytics would start (and write the run folder) before failing on these
+    if args.epochs < 1:
+        raise MixmagError(f"--epochs {args.epochs}: must be >= 1")
+    if args.imgsz < 32:
+        raise MixmagError(f"--imgsz {args.imgsz}: must be >= 32 (a multiple of 32, e.g. 640)")
+    if args.batch < 1 and args.batch != -1:
+        raise MixmagError(f"--batch {args.batch}: must be >= 1 (or -1: ultralytics' auto batch)")
+    if args.time is not None and args.time <= 0:
+        raise MixmagError(f"--time {args.time}: must be > 0 minutes")
     extra = parse_overrides(args.set)
     kw = dict(imgsz=args.imgsz, epochs=args.epochs, batch=args.batch, workers=args.workers)
     if args.device is not None:
@@ -182,6 +192,11 @@ def _predict(args: argparse.Namespace) -> int:
     from .predict import Pipeline, PredictOptions, list_sources, options_dict
 
     out = prepare_output(Path(args.out), args.overwrite, "prediction")
+    for name, v in (("--conf", args.conf), ("--iou", args.iou)):
+        if not 0 <= v <= 1:
+            raise MixmagError(f"{name} {v:g}: must be in [0, 1]")
+    if args.batch < 1:
+        raise MixmagError(f"--batch {args.batch}: must be >= 1")
     if args.tile_overlap < 0 or (args.tile and args.tile_overlap >= args.tile):
         raise MixmagError(f"--tile-overlap {args.tile_overlap}: must be >= 0 and below --tile")
     sources, skipped = list_sources(args.source, args.recursive)
@@ -217,6 +232,12 @@ def _predict(args: argparse.Namespace) -> int:
     on_group = None if args.no_draw else (lambda s, img, cells: write_drawn(drawn, s.name, img, cells))
     result = pipe.run(sources, progress=not args.no_progress, on_group=on_group)
     result.skipped = skipped
+    failed = result.failed
+    if len(failed) == len(result.images) and len(failed):
+        # nothing could be read: an error, not an empty result
+        first = failed.iloc[0]
+        raise MixmagError(f"{first['error']}" + (f" (and {len(failed) - 1} more unreadable image(s))"
+                                                  if len(failed) > 1 else ""))
     meta = {"detector": str(det_path), "classifier": clf_path, "backend": args.backend,
             "options": options_dict(opt), "tile": pipe.tile, "seconds": round(result.seconds, 3),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "native_sizes": bool(sizes)}
@@ -238,14 +259,17 @@ def _export(args: argparse.Namespace) -> int:
     from .predict import list_sources
 
     out = prepare_output(Path(args.out), args.overwrite, "export")
-    det_onnx = export_detector(args.detector, out, opset=args.opset)
-    print(f"wrote {det_onnx} (+ detector.json)")
+    # every input is read before the first file is written, so a bad one leaves OUT as it was
     clf = load_classifier(args.classifier)
-    if clf is not None:
-        print(f"wrote {export_classifier(clf, out, source=args.classifier)} (+ classifier.json)")
+    images = []
     if args.check:
         sources, _ = list_sources(args.check)
         images = [read_image(s.path) for s in sources[:16]]
+    det_onnx = export_detector(args.detector, out, opset=args.opset)
+    print(f"wrote {det_onnx} (+ detector.json)")
+    if clf is not None:
+        print(f"wrote {export_classifier(clf, out, source=args.classifier)} (+ classifier.json)")
+    if args.check:
         report = detector_parity(args.detector, det_onnx, images)
         write_json(out / "parity.json", report)
         print("parity (PyTorch vs ONNX Runtime, same letterbox):", report)

@@ -118,7 +118,7 @@ def _pack(args: argparse.Namespace) -> int:
     from .cutout import default_cache_dir, pack_cutouts
 
     prepare_output(args.out, args.overwrite, "cut-out bundle")
-    m = load_manifest(args.split, pbc=args.pbc, verify="exists")
+    m = load_manifest(args.split, pbc=args.pbc, verify="sample")
     info = pack_cutouts(m, tuple(args.splits), args.out, args.max_per_class,
                         cache=args.cache or default_cache_dir(args.out), workers=args.workers,
                         seed=args.seed)

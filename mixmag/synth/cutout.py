@@ -104,15 +104,16 @@ def _pack_entry(jpg: bytes, png: bytes, meta: dict) -> bytes:
 
 
 def _read_entry(path: Path) -> tuple[bytes, bytes, dict]:
-    with np.load(path) as z:
+    with np.load(path, allow_pickle=False) as z:
         return z["jpg"].tobytes(), z["png"].tobytes(), json.loads(z["meta"].tobytes())
 
 
 def _build_one(args) -> str:
     abspath, sha, class_name, dest = args
+    from ..data.scan import MIN_SOURCE_SIDE
     from ..images import read_image
 
-    jpg, png, meta = make_cutout(read_image(abspath), class_name)
+    jpg, png, meta = make_cutout(read_image(abspath, min_side=MIN_SOURCE_SIDE), class_name)
     write_bytes(dest, _pack_entry(jpg, png, meta))
     return meta["status"]
 

@@ -125,7 +125,8 @@ def load_store(split_csv=None, pbc=None, cutouts=None, cache=None, out=None, spl
             raise MixmagError("give --split MANIFEST (with the PBC folder) or --cutouts BUNDLE.npz")
         from ..data.split import load_manifest
 
-        m = load_manifest(split_csv, pbc=pbc, verify="exists")
+        # "sample": a manifest from another copy of the dataset is refused (hash mismatch)
+        m = load_manifest(split_csv, pbc=pbc, verify="sample")
         m = m[m["split"].isin(list(splits))].sort_values(["split", "class_id", "path"],
                                                          key=_split_order).reset_index(drop=True)
         m.attrs = dict(m.attrs)
@@ -174,12 +175,13 @@ def synthesize(out: str | os.PathLike, settings: SynthSettings, store: CutoutSto
                               "rerun with the original arguments, or --overwrite")
     else:
         prepare_output(root, overwrite, "dataset")
-    root.mkdir(parents=True, exist_ok=True)
-    write_json(state_f, {"signature": sig})
-
+    # plan and mask first: bad settings or sources fail here, before anything under root changes
     plans = plan_dataset(store.table, s.counts, s.cells, s.mags,
                          tuple(s.mag_range) if s.mag_range else None, s.balance, s.seed)
     store.require({row for p in plans for row, _ in p.cells}, workers=workers, progress=progress)
+    _check_fits(plans, store, s.canvas)
+    root.mkdir(parents=True, exist_ok=True)
+    write_json(state_f, {"signature": sig})
     tm["plan"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     bank = make_bank(s.canvas, s.seed, cache=getattr(store, "cache", None) or default_cache_dir(root))
@@ -280,6 +282,26 @@ def _check_settings(s: SynthSettings) -> None:
         raise MixmagError(f"--mag-range {s.mag_range}: need LO <= HI")
     if not any(v > 0 for v in s.counts.values()):
         raise MixmagError("nothing to make: --n (or --n-train/--n-val/--n-test) must be > 0")
+
+
+def _check_fits(plans: list[ImagePlan], store: CutoutStore, canvas: int) -> None:
+    """Refuse a canvas that no planned cell fits at its magnification (else it renders empty images)."""
+    from PIL import Image
+    import io
+
+    sizes: dict[int, int] = {}
+    smallest = None
+    for p in plans:
+        for row, m in p.cells:
+            if row not in sizes:
+                with Image.open(io.BytesIO(store.encoded(row)[0])) as im:
+                    sizes[row] = max(im.size)
+            side = int(round(sizes[row] * m))
+            smallest = side if smallest is None else min(smallest, side)
+    if smallest is not None and smallest > canvas:
+        raise MixmagError(f"--canvas {canvas}: smaller than every planned cell at its magnification "
+                          f"(the smallest needs {smallest} px); use --canvas >= {smallest} "
+                          "or lower --mag")
 
 
 def _signature(s: SynthSettings, store: CutoutStore) -> str:
