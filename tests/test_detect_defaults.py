@@ -43,7 +43,7 @@ def test_predict_defaults_to_released_models(tmp_path, capsys):
     meta = json.loads((tmp_path / "o2" / "cells.json").read_text())
     text = json.dumps(meta)
     assert str(defaults.CLASSIFIER) in text and '"mode": "two-stage"' in text
-    assert '"scale_norm": true' in text
+    assert f'"scale_norm": {str(defaults.SCALE_NORM == "on").lower()}' in text
 
 
 def test_missing_released_model_is_one_line(tmp_path, monkeypatch, capsys):

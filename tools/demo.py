@@ -23,8 +23,8 @@ from mixmag.errors import MixmagError  # noqa: E402
 from mixmag.fileio import prepare_output  # noqa: E402
 
 RELEASED = REPO / "models" / "released"
-DETECTOR = RELEASED / "detector-yolo11n-640-cell" / "best.pt"
-CLASSIFIER = RELEASED / "classifier-lite0-160" / "best.pt"
+DETECTOR = RELEASED / "detector-yolo11n-640-8class" / "best.pt"
+CLASSIFIER = RELEASED / "classifier-lite0-160-composite" / "best.pt"
 
 
 def run(argv: list[str]) -> None:
