@@ -64,9 +64,8 @@ def main() -> int:
     metrics = json.loads((out / "report" / "metrics.json").read_text())
     print(f"\ndemo done in {time.time() - t0:.0f} s; open {out / 'report' / 'report.html'}")
     head = metrics.get("headline") or {}
-    if head:
-        print("headline: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                                        for k, v in head.items()))
+    keys = ("macro_f1", "accuracy_matched", "loc_recall", "map50", "map50_95")
+    print("headline: " + ", ".join(f"{k} {head[k]:.3f}" for k in keys if k in head))
     return 0
 
 
