@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import platform
 import re
 import shlex
 import subprocess
@@ -47,14 +46,9 @@ SCALES = (0.5, 1.0, 1.5)
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from mixmag.provenance import cpu_model
+
+    cpu = cpu_model()
     import os
 
     import torch

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -31,18 +30,11 @@ from mixmag.classify.augment import rescale_in_canvas  # noqa: E402
 from mixmag.classify.metrics import classification_metrics, save_confusion_png, summary_line  # noqa: E402
 from mixmag.data.split import load_manifest  # noqa: E402
 from mixmag.fileio import write_json  # noqa: E402
+from mixmag.provenance import cpu_model  # noqa: E402
 
 SCALES = (0.5, 1.0, 1.5)
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def main() -> None:

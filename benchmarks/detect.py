@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -47,14 +46,9 @@ TARGETS = {"macro_f1": 0.98, "loc_recall": 0.995, "map50": 0.99, "map50_95": 0.8
 def machine() -> str:
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from mixmag.provenance import cpu_model
+
+    cpu = cpu_model()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return f"{cpu}, {os.cpu_count()} CPUs" + (f", {gpu}" if gpu else "")
 

@@ -27,13 +27,9 @@ sys.path.insert(0, str(REPO))
 
 
 def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    from mixmag.provenance import cpu_model
+
+    return cpu_model()
 
 
 def main() -> int:

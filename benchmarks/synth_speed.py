@@ -17,7 +17,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -83,13 +82,9 @@ def _pool_rate(fn, chunks, n, workers) -> tuple[float, float]:
 
 
 def cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    from mixmag.provenance import cpu_model as _cpu_model
+
+    return _cpu_model()
 
 
 def main() -> int:
