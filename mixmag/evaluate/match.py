@@ -107,10 +107,12 @@ def solve_assignment(t: np.ndarray, p: np.ndarray, iou: np.ndarray):
     k = min(len(tu), len(pu)) + 1
     w = np.zeros((len(tu), len(pu)))
     w[ti, pi] = k + iou
+    exact = np.zeros_like(w)
+    exact[ti, pi] = iou  # (k + iou) - k loses the last bits: report the IoU itself
     r, c = linear_sum_assignment(w, maximize=True)
     ok = w[r, c] > 0
     r, c = r[ok], c[ok]
-    return tu[r], pu[c], w[r, c] - k
+    return tu[r], pu[c], exact[r, c]
 
 
 def outcome_table(truth_cls: np.ndarray, truth_img: np.ndarray, pred_cls: np.ndarray,
