@@ -58,3 +58,14 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     line = mod.summary_line() if mod is not None and hasattr(mod, "summary_line") else None
     if line:
         terminalreporter.write_line(line)
+
+
+@pytest.fixture()
+def one_torch_thread():
+    """Torch on one thread for the test: small models train faster and deterministically so."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
