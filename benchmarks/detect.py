@@ -255,12 +255,12 @@ def main(argv=None) -> int:
                     help="DETECTOR+CLASSIFIER/NORM by short name, e.g. yolo11n-640-cell+lite0-160/off "
                          "or yolo11n-640-8class/off (detector alone); several allowed")
     ap.add_argument("--throughput-onnx", action="store_true",
-                    help="time ONNX Runtime as well (models exported once to runs/.onnx, as "
+                    help="time ONNX Runtime as well (models exported once to the ONNX cache (~/.cache/mixmag/onnx), as "
                          "`mixmag predict --backend onnx` does)")
     ap.add_argument("--skip-accuracy", action="store_true", help="throughput only")
     ap.add_argument("--backend", choices=["pytorch", "onnx"], default="pytorch",
                     help="accuracy runs through PyTorch or ONNX Runtime (models exported once to "
-                         "runs/.onnx, as `mixmag predict --backend onnx` does)")
+                         "the ONNX cache (~/.cache/mixmag/onnx), as `mixmag predict --backend onnx` does)")
     ap.add_argument("--out", help="write the figures as JSON here")
     args = ap.parse_args(argv)
 
@@ -371,7 +371,7 @@ def main(argv=None) -> int:
 
 
 def run_throughput(args, sources, spec=None) -> dict:
-    """PyTorch models loaded afresh from their paths; ONNX Runtime from their runs/.onnx exports."""
+    """PyTorch models loaded afresh from their paths; ONNX Runtime from their the ONNX cache (~/.cache/mixmag/onnx) exports."""
     from mixmag.detect.cli import load_classifier
     from mixmag.detect.detector import load_detector
     from mixmag.detect.export import OnnxClassifier

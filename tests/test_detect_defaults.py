@@ -56,12 +56,15 @@ def test_missing_released_model_is_one_line(tmp_path, monkeypatch, capsys):
 
 
 def test_backend_onnx_gives_the_same_cells(tmp_path, monkeypatch, capsys):
-    """--backend onnx exports detector and classifier once into runs/.onnx and predicts the same
-    boxes, classes and probabilities as PyTorch (random tiny detector, released Lite0)."""
+    """The default backend on a CPU (auto) is ONNX Runtime: detector and classifier are exported
+    once into $MIXMAG_CACHE/onnx (nothing in the current folder or beside the weights), reused by
+    the next run, and give the same boxes, classes and probabilities as PyTorch (random tiny
+    detector, released Lite0)."""
     lite0 = defaults.RELEASED / "classifier-lite0-160" / "best.pt"  # the smaller one: faster test
     if not lite0.is_file():
         pytest.skip(f"released classifier {lite0} not in this checkout")
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MIXMAG_CACHE", str(tmp_path / "cache"))
     pt = _tiny_detector(tmp_path / "tiny.pt", imgsz=160)
     images = tmp_path / "imgs"
     images.mkdir()
@@ -71,13 +74,15 @@ def test_backend_onnx_gives_the_same_cells(tmp_path, monkeypatch, capsys):
         cv2.imwrite(str(images / f"{i}.png"), draw_disks(320, 320, disks, seed=i))
     common = [str(images), "--detector", str(pt), "--classifier", str(lite0),
               "--conf", "0.0005", "--no-progress", "--no-draw", "--mode", "two-stage"]
-    for out, extra in (("a", []), ("b", ["--backend", "onnx"]), ("c", ["--backend", "onnx"])):
+    for out, extra in (("a", ["--backend", "pytorch"]), ("b", []), ("c", ["--backend", "onnx"])):
         assert main(["predict", *common, *extra, "--out", out]) == 0, capsys.readouterr().err
-    exported = sorted(p.name.split("-")[0] for p in (tmp_path / "runs" / ".onnx").iterdir())
+    exported = sorted(p.name.split("-")[0] for p in (tmp_path / "cache" / "onnx").iterdir())
     assert exported == ["classifier", "detector"]  # once each, reused by the third run
-    assert not list(tmp_path.glob("tiny.onnx")) and not list(lite0.parent.glob("*.onnx"))
-    meta = json.loads((tmp_path / "b" / "cells.json").read_text())
-    assert '"backend": "onnx"' in json.dumps(meta)
+    assert not list(tmp_path.glob("*.onnx")) and not list(lite0.parent.glob("*.onnx"))
+    assert not (tmp_path / "runs").exists()
+    for out, backend in (("a", "pytorch"), ("b", "onnx"), ("c", "onnx")):
+        meta = json.loads((tmp_path / out / "cells.json").read_text())
+        assert f'"backend": "{backend}"' in json.dumps(meta)
     # no magnification.json beside the tiny detector: the default scale normalisation falls back
     assert '"scale_norm": false' in json.dumps(meta)
     a, b = pd.read_csv(tmp_path / "a" / "cells.csv"), pd.read_csv(tmp_path / "b" / "cells.csv")

@@ -9,6 +9,8 @@ Files written to ``--out``:
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import os
@@ -163,9 +165,41 @@ def _file_key(path: str | os.PathLike) -> str:
     return h.hexdigest()[:12]
 
 
-def onnx_cached(detector: str, classifier: str | None, cache: str | os.PathLike = "runs/.onnx"):
+@contextlib.contextmanager
+def _quiet_ultralytics():
+    """The exporter's banner (a dozen lines, 'Visualize: netron.app') would bury predict's own
+    output on the first run; its warnings and errors still show."""
+    lg = logging.getLogger("ultralytics")
+    level = lg.level
+    lg.setLevel(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        lg.setLevel(level)
+
+
+def onnx_cache_dir() -> Path:
+    """Where ``predict`` keeps its one-time ONNX exports: $MIXMAG_CACHE/onnx, else the user's
+    cache folder ($XDG_CACHE_HOME or ~/.cache)/mixmag/onnx; never beside the weights or in the
+    current folder, so a read-only install still works."""
+    root = os.environ.get("MIXMAG_CACHE")
+    if root:
+        return Path(root) / "onnx"
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "mixmag" / "onnx"
+
+
+def onnx_available() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
+
+
+def onnx_cached(detector: str, classifier: str | None, cache: str | os.PathLike | None = None):
     """ONNX versions of a .pt detector (and classifier), exported once into ``cache`` (keyed by
     the files' content) and reused: ``--backend onnx``. .onnx inputs are returned as they are."""
+    cache = onnx_cache_dir() if cache is None else cache
     out = []
     for kind, path in (("detector", detector), ("classifier", classifier)):
         if path is None or str(path).lower().endswith(".onnx"):
@@ -176,7 +210,8 @@ def onnx_cached(detector: str, classifier: str | None, cache: str | os.PathLike 
         if not (dst.is_file() and dst.with_suffix(".json").is_file()):
             log.info("exporting %s to %s (once)", path, dst)
             if kind == "detector":
-                export_detector(path, folder)
+                with _quiet_ultralytics():
+                    export_detector(path, folder)
             else:
                 from .cli import load_classifier
 
