@@ -13,6 +13,8 @@ Each result: accuracy, macro/weighted P/R/F1, per-class P/R/F1, erythroblast P/R
              fine-tuned features, 5 more fine-tunes per CV configuration, 5 for the sweep.
 
 python benchmarks/classify.py --split datasets/pbc-split.csv --quick
+python benchmarks/classify.py --split datasets/pbc-split.csv --checkpoints \
+    models/released/classifier-lite2-224/best.pt models/released/classifier-lite0-160/best.pt
 python benchmarks/classify.py --split datasets/pbc-split.csv --device cuda --amp --workers 16 \
     --backbones efficientnet_lite0 efficientnet_lite2 --imgsz 160 --epochs 40 --batch 256 --lr 2e-3
 """
@@ -245,6 +247,44 @@ def run_full(args, rec) -> dict:
     return out
 
 
+def run_checkpoints(args, rec) -> dict:
+    """Protocol 1 on models already fine-tuned (e.g. the released ones, trained on a GPU): each
+    checkpoint's softmax and the classical heads (grid-searched on val) on its pooled features,
+    scored on the test split; then 5-fold CV of the best two heads over train+val. The backbone
+    saw train (and val, for early stopping), so this CV measures the heads' spread on fixed
+    features, not the fine-tuning's: it is labelled so in the results."""
+    out = {"backbones_x_heads": [], "cross_validation": []}
+    for ckpt in args.checkpoints:
+        name = Path(ckpt).parent.name if Path(ckpt).name == "best.pt" else Path(ckpt).stem
+        fs = _score_ckpt(args, ckpt)
+        Xe, ye = fs.part("test")
+        if not len(ye):
+            raise MixmagError("--checkpoints scores the test split: use a manifest with test images")
+        Xv, yv = fs.part("val")
+        soft = softmax_pred(ckpt, Xe, args.device)
+        vacc = float((softmax_pred(ckpt, Xv, args.device) == yv).mean())
+        print(f"1. {name} (fine-tuned) x heads")
+        out["backbones_x_heads"].append(rec(f"{name} + softmax", ye, soft, checkpoint=str(ckpt),
+                                            head="softmax", val_accuracy=vacc))
+        heads = {}
+        for kind in args.heads:
+            h = fit_head(fs, kind, seed=args.seed)
+            heads[kind] = h
+            out["backbones_x_heads"].append(rec(f"{name} + {kind}", ye, h.predict(Xe), head=kind,
+                                                checkpoint=str(ckpt), params=h.params, grid=h.grid,
+                                                fit_seconds=h.fit_seconds,
+                                                val_accuracy=h.val_metrics["accuracy"]))
+        ranked = sorted(heads, key=lambda k: heads[k].val_metrics["accuracy"], reverse=True)[:2]
+        print(f"2. {name}: 5-fold CV of heads {ranked} on its fixed features (train+val pooled)")
+        for kind in ranked:
+            r = cv_head(fs, kind, heads[kind].params, args.seed)
+            r["config"] = f"{name} features + {r['config']}"
+            r["note"] = ("heads refitted per fold on fixed fine-tuned features; the backbone saw "
+                         "train and val, so this is the heads' spread, not a fine-tuning CV")
+            out["cross_validation"].append(r)
+    return out
+
+
 def cv_finetune(args, configs, k=5) -> list:
     """Fine-tune per fold (train+val pooled, one fold held out as val), score softmax and heads."""
     from sklearn.model_selection import StratifiedKFold
@@ -288,6 +328,9 @@ def main(argv=None) -> int:
     ap.add_argument("--bundle")
     ap.add_argument("--pbc")
     ap.add_argument("--quick", action="store_true", help="CPU-sized protocol (frozen features + heads)")
+    ap.add_argument("--checkpoints", nargs="+",
+                    help="protocol 1 (+ head CV) on these already fine-tuned checkpoints instead "
+                         "of training: minutes on a CPU")
     ap.add_argument("--backbones", nargs="+", default=["efficientnet_lite0"])
     ap.add_argument("--heads", nargs="+", default=None,
                     help="default: svm xgb knn rf logreg (quick: logreg svm knn rf)")
@@ -307,21 +350,26 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     args.heads = args.heads or (["logreg", "svm", "knn", "rf"] if args.quick else ["svm", "xgb", "knn", "rf"])
     args.imgsz = args.imgsz or (128 if args.quick else 160)
-    stem = "classify-quick" if args.quick else "classify"
+    stem = "classify-quick" if args.quick else ("classify-checkpoints" if args.checkpoints else "classify")
     out = Path(args.out or REPO / "benchmarks" / "results" / f"{stem}.json")
     code_commit = commit()  # the code that runs is the checkout at the start
     try:
         prepare_output(out, args.overwrite, "results")
         rec = Recorder(out.parent / out.stem)
         t0 = time.perf_counter()
-        res = run_quick(args, rec) if args.quick else run_full(args, rec)
+        if args.checkpoints:
+            res = run_checkpoints(args, rec)
+        else:
+            res = run_quick(args, rec) if args.quick else run_full(args, rec)
     except MixmagError as e:
         print(f"benchmarks/classify.py: error: {e}", file=sys.stderr)
         return 2
     doc = {"benchmark": "single-cell classification protocols (issue 4)",
            "command": "python " + " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).as_posix(), *(argv or sys.argv[1:])]),
            "commit": code_commit, "machine": machine(), "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-           "mode": "quick (frozen ImageNet features + classical heads)" if args.quick else "full (fine-tuning)",
+           "mode": ("quick (frozen ImageNet features + classical heads)" if args.quick else
+                    "checkpoints (given fine-tuned models + classical heads)" if args.checkpoints
+                    else "full (fine-tuning)"),
            "settings": {k: v for k, v in vars(args).items() if k not in ("overwrite",)},
            "wall_seconds": round(time.perf_counter() - t0, 1), **res}
     write_json(out, doc)

@@ -1,0 +1,172 @@
+"""Training-size sweep (issue 4, protocol 3) fine-tuned on a 2-core CPU: the CPU recipe
+(EfficientNet-Lite0, 128 px, stem + 2 stages frozen, AdamW 2e-3, label smoothing 0.1, scale
+augmentation 0.5-1.5 on half the images) trained on 21 images a class (the paper's "1 %"), 5 %,
+10 % and 30 % of the train split, each scored on the whole test split with its own softmax and
+with an SVM fitted on its fine-tuned pooled features of the same training images (the paper's
+transfer-learning + SVM row).
+
+Epochs follow a sample budget, so a small subset is seen often enough to learn from it:
+epochs = clip(ceil(budget / train images), 3, max-epochs). Validation each epoch (early stopping,
+best.pt) uses a fixed 40 val images a class, not the whole val split: on 21 images a class that
+would cost more than the training. The 100 % point is the CPU recipe's own run
+(benchmarks/results/classify-cpu-recipe.json, 3 epochs, whole val split).
+
+    OMP_NUM_THREADS=2 python benchmarks/classify_sweep_cpu.py [--subsets 21/class 5% 10% 30%]
+
+Writes benchmarks/results/classify-sweep-cpu.json (+ a confusion PNG per row).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from mixmag.errors import MixmagError  # noqa: E402
+from mixmag.fileio import prepare_output, write_json  # noqa: E402
+
+SUBSETS = {"21/class": {"per_class": 21}, "5%": {"train_fraction": 0.05},
+           "10%": {"train_fraction": 0.10}, "30%": {"train_fraction": 0.30}}
+RECIPE = dict(backbone="efficientnet_lite0", imgsz=128, freeze_stages=2, batch=32, lr=2e-3,
+              label_smoothing=0.1, scale_range=(0.5, 1.5), scale_p=0.5)
+VAL_PER_CLASS = 40
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--split", default=str(REPO / "datasets" / "pbc-split.csv"))
+    ap.add_argument("--pbc")
+    ap.add_argument("--subsets", nargs="+", default=list(SUBSETS), choices=list(SUBSETS))
+    ap.add_argument("--budget", type=int, default=12000, help="training samples a run (approx.)")
+    ap.add_argument("--max-epochs", type=int, default=60)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--project", default=str(REPO / "runs" / "benchmarks" / "sweep-cpu"))
+    ap.add_argument("--cache", default=str(REPO / "runs" / "features"))
+    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "classify-sweep-cpu.json"))
+    ap.add_argument("--reuse", action="store_true",
+                    help="skip the training of a subset whose run already finished (metrics.json)")
+    ap.add_argument("--overwrite", action="store_true")
+    args = ap.parse_args(argv)
+    try:
+        prepare_output(Path(args.out), args.overwrite, "results")
+        run(args, lambda rows, done: write_json(Path(args.out), document(args, argv, rows, done)))
+    except MixmagError as e:
+        print(f"benchmarks/classify_sweep_cpu.py: error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out}")
+    return 0
+
+
+def document(args, argv, rows, complete: bool) -> dict:
+    import os
+
+    import torch
+
+    from mixmag.provenance import cpu_model, git_commit
+
+    return {"benchmark": "training-size sweep, fine-tuned on CPU (issue 4 protocol 3)",
+            "command": "python " + " ".join(shlex.quote(a) for a in [f"benchmarks/{Path(__file__).name}",
+                                                                    *(argv or sys.argv[1:])]),
+            "commit": git_commit(REPO), "machine": f"{cpu_model()}, {os.cpu_count()} cores, "
+                                                   f"{torch.get_num_threads()} torch threads",
+            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "complete": complete, "subsets": args.subsets,
+            "recipe": {k: list(v) if isinstance(v, tuple) else v for k, v in RECIPE.items()},
+            "val_per_class": VAL_PER_CLASS, "budget": args.budget, "rows": rows,
+            "hundred_percent": "benchmarks/results/classify-cpu-recipe.json (same recipe, 3 epochs)"}
+
+
+def pooled_features(ckpt: Path, src, indices) -> np.ndarray:
+    """Pooled features of just these images (the SVM needs the subset, val and test, not all)."""
+    import torch
+
+    from mixmag.classify.augment import EvalTransform
+    from mixmag.classify.data import CellDataset, make_loader, to_input
+    from mixmag.classify.features import _model_for
+
+    net, pooled, mean, std, size, _, _ = _model_for(None, str(ckpt), None, None, torch.device("cpu"))
+    dl = make_loader(CellDataset(src, indices, EvalTransform(size)), 64, False, 0, 0)
+    net.eval()
+    with torch.inference_mode():
+        return np.concatenate([pooled(net, to_input(xb, mean, std, torch.device("cpu"))).float().numpy()
+                               for xb, _ in dl])
+
+
+def run(args, save) -> list[dict]:
+    from mixmag.classes import CLASS_NAMES
+    from mixmag.classify.data import open_source, subset_indices
+    from mixmag.classify.heads import GRIDS, _estimator
+    from mixmag.classify.metrics import classification_metrics, save_confusion_png, summary_line
+    from mixmag.classify.train import TrainConfig, train_classifier
+
+    src = open_source(args.split, None, size=RECIPE["imgsz"], pbc=args.pbc, verify="none")
+    rng = np.random.default_rng(args.seed)
+    assign = np.array(src.splits, dtype=object)
+    val = np.flatnonzero(src.splits == "val")
+    for c in range(len(CLASS_NAMES)):
+        members = val[src.labels[val] == c]
+        assign[rng.permutation(members)[VAL_PER_CLASS:]] = "unused"
+    assign = assign.astype(str)
+    png_dir = Path(args.out).with_suffix("")
+    rows = []
+    for label in args.subsets:
+        sub = SUBSETS[label]
+        tr = subset_indices(src.labels, np.flatnonzero(src.splits == "train"),
+                            sub.get("train_fraction"), sub.get("per_class"), args.seed)
+        epochs = int(min(args.max_epochs, max(3, math.ceil(args.budget / len(tr)))))
+        name = "sweep-" + label.replace("/", "-").replace("%", "pct")
+        cfg = TrainConfig(split=args.split, pbc=args.pbc, epochs=epochs, patience=epochs,
+                          project=args.project, name=name, overwrite=True, seed=args.seed,
+                          progress=False, **sub, **RECIPE)
+        print(f"== {label}: {len(tr)} train images, {epochs} epochs", flush=True)
+        run_dir = Path(args.project) / name
+        done = run_dir / "metrics.json"
+        if args.reuse and done.is_file() and \
+                json.loads(done.read_text()).get("train_images") == int(len(tr)):
+            # an earlier invocation finished this training (same subset): score it again only
+            m, secs = json.loads(done.read_text()), None
+            print(f"  reusing {done}", flush=True)
+        else:
+            t0 = time.perf_counter()
+            m = train_classifier(cfg, assign=assign)
+            secs = round(time.perf_counter() - t0, 1)
+        ckpt = run_dir / "weights" / "best.pt"
+        va, te = np.flatnonzero(assign == "val"), np.flatnonzero(src.splits == "test")
+        Xtr, Xva, Xte = (pooled_features(ckpt, src, ix) for ix in (tr, va, te))
+        yva, yte = src.labels[va], src.labels[te]
+        # the SVM's C and kernel chosen on the same 40-a-class val images as the network's epoch
+        fits = [_estimator("svm", p, args.seed).fit(Xtr, src.labels[tr]) for p in GRIDS["svm"]]
+        svm = max(fits, key=lambda f: (f.predict(Xva) == yva).mean())
+        for head, pred in (("softmax", None), ("svm", svm.predict(Xte))):
+            if head == "softmax":
+                t = m["test"]
+                cm = t["confusion"]
+            else:
+                t = classification_metrics(yte, pred)
+                cm = t["confusion"]
+            png = png_dir / f"{name}-{head}.png"
+            save_confusion_png(cm, CLASS_NAMES, png, f"{label} {head} (acc {t['accuracy']:.2%})")
+            print(f"  {label} + {head}: {summary_line(t)}", flush=True)
+            rows.append({"subset": label, "head": head, "train_images": int(len(tr)),
+                         "epochs": epochs, "best_epoch": m["best_epoch"],
+                         "train_wall_seconds": secs, "test": t,
+                         "svm_params": ({k: svm[-1].get_params()[k] for k in ("kernel", "C")}
+                                        if head == "svm" else None),
+                         "checkpoint": str(ckpt.relative_to(REPO)) if ckpt.is_relative_to(REPO) else str(ckpt),
+                         "confusion_png": str(png.relative_to(REPO)) if png.is_relative_to(REPO) else str(png)})
+        save(rows, label == args.subsets[-1])
+    return rows
+
+
+if __name__ == "__main__":
+    sys.exit(main())
