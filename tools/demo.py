@@ -22,9 +22,7 @@ from mixmag.cli import main as mixmag  # noqa: E402
 from mixmag.errors import MixmagError  # noqa: E402
 from mixmag.fileio import prepare_output  # noqa: E402
 
-RELEASED = REPO / "models" / "released"
-DETECTOR = RELEASED / "detector-yolo11n-640-8class" / "best.pt"
-CLASSIFIER = RELEASED / "classifier-lite0-160-composite" / "best.pt"
+from mixmag.detect.defaults import CLASSIFIER, DETECTOR  # noqa: E402  (predict's own defaults)
 
 
 def run(argv: list[str]) -> None:

@@ -100,6 +100,11 @@ class Bundle:
         self.size = int(arrays["size"])
         self.scale = arrays["scale"]
         self.manifest_hash = str(arrays["manifest_hash"])
+        # optional (pack-crops): where each image comes from, "pbc" or "composite"
+        n = len(self.labels)
+        self.origin = arrays["origin"].astype(str) if "origin" in arrays else np.full(n, "pbc")
+        self.magnification = (arrays["magnification"].astype(np.float32) if "magnification" in arrays
+                              else np.ones(n, np.float32))
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -1,4 +1,5 @@
-"""Subcommands: train-classifier, classify, pack-bundle, features, train-head, adapt-classifier."""
+"""Subcommands: train-classifier, classify, pack-bundle, pack-crops, features, train-head,
+adapt-classifier."""
 
 from __future__ import annotations
 
@@ -15,11 +16,16 @@ def register(sub) -> None:
     t.add_argument("--split", help="split manifest CSV (images read from the PBC folder)")
     t.add_argument("--bundle", help="or a bundle .npz from `mixmag pack-bundle` (no PBC folder needed)")
     t.add_argument("--pbc", help="PBC folder, if not where the manifest says")
-    t.add_argument("--backbone", default="efficientnet_lite0", choices=sorted(BACKBONES))
+    t.add_argument("--backbone", choices=sorted(BACKBONES),
+                   help="default efficientnet_lite0, or the --init checkpoint's")
     t.add_argument("--weights", help="ImageNet weights file for the backbone (resnet50: torchvision .pth)")
+    t.add_argument("--init", dest="init_from", metavar="CKPT",
+                   help="start from this mixmag classifier checkpoint (same backbone and classes; "
+                        "its input size and mean/std are kept)")
     t.add_argument("--no-pretrained", dest="pretrained", action="store_false",
                    help="random initialisation even where ImageNet weights exist")
-    t.add_argument("--imgsz", type=int, default=160, help="network input, pixels (square)")
+    t.add_argument("--imgsz", type=int, help="network input, pixels (square; default 160, or the "
+                   "--init checkpoint's)")
     t.add_argument("--store-size", type=int, help="resize manifest images to this before augmenting "
                    "(default: --imgsz; a bundle fixes its own)")
     t.add_argument("--epochs", type=int, default=30)
@@ -90,8 +96,10 @@ def register(sub) -> None:
     h.add_argument("--overwrite", action="store_true")
     h.set_defaults(func=_train_head)
 
+    from .crop_bundle import register as register_pack_crops
     from .domain import register_adapt
 
+    register_pack_crops(sub)
     register_adapt(sub)
 
 

@@ -15,7 +15,7 @@ import math
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,10 +40,11 @@ class TrainConfig:
     split: str | None = None
     bundle: str | None = None
     pbc: str | None = None
-    backbone: str = "efficientnet_lite0"
+    backbone: str | None = None  # None: efficientnet_lite0, or the --init checkpoint's
     weights: str | None = None
     pretrained: bool = True
-    imgsz: int = 160
+    init_from: str | None = None  # --init: a mixmag classifier checkpoint to start from
+    imgsz: int | None = None  # None: 160, or the --init checkpoint's input size
     store_size: int | None = None  # manifest images are first resized to this (bundle: its own)
     epochs: int = 30
     batch: int = 64
@@ -146,6 +147,66 @@ def one_cycle(steps: int, warmup: float, start: float = 0.04, end: float = 1e-3)
     return f
 
 
+def resolve_init(cfg: TrainConfig) -> tuple[TrainConfig, dict | None]:
+    """``cfg`` with backbone and input size filled in, and the ``--init`` checkpoint (or None).
+
+    A run started from a checkpoint must fine-tune the same network for the same classes at the
+    size it was trained at; anything else is refused with a one-line error.
+    """
+    if not cfg.init_from:
+        return replace(cfg, backbone=cfg.backbone or "efficientnet_lite0", imgsz=cfg.imgsz or 160), None
+    from ..fileio import sha256_file
+    from .checkpoint import read_checkpoint
+
+    if cfg.weights:
+        raise MixmagError(f"--init {cfg.init_from} and --weights {cfg.weights}: give one "
+                          "(the checkpoint already holds all weights)")
+    ck = read_checkpoint(cfg.init_from)  # refuses other classes, unknown backbones, non-checkpoints
+    if cfg.backbone and cfg.backbone != ck["backbone"]:
+        raise MixmagError(f"--init {cfg.init_from}: a {ck['backbone']} checkpoint, but --backbone "
+                          f"is {cfg.backbone}; drop --backbone or pass {ck['backbone']}")
+    size = int(ck["input_size"])
+    if cfg.imgsz and cfg.imgsz != size:
+        raise MixmagError(f"--init {cfg.init_from}: trained at {size} px, but --imgsz is "
+                          f"{cfg.imgsz}; drop --imgsz or pass {size}")
+    ck["_summary"] = {"path": str(cfg.init_from), "sha256": sha256_file(cfg.init_from),
+                      "backbone": ck["backbone"], "input_size": size, "mean": list(ck["mean"]), "std": list(ck["std"]),
+                      "manifest_hash": ck.get("manifest_hash", ""),
+                      "init": (ck.get("args") or {}).get("init", "")}
+    return replace(cfg, backbone=ck["backbone"], imgsz=size), ck
+
+
+def _origins(src, rows) -> np.ndarray | None:
+    o = getattr(getattr(src, "bundle", None), "origin", None)
+    if o is None or set(o) == {"pbc"}:
+        return None
+    return o[rows]
+
+
+def origin_accuracy(src, rows, labels, probs) -> dict:
+    """Val accuracy of each image origin (composite crops, PBC images) where a bundle mixes them."""
+    o = _origins(src, rows)
+    if o is None:
+        return {}
+    pred = probs.argmax(1)
+    return {k: float((pred[o == k] == labels[o == k]).mean()) for k in sorted(set(o))}
+
+
+def split_metrics(src, rows, labels, probs) -> dict:
+    """Full metrics per origin, and per magnification of the composite crops (pack-crops bundles)."""
+    o = _origins(src, rows)
+    if o is None:
+        return {}
+    pred = probs.argmax(1)
+    out = {k: classification_metrics(labels[o == k], pred[o == k]) for k in sorted(set(o))}
+    mag = src.bundle.magnification[rows]
+    comp = o == "composite"
+    for m in sorted(set(np.round(mag[comp], 2))):
+        sel = comp & (np.round(mag, 2) == m)
+        out[f"composite_m{m:g}"] = classification_metrics(labels[sel], pred[sel])
+    return out
+
+
 def _nll(probs: np.ndarray, labels: np.ndarray) -> float:
     return float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1)).mean())
 
@@ -158,7 +219,10 @@ def train_classifier(cfg: TrainConfig, assign=None) -> dict:
     """
     from tqdm import tqdm
 
+    cfg, init_ck = resolve_init(cfg)
     b = get_backbone(cfg.backbone)
+    # preprocessing travels with the weights: a run started from a checkpoint keeps its mean/std
+    mean, std = (init_ck["mean"], init_ck["std"]) if init_ck else (b.mean, b.std)
     if cfg.train_fraction is not None and cfg.per_class is not None:
         raise MixmagError("--train-fraction and --per-class exclude each other; give one")
     lo, hi = cfg.scale_range
@@ -185,6 +249,11 @@ def train_classifier(cfg: TrainConfig, assign=None) -> dict:
     seed_everything(cfg.seed)
 
     src = open_source(cfg.split, cfg.bundle, size=cfg.store_size or cfg.imgsz, pbc=cfg.pbc)
+    mh = init_ck.get("manifest_hash") if init_ck else ""
+    if mh and src.manifest_hash and mh != src.manifest_hash:
+        raise MixmagError(f"--init {cfg.init_from}: trained on manifest {mh}, the data comes from "
+                          f"manifest {src.manifest_hash}; their splits may overlap, use data made "
+                          "from the checkpoint's manifest")
     if assign is not None:
         assign = np.asarray(assign, dtype=str)
         if len(assign) != len(src):
@@ -197,7 +266,12 @@ def train_classifier(cfg: TrainConfig, assign=None) -> dict:
     idx["train"] = subset_indices(src.labels, idx["train"], cfg.train_fraction, cfg.per_class, cfg.seed)
     n_cls = len(CLASS_NAMES)
 
-    model, init = b.build(n_cls, pretrained=cfg.pretrained, weights=cfg.weights)
+    if init_ck:
+        from .checkpoint import build_model
+
+        model, init = build_model(init_ck, cfg.init_from), f"checkpoint:{cfg.init_from}"
+    else:
+        model, init = b.build(n_cls, pretrained=cfg.pretrained, weights=cfg.weights)
     if init == "random" and cfg.backbone != "microcellnet":
         log.warning("%s: RANDOM initialisation (no ImageNet weights used)", cfg.backbone)
     model = model.to(device)
@@ -227,10 +301,12 @@ def train_classifier(cfg: TrainConfig, assign=None) -> dict:
         ema = ModelEmaV3(model, decay=cfg.ema, use_warmup=True)
 
     args = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()}
+    if init_ck:
+        args["init_checkpoint"] = init_ck["_summary"]
     args.update(init=init, data=src.origin, manifest_hash=src.manifest_hash, stored_size=src.size,
                 train_images=int(len(idx["train"])), val_images=int(len(idx["val"])))
     ck_common = dict(backbone=cfg.backbone, class_names=CLASS_NAMES, input_size=cfg.imgsz,
-                     mean=b.mean, std=b.std, manifest_hash=src.manifest_hash,
+                     mean=mean, std=std, manifest_hash=src.manifest_hash,
                      train_scale=cfg.scale_range, args=args)
     history, start, best, best_epoch, train_seconds = [], 0, (-1.0, math.inf), -1, 0.0
     if cfg.resume:
@@ -268,7 +344,7 @@ def train_classifier(cfg: TrainConfig, assign=None) -> dict:
         bar = tqdm(train_dl, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress,
                    leave=False, unit="batch")
         for xb, yb in bar:
-            x = to_input(xb, b.mean, b.std, device, channels_last=device.type == "cuda")
+            x = to_input(xb, mean, std, device, channels_last=device.type == "cuda")
             y = yb.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 loss = loss_fn(model(x), y)
@@ -285,12 +361,14 @@ def train_classifier(cfg: TrainConfig, assign=None) -> dict:
         train_s = time.perf_counter() - t0
         train_seconds += train_s
         scored = ema.module if ema is not None else model
-        probs, labels = predict_loader(scored, val_dl, b.mean, b.std, device, amp, tta=cfg.tta)
+        probs, labels = predict_loader(scored, val_dl, mean, std, device, amp, tta=cfg.tta)
         vm = classification_metrics(labels, probs.argmax(1))
+        by_origin = origin_accuracy(src, idx["val"], labels, probs)
         row = {"epoch": epoch + 1, "train_loss": tot / max(nb, 1), "val_loss": _nll(probs, labels),
                "val_accuracy": vm["accuracy"], "val_macro_f1": vm["macro_f1"],
                "lr": opt.param_groups[0]["lr"], "train_seconds": round(train_s, 2),
-               "images_per_s": round(len(train_ds) / max(train_s, 1e-9), 1)}
+               "images_per_s": round(len(train_ds) / max(train_s, 1e-9), 1),
+               **{f"val_accuracy_{k}": v for k, v in by_origin.items()}}
         history.append(row)
         if epoch == start:
             # written only now: a bad image or setting met in the first epoch leaves the run folder
@@ -311,7 +389,8 @@ def train_classifier(cfg: TrainConfig, assign=None) -> dict:
         write_csv(run / "results.csv", pd.DataFrame(history))
         print(f"epoch {epoch + 1}/{cfg.epochs}: train loss {row['train_loss']:.4f}  "
               f"val loss {row['val_loss']:.4f}  val {summary_line(vm)}  "
-              f"{train_s:.1f}s ({row['images_per_s']:.0f} img/s){'  *best' if improved else ''}",
+              + "".join(f"[{k} acc {v:.2%}]  " for k, v in by_origin.items())
+              + f"{train_s:.1f}s ({row['images_per_s']:.0f} img/s){'  *best' if improved else ''}",
               flush=True)
 
     return finish_run(run, cfg, src, idx, device, amp, ck_common, history, best_epoch, train_seconds)
@@ -325,7 +404,7 @@ def finish_run(run, cfg, src, idx, device, amp, ck_common, history, best_epoch, 
     model = build_model(ck).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    b = get_backbone(cfg.backbone)
+    mean, std = ck_common["mean"], ck_common["std"]
     out = {"backbone": cfg.backbone, "init": ck_common["args"]["init"], "imgsz": cfg.imgsz,
            "best_epoch": best_epoch + 1, "epochs_run": len(history),
            "train_seconds": round(train_seconds, 1), "device": _device_name(device),
@@ -337,9 +416,14 @@ def finish_run(run, cfg, src, idx, device, amp, ck_common, history, best_epoch, 
         ds = CellDataset(src, idx[split], EvalTransform(cfg.imgsz))
         dl = make_loader(ds, max(cfg.batch, 64), False, cfg.workers, cfg.seed,
                          pin=device.type == "cuda")
-        probs, labels = predict_loader(model, dl, b.mean, b.std, device, amp, tta=cfg.tta)
+        probs, labels = predict_loader(model, dl, mean, std, device, amp, tta=cfg.tta)
         m = classification_metrics(labels, probs.argmax(1))
         out[split] = m
+        parts = split_metrics(src, idx[split], labels, probs)
+        if parts:
+            out[f"{split}_parts"] = parts
+            for k, v in parts.items():
+                print(f"best.pt on {split} {k}: {summary_line(v)}")
         save_confusion_png(m["confusion"], CLASS_NAMES,
                            run / ("confusion_matrix.png" if split == "val" else "confusion_matrix_test.png"),
                            f"{cfg.backbone} {cfg.imgsz}px, best epoch, {split} "
