@@ -191,7 +191,7 @@ def _predict(args: argparse.Namespace) -> int:
     from ..fileio import prepare_output
     from .detector import load_detector
     from .magnification import find_native_sizes
-    from .outputs import write_drawn, write_outputs
+    from .outputs import StreamingOutputs, write_drawn
     from .predict import Pipeline, PredictOptions, list_sources, options_dict
 
     out = prepare_output(Path(args.out), args.overwrite, "prediction")
@@ -246,25 +246,30 @@ def _predict(args: argparse.Namespace) -> int:
         opt.scale_norm = False
     pipe = Pipeline(detector, classifier, sizes, opt)
     drawn = out / "drawn"
-    on_group = None if args.no_draw else (lambda s, img, cells: write_drawn(drawn, s.name, img, cells))
-    result = pipe.run(sources, progress=not args.no_progress, on_group=on_group)
-    result.skipped = skipped
-    failed = result.failed
-    if len(failed) == len(result.images) and len(failed):
-        # nothing could be read: an error, not an empty result
-        first = failed.iloc[0]
-        raise MixmagError(f"{first['error']}" + (f" (and {len(failed) - 1} more unreadable image(s))"
-                                                  if len(failed) > 1 else ""))
-    meta = {"detector": str(det_path), "classifier": clf_path, "backend": backend,
-            "options": options_dict(opt), "tile": pipe.tile, "seconds": round(result.seconds, 3),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "native_sizes": bool(sizes)}
-    write_outputs(out, result, meta, args.coco_gt)
-    n_ok = int((~result.images["error"].astype(bool)).sum())
-    print(f"{n_ok} image(s), {len(result.cells)} cell(s) in {result.seconds:.1f} s "
-          f"({n_ok / max(result.seconds, 1e-9):.2f} images/s); wrote {out}/cells.csv, cells.json, "
+    # rows go to temporary spools as images finish (constant memory, however many images);
+    # the final files are written, each atomically, only once every image is through
+    with StreamingOutputs(out, args.coco_gt) as outputs:
+        t0 = time.perf_counter()
+        for r in pipe.iter_images(sources, progress=not args.no_progress):
+            outputs.add(r.row, r.cells)
+            if r.cells is not None and not args.no_draw:
+                write_drawn(drawn, r.source.name, r.image, r.cells)
+        seconds = time.perf_counter() - t0
+        failed = [r for r in outputs.images if r["error"]]
+        if len(failed) == len(outputs.images) and failed:
+            # nothing could be read: an error, not an empty result
+            raise MixmagError(f"{failed[0]['error']}" + (f" (and {len(failed) - 1} more unreadable "
+                                                          "image(s))" if len(failed) > 1 else ""))
+        meta = {"detector": str(det_path), "classifier": clf_path, "backend": backend,
+                "options": options_dict(opt), "tile": pipe.tile, "seconds": round(seconds, 3),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "native_sizes": bool(sizes)}
+        outputs.finish(meta, skipped)
+    n_ok = len(outputs.images) - len(failed)
+    print(f"{n_ok} image(s), {outputs.n_cells} cell(s) in {seconds:.1f} s "
+          f"({n_ok / max(seconds, 1e-9):.2f} images/s); wrote {out}/cells.csv, cells.json, "
           f"coco_results.json, counts.csv" + ("" if args.no_draw else ", drawn/"))
-    if skipped or len(result.failed):
-        print(f"skipped {len(skipped)} non-image file(s) and {len(result.failed)} unreadable "
+    if skipped or failed:
+        print(f"skipped {len(skipped)} non-image file(s) and {len(failed)} unreadable "
               "image(s) (listed in cells.json)")
     return 0
 

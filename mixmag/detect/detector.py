@@ -123,7 +123,9 @@ class OnnxDetector(_Base):
         self.names = {int(k): v for k, v in meta["names"].items()}
         self.imgsz = int(meta["imgsz"])
         self.train_canvas = int(meta.get("train_canvas") or self.imgsz)
-        self.session = ort.InferenceSession(str(onnx_path),
+        from .export import session_options
+
+        self.session = ort.InferenceSession(str(onnx_path), session_options(),
                                             providers=providers or ["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
 
