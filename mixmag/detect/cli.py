@@ -22,6 +22,8 @@ examples:
       --set amp=bf16 optimizer=AdamW lr0=0.000833                          # GPU, 4 minutes
   mixmag train-detector --data datasets/mix/data.yaml --single-class     # one class 'cell'
   mixmag train-detector --data datasets/toy/data.yaml --imgsz 320 --epochs 50 --device cpu
+  mixmag train-detector --data datasets/toy/data.yaml --imgsz 320 --epochs 50 --device cpu --resume
+                                                    # the same command again, after a kill
 """
 
 PREDICT_EPILOG = """\
@@ -51,6 +53,16 @@ example:
 """
 
 
+class _Given(argparse.Action):
+    """Store the value and note that the user gave it (--resume compares only given settings
+    with the run's own)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        given = set(getattr(namespace, "given", None) or ())
+        setattr(namespace, "given", given | {self.dest})
+
+
 def register(sub) -> None:
     raw = argparse.RawDescriptionHelpFormatter
     t = sub.add_parser("train-detector", help="train a YOLO detector on a generated dataset",
@@ -61,23 +73,28 @@ def register(sub) -> None:
                    help="model yaml (from scratch) or a local .pt to fine-tune")
     t.add_argument("--single-class", action="store_true",
                    help="one class 'cell' (for the two-stage pipeline with a classifier)")
-    t.add_argument("--imgsz", type=int, default=640,
+    t.add_argument("--imgsz", action=_Given, type=int, default=640,
                    help="network input size; 1024² composites are letterboxed to it (the released "
                         "detectors: 640, localisation recall 0.999 incl. 0.5x platelets)")
-    t.add_argument("--epochs", type=int, default=60, help="epochs (ignored with --time)")
-    t.add_argument("--time", type=float, default=None,
+    t.add_argument("--epochs", action=_Given, type=int, default=60, help="epochs (ignored with --time)")
+    t.add_argument("--time", action=_Given, type=float, default=None,
                    help="train for this many minutes instead of --epochs (ultralytics 'time': "
                         "epochs re-estimated after each one)")
-    t.add_argument("--batch", type=int, default=16, help="images a batch")
-    t.add_argument("--device", default=None, help="cpu, 0, 0,1 (default: GPU if present)")
-    t.add_argument("--workers", type=int, default=2, help="dataloader processes")
-    t.add_argument("--cache", default=None, choices=["ram", "disk"], help="cache decoded images")
+    t.add_argument("--batch", action=_Given, type=int, default=16, help="images a batch")
+    t.add_argument("--device", action=_Given, default=None, help="cpu, 0, 0,1 (default: GPU if present)")
+    t.add_argument("--workers", action=_Given, type=int, default=2, help="dataloader processes")
+    t.add_argument("--cache", action=_Given, default=None, choices=["ram", "disk"], help="cache decoded images")
     t.add_argument("--name", default=None, help="run folder name under --project")
     t.add_argument("--project", default="runs/detect", help="parent folder of the run")
     t.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="any other ultralytics train argument, e.g. --set scale=0.1 mosaic=0")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
-    t.set_defaults(func=_train)
+    t.add_argument("--resume", action="store_true",
+                   help="continue the interrupted run --project/--name (from weights/last.pt) with "
+                        "its own settings; with --workers 0 the result is the uninterrupted run's, "
+                        "bit for bit (options given must match the run, except --batch, "
+                        "--device, --workers, --cache)")
+    t.set_defaults(func=_train, given=None)
 
     p = sub.add_parser("predict", help="find, classify and size every cell in images",
                        description="Find every cell in each image (detector), label it "
@@ -162,7 +179,7 @@ def load_classifier(path: str | None, device: str = "cpu"):
 
 def _train(args: argparse.Namespace) -> int:
     from ..errors import MixmagError
-    from .train import parse_overrides, train_detector
+    from .train import check_data_yaml, parse_overrides, resume_detector, train_detector
 
     # checked here: ultralytics would start (and write the run folder) before failing on these
     if args.epochs < 1:
@@ -174,6 +191,20 @@ def _train(args: argparse.Namespace) -> int:
     if args.time is not None and args.time <= 0:
         raise MixmagError(f"--time {args.time}: must be > 0 minutes")
     extra = parse_overrides(args.set)
+    if args.resume:
+        if args.overwrite:
+            raise MixmagError("--resume and --overwrite: pick one (--resume continues the run, "
+                              "--overwrite starts it again)")
+        cfg = check_data_yaml(args.data)
+        name = args.name or (f"{Path(args.model).stem}-{cfg['_root'].name}"
+                             + ("-cell" if args.single_class else ""))
+        given = {k: getattr(args, k) for k in args.given or ()}
+        if "time" in given:
+            given["time"] = given["time"] / 60
+        run = resume_detector(Path(args.project) / name, args.data, {**given, **extra},
+                              single_class=args.single_class or None)
+        print(f"resumed detector: {run / 'weights' / 'best.pt'} (results: {run / 'results.csv'})")
+        return 0
     kw = dict(imgsz=args.imgsz, epochs=args.epochs, batch=args.batch, workers=args.workers)
     if args.device is not None:
         kw["device"] = args.device
