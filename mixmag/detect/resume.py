@@ -42,11 +42,12 @@ def state_path(run: str | Path) -> Path:
     return Path(run) / "weights" / STATE_FILE
 
 
-def install(yolo) -> None:
-    """Save the state after every epoch; restore it when the trainer resumes."""
+def install(yolo, save: bool = True) -> None:
+    """Save the state after every epoch (unless ``save`` is off); restore it on a resume."""
     yolo.add_callback("on_pretrain_routine_start", _atomic_checkpoints)
     yolo.add_callback("on_pretrain_routine_end", restore_state)
-    yolo.add_callback("on_model_save", save_state)
+    if save:
+        yolo.add_callback("on_model_save", save_state)
 
 
 # ------------------------------------------------------------------ atomic last.pt / best.pt
@@ -249,3 +250,7 @@ def restore_state(trainer) -> None:
     torch.set_rng_state(state["torch_rng"])
     log.info("resumed exactly at epoch %d (model, EMA, optimizer and random states restored)",
              epoch + 2)
+    if loader.num_workers:
+        log.warning("%d DataLoader workers: their augmentation streams start afresh, so the "
+                    "resumed run is equivalent to, not identical with, an uninterrupted one "
+                    "(--workers 0 for an exact resume)", loader.num_workers)

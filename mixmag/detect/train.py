@@ -83,8 +83,14 @@ def check_data_yaml(data: str | os.PathLike) -> dict:
 def train_detector(data: str | os.PathLike, model: str | os.PathLike = "models/yolo11n-mixmag.yaml",
                    single_class: bool = False, name: str | None = None,
                    project: str | os.PathLike = "runs/detect", overwrite: bool = False,
-                   time_hours: float | None = None, **overrides) -> Path:
-    """Train and return the run folder (``weights/best.pt``, ``results.csv``, ``mixmag_train.json``)."""
+                   time_hours: float | None = None, resume_state: bool = True,
+                   **overrides) -> Path:
+    """Train and return the run folder (``weights/best.pt``, ``results.csv``, ``mixmag_train.json``).
+
+    ``resume_state``: after each epoch keep ``weights/mixmag_resume.pt`` (live model, EMA and
+    optimizer in float32, random states) so ``--resume`` continues exactly; it costs one write a
+    epoch (~40 MB for yolo11n, ~145 MB for yolo11s: ~0.2 s on this machine's disk). Without it,
+    ``--resume`` continues as ultralytics does (equivalent, not identical)."""
     from .yolo_env import setup_ultralytics
 
     cfg = check_data_yaml(data)
@@ -122,7 +128,7 @@ def train_detector(data: str | os.PathLike, model: str | os.PathLike = "models/y
     write_json(Path(save_dir) / RUN_RECORD, record)
     t0 = time.time()
     yolo = YOLO(str(model))
-    resume.install(yolo)
+    resume.install(yolo, save=resume_state)
     yolo.train(**args)
     trainer = yolo.trainer
     return _finish(Path(trainer.save_dir), cfg, record, Path(trainer.best), Path(trainer.last),
