@@ -22,6 +22,8 @@ examples:
       --set amp=bf16 optimizer=AdamW lr0=0.000833                          # GPU, 4 minutes
   mixmag train-detector --data datasets/mix/data.yaml --single-class     # one class 'cell'
   mixmag train-detector --data datasets/toy/data.yaml --imgsz 320 --epochs 50 --device cpu
+  mixmag train-detector --data datasets/toy/data.yaml --imgsz 320 --epochs 50 --device cpu --resume
+                                                    # the same command again, after a kill
 """
 
 PREDICT_EPILOG = """\
@@ -51,6 +53,16 @@ example:
 """
 
 
+class _Given(argparse.Action):
+    """Store the value and note that the user gave it (--resume compares only given settings
+    with the run's own)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        given = set(getattr(namespace, "given", None) or ())
+        setattr(namespace, "given", given | {self.dest})
+
+
 def register(sub) -> None:
     raw = argparse.RawDescriptionHelpFormatter
     t = sub.add_parser("train-detector", help="train a YOLO detector on a generated dataset",
@@ -61,23 +73,28 @@ def register(sub) -> None:
                    help="model yaml (from scratch) or a local .pt to fine-tune")
     t.add_argument("--single-class", action="store_true",
                    help="one class 'cell' (for the two-stage pipeline with a classifier)")
-    t.add_argument("--imgsz", type=int, default=640,
+    t.add_argument("--imgsz", action=_Given, type=int, default=640,
                    help="network input size; 1024² composites are letterboxed to it (the released "
                         "detectors: 640, localisation recall 0.999 incl. 0.5x platelets)")
-    t.add_argument("--epochs", type=int, default=60, help="epochs (ignored with --time)")
-    t.add_argument("--time", type=float, default=None,
+    t.add_argument("--epochs", action=_Given, type=int, default=60, help="epochs (ignored with --time)")
+    t.add_argument("--time", action=_Given, type=float, default=None,
                    help="train for this many minutes instead of --epochs (ultralytics 'time': "
                         "epochs re-estimated after each one)")
-    t.add_argument("--batch", type=int, default=16, help="images a batch")
-    t.add_argument("--device", default=None, help="cpu, 0, 0,1 (default: GPU if present)")
-    t.add_argument("--workers", type=int, default=2, help="dataloader processes")
-    t.add_argument("--cache", default=None, choices=["ram", "disk"], help="cache decoded images")
+    t.add_argument("--batch", action=_Given, type=int, default=16, help="images a batch")
+    t.add_argument("--device", action=_Given, default=None, help="cpu, 0, 0,1 (default: GPU if present)")
+    t.add_argument("--workers", action=_Given, type=int, default=2, help="dataloader processes")
+    t.add_argument("--cache", action=_Given, default=None, choices=["ram", "disk"], help="cache decoded images")
     t.add_argument("--name", default=None, help="run folder name under --project")
     t.add_argument("--project", default="runs/detect", help="parent folder of the run")
     t.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="any other ultralytics train argument, e.g. --set scale=0.1 mosaic=0")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
-    t.set_defaults(func=_train)
+    t.add_argument("--resume", action="store_true",
+                   help="continue the interrupted run --project/--name (from weights/last.pt) with "
+                        "its own settings; with --workers 0 the result is the uninterrupted run's, "
+                        "bit for bit (options given must match the run, except --batch, "
+                        "--device, --workers, --cache)")
+    t.set_defaults(func=_train, given=None)
 
     p = sub.add_parser("predict", help="find, classify and size every cell in images",
                        description="Find every cell in each image (detector), label it "
@@ -162,7 +179,7 @@ def load_classifier(path: str | None, device: str = "cpu"):
 
 def _train(args: argparse.Namespace) -> int:
     from ..errors import MixmagError
-    from .train import parse_overrides, train_detector
+    from .train import check_data_yaml, parse_overrides, resume_detector, train_detector
 
     # checked here: ultralytics would start (and write the run folder) before failing on these
     if args.epochs < 1:
@@ -174,6 +191,20 @@ def _train(args: argparse.Namespace) -> int:
     if args.time is not None and args.time <= 0:
         raise MixmagError(f"--time {args.time}: must be > 0 minutes")
     extra = parse_overrides(args.set)
+    if args.resume:
+        if args.overwrite:
+            raise MixmagError("--resume and --overwrite: pick one (--resume continues the run, "
+                              "--overwrite starts it again)")
+        cfg = check_data_yaml(args.data)
+        name = args.name or (f"{Path(args.model).stem}-{cfg['_root'].name}"
+                             + ("-cell" if args.single_class else ""))
+        given = {k: getattr(args, k) for k in args.given or ()}
+        if "time" in given:
+            given["time"] = given["time"] / 60
+        run = resume_detector(Path(args.project) / name, args.data, {**given, **extra},
+                              single_class=args.single_class or None)
+        print(f"resumed detector: {run / 'weights' / 'best.pt'} (results: {run / 'results.csv'})")
+        return 0
     kw = dict(imgsz=args.imgsz, epochs=args.epochs, batch=args.batch, workers=args.workers)
     if args.device is not None:
         kw["device"] = args.device
@@ -191,7 +222,7 @@ def _predict(args: argparse.Namespace) -> int:
     from ..fileio import prepare_output
     from .detector import load_detector
     from .magnification import find_native_sizes
-    from .outputs import write_drawn, write_outputs
+    from .outputs import StreamingOutputs, write_drawn
     from .predict import Pipeline, PredictOptions, list_sources, options_dict
 
     out = prepare_output(Path(args.out), args.overwrite, "prediction")
@@ -246,25 +277,30 @@ def _predict(args: argparse.Namespace) -> int:
         opt.scale_norm = False
     pipe = Pipeline(detector, classifier, sizes, opt)
     drawn = out / "drawn"
-    on_group = None if args.no_draw else (lambda s, img, cells: write_drawn(drawn, s.name, img, cells))
-    result = pipe.run(sources, progress=not args.no_progress, on_group=on_group)
-    result.skipped = skipped
-    failed = result.failed
-    if len(failed) == len(result.images) and len(failed):
-        # nothing could be read: an error, not an empty result
-        first = failed.iloc[0]
-        raise MixmagError(f"{first['error']}" + (f" (and {len(failed) - 1} more unreadable image(s))"
-                                                  if len(failed) > 1 else ""))
-    meta = {"detector": str(det_path), "classifier": clf_path, "backend": backend,
-            "options": options_dict(opt), "tile": pipe.tile, "seconds": round(result.seconds, 3),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "native_sizes": bool(sizes)}
-    write_outputs(out, result, meta, args.coco_gt)
-    n_ok = int((~result.images["error"].astype(bool)).sum())
-    print(f"{n_ok} image(s), {len(result.cells)} cell(s) in {result.seconds:.1f} s "
-          f"({n_ok / max(result.seconds, 1e-9):.2f} images/s); wrote {out}/cells.csv, cells.json, "
+    # rows go to temporary spools as images finish (constant memory, however many images);
+    # the final files are written, each atomically, only once every image is through
+    with StreamingOutputs(out, args.coco_gt) as outputs:
+        t0 = time.perf_counter()
+        for r in pipe.iter_images(sources, progress=not args.no_progress):
+            outputs.add(r.row, r.cells)
+            if r.cells is not None and not args.no_draw:
+                write_drawn(drawn, r.source.name, r.image, r.cells)
+        seconds = time.perf_counter() - t0
+        failed = [r for r in outputs.images if r["error"]]
+        if len(failed) == len(outputs.images) and failed:
+            # nothing could be read: an error, not an empty result
+            raise MixmagError(f"{failed[0]['error']}" + (f" (and {len(failed) - 1} more unreadable "
+                                                          "image(s))" if len(failed) > 1 else ""))
+        meta = {"detector": str(det_path), "classifier": clf_path, "backend": backend,
+                "options": options_dict(opt), "tile": pipe.tile, "seconds": round(seconds, 3),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "native_sizes": bool(sizes)}
+        outputs.finish(meta, skipped)
+    n_ok = len(outputs.images) - len(failed)
+    print(f"{n_ok} image(s), {outputs.n_cells} cell(s) in {seconds:.1f} s "
+          f"({n_ok / max(seconds, 1e-9):.2f} images/s); wrote {out}/cells.csv, cells.json, "
           f"coco_results.json, counts.csv" + ("" if args.no_draw else ", drawn/"))
-    if skipped or len(result.failed):
-        print(f"skipped {len(skipped)} non-image file(s) and {len(result.failed)} unreadable "
+    if skipped or failed:
+        print(f"skipped {len(skipped)} non-image file(s) and {len(failed)} unreadable "
               "image(s) (listed in cells.json)")
     return 0
 

@@ -33,7 +33,10 @@ class _Base:
         """BGR uint8 images → (N, 3, imgsz, imgsz) float32 RGB 0–1, letterboxed."""
         lb = self._letterbox()
         batch = np.stack([lb(image=im) for im in images])
-        return np.ascontiguousarray(batch[..., ::-1].transpose(0, 3, 1, 2)).astype(np.float32) / 255.0
+        # one float copy, scaled in place (a 16-tile batch at 640 is 79 MB a copy)
+        x = np.ascontiguousarray(batch[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32)
+        x /= 255.0
+        return x
 
     def postprocess(self, raw: torch.Tensor, shapes: list[tuple[int, int]], conf: float,
                     iou: float) -> list[np.ndarray]:
@@ -123,7 +126,9 @@ class OnnxDetector(_Base):
         self.names = {int(k): v for k, v in meta["names"].items()}
         self.imgsz = int(meta["imgsz"])
         self.train_canvas = int(meta.get("train_canvas") or self.imgsz)
-        self.session = ort.InferenceSession(str(onnx_path),
+        from .export import session_options
+
+        self.session = ort.InferenceSession(str(onnx_path), session_options(),
                                             providers=providers or ["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
 

@@ -1,9 +1,16 @@
-"""Prediction outputs: cells.csv/json, COCO results, per-image counts, drawn images."""
+"""Prediction outputs: cells.csv/json, COCO results, per-image counts, drawn images.
+
+``write_outputs`` writes a finished in-memory result; ``StreamingOutputs`` (what ``mixmag
+predict`` uses) takes the rows image by image and keeps only per-image records and counts in
+memory, so predict over any number of images runs in constant memory. Both give the same bytes.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -11,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from ..classes import CLASS_NAMES
-from ..fileio import atomic_path, write_csv, write_json
+from ..fileio import _json_default, atomic_path, write_csv, write_json
+from .predict import CELL_COLUMNS
 
 # one BGR colour a class, readable on pale smears
 COLOURS = [(180, 40, 160), (0, 120, 255), (40, 40, 200), (0, 160, 0), (200, 80, 0),
@@ -27,16 +35,17 @@ def coco_image_ids(names: list[str], coco_gt: str | os.PathLike | None = None) -
     return {n: i + 1 for i, n in enumerate(names)}
 
 
+def _coco_fields(r) -> dict:
+    """A cell's COCO result without its image_id (a cells.csv row as a namedtuple)."""
+    return {"category_id": int(r.class_id) + 1,
+            "bbox": [round(float(r.x1), 2), round(float(r.y1), 2),
+                     round(float(r.x2 - r.x1), 2), round(float(r.y2 - r.y1), 2)],
+            "score": round(float(r.score), 5)}
+
+
 def coco_results(cells: pd.DataFrame, ids: dict[str, int]) -> list[dict]:
-    out = []
-    for r in cells.itertuples(index=False):
-        if r.image not in ids:
-            continue
-        out.append({"image_id": ids[r.image], "category_id": int(r.class_id) + 1,
-                    "bbox": [round(float(r.x1), 2), round(float(r.y1), 2),
-                             round(float(r.x2 - r.x1), 2), round(float(r.y2 - r.y1), 2)],
-                    "score": round(float(r.score), 5)})
-    return out
+    return [{"image_id": ids[r.image], **_coco_fields(r)}
+            for r in cells.itertuples(index=False) if r.image in ids]
 
 
 def counts_table(cells: pd.DataFrame, images: pd.DataFrame) -> pd.DataFrame:
@@ -46,6 +55,15 @@ def counts_table(cells: pd.DataFrame, images: pd.DataFrame) -> pd.DataFrame:
     table = table.astype(int)
     table.insert(0, "n_cells", table.sum(axis=1))
     return table.reset_index().rename(columns={"index": "image"})
+
+
+def _counts_frame(names: list[str], per_name: dict[str, np.ndarray]) -> pd.DataFrame:
+    """counts.csv from per-image class counts (names: the readable images, in output order)."""
+    zero = np.zeros(len(CLASS_NAMES), np.int64)
+    table = pd.DataFrame([per_name.get(n, zero) for n in names], columns=list(CLASS_NAMES),
+                         index=pd.Index(names, name="image"), dtype=np.int64)
+    table.insert(0, "n_cells", table.sum(axis=1))
+    return table.reset_index()
 
 
 def drawn_name(image: str) -> str:
@@ -91,3 +109,100 @@ def write_outputs(out: Path, result, meta: dict, coco_gt: str | None = None) -> 
     write_json(paths["coco"], coco_results(cells, ids), indent=None)
     write_csv(paths["counts"], counts_table(cells, images))
     return paths
+
+
+_CELLS_JSON_TAIL = '"cells": []\n}'
+
+
+class StreamingOutputs:
+    """predict's four files, fed image by image: ``add(row, cells)`` for each image, then
+    ``finish(meta, skipped)``. Until ``finish`` the rows wait in anonymous temporary files (gone
+    with the process, however it ends); ``finish`` writes each final file atomically, in the
+    same order and with the same bytes as ``write_outputs``. In memory: one record and eight
+    counts per image (cells.json lists the images before the cells; COCO ids need every name)."""
+
+    def __init__(self, out: Path, coco_gt: str | os.PathLike | None = None):
+        self.out = Path(out)
+        self.coco_gt = coco_gt
+        # the spools sit on the output's file system (not a tmpfs /tmp that would hold them in
+        # RAM) without creating the folder: a run that fails changes nothing there
+        near = next(p for p in (self.out, *self.out.absolute().parents) if p.is_dir())
+        spool = lambda: tempfile.TemporaryFile("w+", encoding="utf-8", newline="",  # noqa: E731
+                                               dir=near, prefix=".predict-spool-")
+        self._csv, self._json, self._coco = tmp, _, _ = spool(), spool(), spool()
+        pd.DataFrame(columns=CELL_COLUMNS).to_csv(tmp, index=False, lineterminator="\n")
+        self.images: list[dict] = []
+        self._counts: dict[str, np.ndarray] = {}
+        self.n_cells = 0
+        self.n_failed = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        for f in (self._csv, self._json, self._coco):
+            f.close()
+
+    def add(self, row: dict, cells: pd.DataFrame | None) -> None:
+        index = len(self.images)
+        self.images.append(dict(row))
+        if cells is None:
+            self.n_failed += 1
+            return
+        counts = self._counts.setdefault(row["image"], np.zeros(len(CLASS_NAMES), np.int64))
+        np.add.at(counts, cells["class_id"].to_numpy(int), 1)
+        if not len(cells):
+            return
+        tmp = self._csv  # the spool: an anonymous temporary file
+        cells.to_csv(tmp, index=False, header=False, lineterminator="\n")
+        for rec in cells.replace({np.nan: None}).to_dict("records"):
+            text = json.dumps(rec, indent=1, default=_json_default).replace("\n", "\n  ")
+            self._json.write((",\n  " if self.n_cells else "  ") + text)
+            self.n_cells += 1
+        for r in cells.itertuples(index=False):
+            self._coco.write(f"{index}\t{json.dumps(_coco_fields(r))}\n")
+
+    def finish(self, meta: dict, skipped: list[str]) -> dict[str, Path]:
+        paths = {k: self.out / v for k, v in (("cells_csv", "cells.csv"), ("cells_json", "cells.json"),
+                                                ("coco", "coco_results.json"), ("counts", "counts.csv"))}
+        names = [r["image"] for r in self.images]
+        ids = coco_image_ids(names, self.coco_gt)
+        self._copy(self._csv, paths["cells_csv"])
+        head = json.dumps({"format": "mixmag-predictions/1", **meta,
+                           "images": [{**r, "image_id": ids.get(r["image"])} for r in self.images],
+                           "skipped_non_images": skipped, "cells": []},
+                          indent=1, default=_json_default)
+        assert head.endswith(_CELLS_JSON_TAIL)
+        if self.n_cells:
+            self._copy(self._json, paths["cells_json"],
+                       head[:-len("[]\n}")] + "[\n", "\n ]\n}\n")
+        else:
+            self._copy(None, paths["cells_json"], head + "\n")
+        self._coco.seek(0)
+        with atomic_path(paths["coco"]) as tmp, open(tmp, "w", encoding="utf-8") as f:
+            f.write("[")
+            first = True
+            for line in self._coco:
+                index, fields = line.rstrip("\n").split("\t", 1)
+                name = names[int(index)]
+                if name not in ids:
+                    continue
+                f.write(("" if first else ", ") + f'{{"image_id": {json.dumps(ids[name])}, '
+                        + fields[1:])
+                first = False
+            f.write("]\n")
+        ok = [r["image"] for r in self.images if not r["error"]]
+        write_csv(paths["counts"], _counts_frame(ok, self._counts))
+        return paths
+
+    @staticmethod
+    def _copy(spool, path: Path, before: str = "", after: str = "") -> None:
+        with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write(before)
+            if spool is not None:
+                spool.seek(0)
+                shutil.copyfileobj(spool, f, 1 << 20)
+            f.write(after)

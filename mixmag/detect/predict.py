@@ -26,6 +26,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -64,6 +65,14 @@ class PredictOptions:
 class Source:
     path: Path
     name: str  # as written to cells.csv: the path given, or relative to the folder given
+
+
+@dataclass
+class ImageResult:
+    source: Source
+    row: dict  # image, width, height, n_cells, error
+    cells: pd.DataFrame | None = None  # None: the image could not be read
+    image: np.ndarray | None = None
 
 
 @dataclass
@@ -299,48 +308,66 @@ class Pipeline:
             "magnification_est": mags})
         return frame[CELL_COLUMNS]
 
-    def run(self, sources: list[Source], progress: bool = True, on_group=None) -> PredictResult:
+    def iter_images(self, sources: list[Source], progress: bool = True) -> Iterator[ImageResult]:
+        """One result an image, as soon as its group is through, holding nothing once yielded.
+
+        Unreadable images come out when they are read (ahead of the group still pending), readable
+        ones when their group is done; ``run`` and ``mixmag predict`` keep this order."""
         try:
             from tqdm import tqdm
         except ImportError:  # bare GPU images lack tqdm; progress is a nicety
             progress = False
             tqdm = _NoBar
 
-        cells, image_rows = [], []
-        t0 = time.perf_counter()
         group: list[tuple[Source, np.ndarray]] = []
         tiles_in_group = 0
         bar = tqdm(total=len(sources), unit="img", disable=not progress, desc="predict")
 
-        def flush():
+        def flush() -> list[ImageResult]:
             nonlocal group, tiles_in_group
             if not group:
-                return
+                return []
             imgs = [im for _, im in group]
             dets = self.detect(imgs)
+            done = []
             for (s, img), d, (p, m) in zip(group, dets, self.classify(imgs, dets)):
                 frame = self.rows(s.name, d, p, m)
-                cells.append(frame)
-                image_rows.append({"image": s.name, "width": img.shape[1], "height": img.shape[0],
-                                   "n_cells": len(frame), "error": ""})
-                if on_group is not None:
-                    on_group(s, img, frame)
-            bar.update(len(group))
+                done.append(ImageResult(s, {"image": s.name, "width": img.shape[1],
+                                            "height": img.shape[0], "n_cells": len(frame),
+                                            "error": ""}, frame, img))
             group, tiles_in_group = [], 0
+            return done
 
-        for s, img in _read_ahead(sources):
-            if isinstance(img, Exception):
-                log.warning("skipping %s", img)
-                image_rows.append({"image": s.name, "width": 0, "height": 0, "n_cells": 0,
-                                   "error": str(img)})
-                bar.update(1)
-                continue
-            group.append((s, img))
-            tiles_in_group += _n_tiles(img.shape, self.tile, self.opt.overlap)
-            if tiles_in_group >= self.opt.batch:
-                flush()
-        flush()
-        bar.close()
+        try:
+            for s, img in _read_ahead(sources):
+                if isinstance(img, Exception):
+                    log.warning("skipping %s", img)
+                    bar.update(1)
+                    yield ImageResult(s, {"image": s.name, "width": 0, "height": 0, "n_cells": 0,
+                                          "error": str(img)})
+                    continue
+                group.append((s, img))
+                tiles_in_group += _n_tiles(img.shape, self.tile, self.opt.overlap)
+                if tiles_in_group >= self.opt.batch:
+                    done = flush()
+                    bar.update(len(done))
+                    yield from done
+            done = flush()
+            bar.update(len(done))
+            yield from done
+        finally:
+            bar.close()
+
+    def run(self, sources: list[Source], progress: bool = True, on_group=None) -> PredictResult:
+        """All images' rows in memory (tests, benchmarks); ``mixmag predict`` streams instead."""
+        cells, image_rows = [], []
+        t0 = time.perf_counter()
+        for r in self.iter_images(sources, progress):
+            image_rows.append(r.row)
+            if r.cells is not None:
+                cells.append(r.cells)
+                if on_group is not None:
+                    on_group(r.source, r.image, r.cells)
         seconds = time.perf_counter() - t0
         frame = pd.concat(cells, ignore_index=True) if cells else pd.DataFrame(columns=CELL_COLUMNS)
         return PredictResult(frame, pd.DataFrame(image_rows), seconds=seconds)
