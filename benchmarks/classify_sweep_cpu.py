@@ -137,6 +137,9 @@ def run(args, save) -> list[dict]:
             m, secs = json.loads(done.read_text()), None
             print(f"  reusing {done}", flush=True)
         else:
+            if args.reuse and (run_dir / "weights" / "last.pt").is_file():
+                cfg.resume, cfg.overwrite = True, False  # an interrupted run: continue it exactly
+                print(f"  resuming {run_dir}", flush=True)
             t0 = time.perf_counter()
             m = train_classifier(cfg, assign=assign)
             secs = round(time.perf_counter() - t0, 1)
