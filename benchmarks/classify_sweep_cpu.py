@@ -145,7 +145,9 @@ def run(args, save) -> list[dict]:
             secs = round(time.perf_counter() - t0, 1)
         ckpt = run_dir / "weights" / "best.pt"
         va, te = np.flatnonzero(assign == "val"), np.flatnonzero(src.splits == "test")
-        Xtr, Xva, Xte = (pooled_features(ckpt, src, ix) for ix in (tr, va, te))
+        # one model load and one pass over the three parts
+        Xtr, Xva, Xte = np.split(pooled_features(ckpt, src, np.concatenate([tr, va, te])),
+                                 [len(tr), len(tr) + len(va)])
         yva, yte = src.labels[va], src.labels[te]
         # the SVM's C and kernel chosen on the same 40-a-class val images as the network's epoch
         fits = [_estimator("svm", p, args.seed).fit(Xtr, src.labels[tr]) for p in GRIDS["svm"]]
