@@ -35,6 +35,12 @@ from mixmag.provenance import cpu_model  # noqa: E402
 SCALES = (0.5, 1.0, 1.5)
 
 
+def _name(weights: str) -> str:
+    """models/released/X/best.pt and runs/classify/X/weights/best.pt -> X."""
+    p = Path(weights).parent
+    return p.parent.name if p.name == "weights" else p.name
+
+
 
 
 def main() -> None:
@@ -42,11 +48,13 @@ def main() -> None:
     ap.add_argument("weights", nargs="+")
     ap.add_argument("--split", default=str(REPO / "datasets" / "pbc-split.csv"))
     ap.add_argument("--pbc", default=None)
+    ap.add_argument("--part", choices=["test", "val"], default="test",
+                    help="val: choose between checkpoints per scale without touching the test split")
     ap.add_argument("--limit", type=int, default=0, help="score only the first N test images")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "classify_released.json"))
     args = ap.parse_args()
     m = load_manifest(args.split, pbc=args.pbc)
-    test = m[m["split"] == "test"]
+    test = m[m["split"] == args.part]
     if args.limit:
         test = test.iloc[:: max(1, len(test) // args.limit)]
     images = [cv2.imread(p, cv2.IMREAD_COLOR) for p in test["abspath"]]
@@ -55,7 +63,7 @@ def main() -> None:
                             text=True).stdout.strip()
     record = {"command": "python " + " ".join([os.path.relpath(__file__, REPO), *sys.argv[1:]]),
               "commit": commit, "cpu": cpu_model(), "date": time.strftime("%Y-%m-%d"),
-              "load_avg_before": os.getloadavg()[0], "n_test": int(len(y)),
+              "load_avg_before": os.getloadavg()[0], "part": args.part, "n_test": int(len(y)),
               "manifest_hash": m.attrs["manifest_hash"], "models": {}}
     for w in args.weights:
         clf = load_classifier(w, device="cpu")
@@ -67,13 +75,13 @@ def main() -> None:
             met = classification_metrics(y, pred, CLASS_NAMES)
             met["images_per_s"] = round(len(crops) / (time.time() - t), 1)
             res[f"{s}x"] = met
-            print(f"{Path(w).parent.name} at {s}x: {summary_line(met)}  {met['images_per_s']} img/s",
+            print(f"{_name(w)} at {s}x: {summary_line(met)}  {met['images_per_s']} img/s",
                   flush=True)
-        png = Path(args.out).with_name(f"confusion_{Path(w).parent.name}_test.png")
+        png = Path(args.out).with_name(f"confusion_{_name(w)}_{args.part}.png")
         save_confusion_png(res["1.0x"]["confusion"], CLASS_NAMES, png,
-                           title=f"{Path(w).parent.name}, PBC test split (n={len(y)})")
+                           title=f"{_name(w)}, PBC {args.part} split (n={len(y)})")
         res["gap_0.5x_vs_1x_points"] = round(100 * (res["1.0x"]["accuracy"] - res["0.5x"]["accuracy"]), 2)
-        record["models"][Path(w).parent.name] = res
+        record["models"][_name(w)] = res
     record["load_avg_after"] = os.getloadavg()[0]
     write_json(args.out, record)
     print(f"wrote {args.out}")

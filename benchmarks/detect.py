@@ -302,6 +302,7 @@ def main(argv=None) -> int:
         return load_classifier(c) if kind == "c" else load_detector(d)
 
     clfs = {short_name(c): model("c", c) for c in args.classifier}
+    cpaths = {short_name(c): c for c in args.classifier}
     dets = {short_name(d): (d, model("d", d)) for d in args.detector}
     report["backend"] = args.backend
 
@@ -340,7 +341,11 @@ def main(argv=None) -> int:
                 pipe = Pipeline(det, clf, sizes, PredictOptions(
                     mode="classifier-on-boxes", scale_norm=norm == "on", conf=args.conf,
                     batch=args.batch))
-                pcache = (cache.with_name(f"{cache.stem}+{cname}-{args.backend}-{norm}-"
+                # keyed by the checkpoint file too: a retrained model under the same name must
+                # not reuse the old model's probabilities
+                ckey = hashlib.sha1(f"{Path(cpaths[cname]).resolve()}|"
+                                    f"{Path(cpaths[cname]).stat().st_mtime}".encode()).hexdigest()[:8]
+                pcache = (cache.with_name(f"{cache.stem}+{cname}-{ckey}-{args.backend}-{norm}-"
                                           f"{len(sources)}.npz") if cache is not None else None)
                 p_clf, t_clf = classifier_all(pipe, sources, boxes, pcache)
                 sec = {"detector": round(t_det / len(sources), 4),
