@@ -97,20 +97,14 @@ def document(args, argv, rows, complete: bool) -> dict:
             "hundred_percent": "benchmarks/results/classify-cpu-recipe.json (same recipe, 3 epochs)"}
 
 
-def pooled_features(ckpt: Path, src, indices) -> np.ndarray:
+def checkpoint_features(ckpt: Path, src, indices) -> np.ndarray:
     """Pooled features of just these images (the SVM needs the subset, val and test, not all)."""
     import torch
 
-    from mixmag.classify.augment import EvalTransform
-    from mixmag.classify.data import CellDataset, make_loader, to_input
-    from mixmag.classify.features import _model_for
+    from mixmag.classify.features import _model_for, pooled_features
 
     net, pooled, mean, std, size, _, _ = _model_for(None, str(ckpt), None, None, torch.device("cpu"))
-    dl = make_loader(CellDataset(src, indices, EvalTransform(size)), 64, False, 0, 0)
-    net.eval()
-    with torch.inference_mode():
-        return np.concatenate([pooled(net, to_input(xb, mean, std, torch.device("cpu"))).float().numpy()
-                               for xb, _ in dl])
+    return pooled_features((net, pooled, mean, std, size), src, indices, torch.device("cpu"))
 
 
 def run(args, save) -> list[dict]:
@@ -159,7 +153,7 @@ def run(args, save) -> list[dict]:
         ckpt = run_dir / "weights" / "best.pt"
         va, te = np.flatnonzero(assign == "val"), np.flatnonzero(src.splits == "test")
         # one model load and one pass over the three parts
-        Xtr, Xva, Xte = np.split(pooled_features(ckpt, src, np.concatenate([tr, va, te])),
+        Xtr, Xva, Xte = np.split(checkpoint_features(ckpt, src, np.concatenate([tr, va, te])),
                                  [len(tr), len(tr) + len(va)])
         yva, yte = src.labels[va], src.labels[te]
         # the SVM's C and kernel chosen on the same 40-a-class val images as the network's epoch

@@ -88,6 +88,21 @@ def _data_key(src, scale: float) -> str:
     return h.hexdigest()
 
 
+def pooled_features(model_parts, src, indices, device, scale: float = 1.0, batch: int = 64,
+                    workers: int = 0, desc: str = "features", progress: bool = False) -> np.ndarray:
+    """Pooled features (float32, one row per index) of ``src``'s images at ``indices``, uncached:
+    for callers that need a few parts of a split (the training-size sweep)."""
+    from tqdm import tqdm
+
+    net, pooled, mean, std, size = model_parts
+    dl = make_loader(CellDataset(src, indices, EvalTransform(size, scale)), batch, False, workers, 0)
+    net = net.to(device).eval()
+    with torch.inference_mode():
+        feats = [pooled(net, to_input(xb, mean, std, device)).float().cpu().numpy()
+                 for xb, _ in tqdm(dl, desc=desc, disable=not progress, unit="batch")]
+    return np.concatenate(feats).astype(np.float32)
+
+
 def compute_features(split=None, bundle=None, pbc=None, backbone="efficientnet_lite0", model=None,
                      weights=None, imgsz=None, cache="runs/features", device="cpu", batch=64,
                      workers=0, scale: float = 1.0, store_size: int | None = None,
@@ -96,8 +111,6 @@ def compute_features(split=None, bundle=None, pbc=None, backbone="efficientnet_l
 
     ``scale`` rescales each cell in its canvas before resizing (the rescaled-test protocol).
     """
-    from tqdm import tqdm
-
     dev = torch.device(device)
     net, pooled, mean, std, size, mkey, desc = _model_for(backbone, model, weights, imgsz, dev)
     src = open_source(split, bundle, size=store_size or max(size, 160), pbc=pbc)
@@ -112,15 +125,11 @@ def compute_features(split=None, bundle=None, pbc=None, backbone="efficientnet_l
         log.info("features from cache %s", path)
         return FeatureSet(z["X"], z["y"], z["splits"].astype(str), z["paths"].astype(str),
                           json.loads(str(z["meta"])), path, True)
-    ds = CellDataset(src, sel, EvalTransform(size, scale))
-    dl = make_loader(ds, batch, False, workers, 0)
-    net = net.to(dev).eval()
-    feats, t0 = [], time.perf_counter()
-    with torch.inference_mode():
-        for xb, _ in tqdm(dl, desc=f"features {desc} {size}px", disable=not progress, unit="batch"):
-            feats.append(pooled(net, to_input(xb, mean, std, dev)).float().cpu().numpy())
+    t0 = time.perf_counter()
+    X = pooled_features(model_parts=(net, pooled, mean, std, size), src=src, indices=sel,
+                        device=dev, scale=scale, batch=batch, workers=workers,
+                        desc=f"features {desc} {size}px", progress=progress)
     secs = time.perf_counter() - t0
-    X = np.concatenate(feats).astype(np.float32)
     meta = {"model": desc, "model_key": mkey, "data_key": dkey, "imgsz": size, "scale": scale,
             "data": src.origin, "manifest_hash": src.manifest_hash, "seconds": round(secs, 1),
             "images_per_s": round(len(X) / max(secs, 1e-9), 1),
