@@ -20,7 +20,7 @@ from mixmag.cli import main
 from mixmag.detect.crops import plain_crops, scale_norm_crops
 from mixmag.detect.magnification import (MagnificationEstimator, estimation_error,
                                          native_sizes_from_cells)
-from mixmag.detect.outputs import write_outputs
+from reference_outputs import write_outputs
 from mixmag.detect.predict import CELL_COLUMNS, Pipeline, PredictOptions, list_sources
 from mixmag.detect.tiling import cut_tiles, merge_tiles, tile_grid
 from mixmag.errors import MixmagError

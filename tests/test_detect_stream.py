@@ -16,7 +16,8 @@ from test_detect_drawn import BACKGROUND, OracleDetector, StubClassifier, make_y
 
 from mixmag.classes import CLASS_NAMES
 from mixmag.detect.magnification import native_sizes_from_cells
-from mixmag.detect.outputs import StreamingOutputs, write_outputs
+from mixmag.detect.outputs import StreamingOutputs
+from reference_outputs import write_outputs
 from mixmag.detect.predict import CELL_COLUMNS, Pipeline, PredictOptions, list_sources
 
 FILES = ("cells.csv", "cells.json", "coco_results.json", "counts.csv")

@@ -1,8 +1,9 @@
 """Prediction outputs: cells.csv/json, COCO results, per-image counts, drawn images.
 
-``write_outputs`` writes a finished in-memory result; ``StreamingOutputs`` (what ``mixmag
-predict`` uses) takes the rows image by image and keeps only per-image records and counts in
-memory, so predict over any number of images runs in constant memory. Both give the same bytes.
+``StreamingOutputs`` (what ``mixmag predict`` uses) takes the rows image by image and keeps only
+per-image records and counts in memory, so predict over any number of images runs in constant
+memory. tests/reference_outputs.py writes the same files from a finished in-memory result, the
+plain way, as the reference its bytes are tested against.
 """
 
 from __future__ import annotations
@@ -94,23 +95,6 @@ def write_drawn(folder: Path, name: str, img: np.ndarray, cells: pd.DataFrame) -
         cv2.imwrite(str(tmp), draw_cells(img, cells), [cv2.IMWRITE_JPEG_QUALITY, 90])
 
 
-def write_outputs(out: Path, result, meta: dict, coco_gt: str | None = None) -> dict[str, Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    cells, images = result.cells, result.images
-    paths = {k: out / v for k, v in (("cells_csv", "cells.csv"), ("cells_json", "cells.json"),
-                                      ("coco", "coco_results.json"), ("counts", "counts.csv"))}
-    write_csv(paths["cells_csv"], cells)
-    ids = coco_image_ids(list(images["image"]), coco_gt)
-    write_json(paths["cells_json"], {
-        "format": "mixmag-predictions/1", **meta,
-        "images": [{**r, "image_id": ids.get(r["image"])} for r in images.to_dict("records")],
-        "skipped_non_images": result.skipped,
-        "cells": cells.replace({np.nan: None}).to_dict("records")})
-    write_json(paths["coco"], coco_results(cells, ids), indent=None)
-    write_csv(paths["counts"], counts_table(cells, images))
-    return paths
-
-
 _CELLS_JSON_TAIL = '"cells": []\n}'
 
 
@@ -118,7 +102,7 @@ class StreamingOutputs:
     """predict's four files, fed image by image: ``add(row, cells)`` for each image, then
     ``finish(meta, skipped)``. Until ``finish`` the rows wait in anonymous temporary files (gone
     with the process, however it ends); ``finish`` writes each final file atomically, in the
-    same order and with the same bytes as ``write_outputs``. In memory: one record and eight
+    same order and with the same bytes as the in-memory reference writer in the tests. In memory: one record and eight
     counts per image (cells.json lists the images before the cells; COCO ids need every name)."""
 
     def __init__(self, out: Path, coco_gt: str | os.PathLike | None = None):
