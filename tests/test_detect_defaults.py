@@ -42,7 +42,7 @@ def test_predict_defaults_to_released_models(tmp_path, capsys):
     assert rc == 0, capsys.readouterr().err
     meta = json.loads((tmp_path / "o2" / "cells.json").read_text())
     text = json.dumps(meta)
-    assert str(defaults.CLASSIFIER) in text and '"mode": "two-stage"' in text
+    assert str(defaults.CLASSIFIER) in text and f'"mode": "{defaults.MODE}"' in text
     assert f'"scale_norm": {str(defaults.SCALE_NORM == "on").lower()}' in text
 
 

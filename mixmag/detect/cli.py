@@ -106,18 +106,20 @@ def register(sub) -> None:
                         "models/released/detector-yolo11n-640-8class)")
     p.add_argument("--classifier", default=None,
                    help="classifier checkpoint (.pt, or classifier.onnx from export); default: the "
-                        "released models/released/classifier-lite2-224 unless --mode detector; "
-                        "'none': no classifier")
+                        "released models/released/classifier-lite0-160-crops unless --mode "
+                        "detector; 'none': no classifier")
     p.add_argument("--backend", choices=["auto", "pytorch", "onnx"], default="auto",
                    help="onnx: run .pt models through ONNX Runtime, exported once into "
                         "$MIXMAG_CACHE/onnx (default ~/.cache/mixmag/onnx); 2-2.5x faster on a "
                         "CPU. auto (default): onnx on --device cpu when onnxruntime is installed, "
                         "else pytorch")
     p.add_argument("--mode", choices=["two-stage", "detector", "classifier-on-boxes"], default=None,
-                   help="default: two-stage with --classifier, else detector")
+                   help="default: classifier-on-boxes with a classifier (the best measured, "
+                        "see docs/detect.md), detector without one")
     p.add_argument("--scale-norm", choices=["on", "off"], default=None,
                    help="on: crop 360*m px around each cell (m = estimated magnification) so the "
-                        "classifier sees it at native size (default); off: box + margin")
+                        "classifier sees it at native size; off: box + margin (default: what the "
+                        "released classifier was trained on, off)")
     p.add_argument("--native-sizes", help="magnification.json or a dataset's cells.csv "
                                           "(default: magnification.json beside the detector)")
     p.add_argument("--tile", type=int, default=None,
@@ -263,7 +265,7 @@ def _predict(args: argparse.Namespace) -> int:
             backend = "pytorch"
     detector = load_detector(run_det, args.device)
     classifier = load_classifier(run_clf, args.device)
-    mode = args.mode or ("two-stage" if classifier is not None else "detector")
+    mode = args.mode or (defaults.MODE if classifier is not None else "detector")
     sizes = find_native_sizes(det_path, args.native_sizes)
     scale_norm = (args.scale_norm or defaults.SCALE_NORM) == "on"
     if args.scale_norm is None and scale_norm and sizes is None and mode != "detector":

@@ -27,6 +27,7 @@ CLASSIFIER = RELEASED / "classifier-lite0-160-crops" / "best.pt"
 # the crops classifier was fine-tuned on box+margin crops only (the adapted one, fitted on both
 # kinds, also labelled them best: 0.955 macro F1 vs 0.946 with 360·m px scale-normalised crops)
 SCALE_NORM = "off"
+MODE = "classifier-on-boxes"
 
 
 def default_detector() -> str:
