@@ -46,7 +46,6 @@ RECIPES = {
     "lite2-224": dict(backbone="efficientnet_lite2", imgsz=224, freeze_stages=2, batch=32, lr=1e-3,
                       label_smoothing=0.1, scale_range=(0.5, 1.5), scale_p=0.5),
 }
-RECIPE = RECIPES["cpu"]
 VAL_PER_CLASS = 40
 
 

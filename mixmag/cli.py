@@ -18,6 +18,13 @@ from .errors import MixmagError
 STAGES = ("data", "synth", "classify", "detect", "evaluate")
 
 
+def config_from_args(cls, args: argparse.Namespace):
+    """A settings dataclass filled from the parsed options that share its field names (the rest
+    of the namespace, e.g. ``func`` or output flags, is left out)."""
+    fields = cls.__dataclass_fields__
+    return cls(**{k: v for k, v in vars(args).items() if k in fields})
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mixmag",

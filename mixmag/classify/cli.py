@@ -123,10 +123,10 @@ def _feature_args(f) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from ..cli import config_from_args
     from .train import TrainConfig, train_classifier
 
-    fields = TrainConfig.__dataclass_fields__
-    cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    cfg = config_from_args(TrainConfig, args)
     cfg.scale_range = tuple(cfg.scale_range)
     cfg.progress = True
     train_classifier(cfg)

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from ..classes import CLASS_ID, CLASS_NAMES
+from ..cli import config_from_args
 from ..errors import MixmagError
 from ..fileio import atomic_path, prepare_output
 from ..images import read_image
@@ -247,8 +248,7 @@ def register(sub) -> None:
 
 
 def _pack_crops(args) -> int:
-    fields = CropSettings.__dataclass_fields__
-    s = CropSettings(**{k: v for k, v in vars(args).items() if k in fields})
+    s = config_from_args(CropSettings, args)
     prepare_output(args.out, args.overwrite, "bundle")
     r = pack_crops(args.dataset, args.out, s, pbc_split=args.pbc_split, pbc=args.pbc,
                    workers=args.workers, overwrite=args.overwrite, progress=args.progress)

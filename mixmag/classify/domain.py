@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from ..classes import CLASS_ID, CLASS_NAMES
+from ..cli import config_from_args
 from ..errors import MixmagError
 from ..fileio import atomic_path, prepare_output, sha256_file, write_json, write_text
 from ..images import read_image
@@ -410,8 +411,7 @@ def register_adapt(sub) -> None:
 
 
 def _adapt(args) -> int:
-    fields = AdaptConfig.__dataclass_fields__
-    cfg = AdaptConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    cfg = config_from_args(AdaptConfig, args)
     cfg.modes, cfg.grid = tuple(cfg.modes), tuple(cfg.grid)
     r = adapt_classifier(cfg)
     b, a = r["base"]["composite_val"], r["adapted"]["composite_val"]
