@@ -61,7 +61,8 @@ def git_commit() -> str:
                                         text=True, stderr=subprocess.DEVNULL).strip()
         return head + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+        # a copy of the tree without .git (a lent GPU machine): the caller may name the commit
+        return os.environ.get("MIXMAG_COMMIT", "unknown")
 
 
 def load1() -> float:
@@ -221,11 +222,12 @@ def throughput(det, clf, sizes, mode, scale_norm, sources, batch) -> dict:
     from mixmag.detect.predict import Pipeline, PredictOptions
 
     pipe = Pipeline(det, clf, sizes, PredictOptions(mode=mode, scale_norm=scale_norm, batch=batch))
-    pipe.run(sources[:4], progress=False)  # warm-up (allocator, lazy imports)
+    # warm-up (allocator, lazy imports, cudnn autotuning at this batch size)
+    pipe.run(sources[:max(4, 2 * batch)], progress=False)
     before = load1()
     res = pipe.run(sources, progress=False)
     n = int((~res.images["error"].astype(bool)).sum())
-    return {"images": n, "cells": len(res.cells), "seconds": round(res.seconds, 2),
+    return {"batch": batch, "images": n, "cells": len(res.cells), "seconds": round(res.seconds, 2),
             "composites_per_s": round(n / max(res.seconds, 1e-9), 2),
             "load1_before": before, "load1_after": load1()}
 
@@ -257,12 +259,22 @@ def main(argv=None) -> int:
     ap.add_argument("--throughput-onnx", action="store_true",
                     help="time ONNX Runtime as well (models exported once to the ONNX cache (~/.cache/mixmag/onnx), as "
                          "`mixmag predict --backend onnx` does)")
+    ap.add_argument("--throughput-batch", type=int, nargs="+", default=None, metavar="B",
+                    help="time PyTorch at each of these --batch sizes (e.g. 1 8 32 on a GPU) and "
+                         "report the best")
+    ap.add_argument("--throughput-mode", default=None,
+                    help="predict --mode for the timed pipeline (default: predict's own default)")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda[:N] (PyTorch models)")
     ap.add_argument("--skip-accuracy", action="store_true", help="throughput only")
     ap.add_argument("--backend", choices=["pytorch", "onnx"], default="pytorch",
                     help="accuracy runs through PyTorch or ONNX Runtime (models exported once to "
                          "the ONNX cache (~/.cache/mixmag/onnx), as `mixmag predict --backend onnx` does)")
     ap.add_argument("--out", help="write the figures as JSON here")
     args = ap.parse_args(argv)
+    if args.throughput_mode is None:
+        from mixmag.detect.defaults import MODE
+
+        args.throughput_mode = MODE
 
     import torch
 
@@ -297,7 +309,8 @@ def main(argv=None) -> int:
 
     def model(kind, path):
         if args.backend != "onnx":
-            return load_classifier(path) if kind == "c" else load_detector(path)
+            return (load_classifier(path, device=args.device) if kind == "c"
+                    else load_detector(path, device=args.device))
         d, c = onnx_cached(path if kind == "d" else None, path if kind == "c" else None)
         return load_classifier(c) if kind == "c" else load_detector(d)
 
@@ -390,15 +403,24 @@ def run_throughput(args, sources, spec=None) -> dict:
     if dname not in dets or (cname and cname not in clfs):
         raise MixmagError(f"--throughput-config {spec}: detector/classifier names are "
                           f"{list(dets)} / {list(clfs)}")
-    dpath, det = dets[dname], load_detector(dets[dname])
-    clf = load_classifier(clfs[cname]) if cname else None
+    dpath, det = dets[dname], load_detector(dets[dname], device=args.device)
+    clf = load_classifier(clfs[cname], device=args.device) if cname else None
     sizes = find_native_sizes(dpath, args.native_sizes)
-    mode = "two-stage" if clf is not None else "detector"
+    mode = args.throughput_mode if clf is not None else "detector"
     srcs = sources[: args.throughput]
-    out = {"config": spec, "images": len(srcs)}
-    r = throughput(det, clf, sizes, mode, norm == "on", srcs, args.batch)
-    out["pytorch"] = r
-    print(f"throughput {spec}, PyTorch: {r}", flush=True)
+    out = {"config": spec, "mode": mode, "device": args.device, "images": len(srcs)}
+    if args.throughput_batch:
+        # batch = tiles per detector call (crops per classifier call: 4x that), as predict --batch
+        out["pytorch_by_batch"] = []
+        for b in args.throughput_batch:
+            r = throughput(det, clf, sizes, mode, norm == "on", srcs, b)
+            out["pytorch_by_batch"].append(r)
+            print(f"throughput {spec} on {args.device}, batch {b}, PyTorch: {r}", flush=True)
+        out["pytorch"] = max(out["pytorch_by_batch"], key=lambda r: r["composites_per_s"])
+    else:
+        r = throughput(det, clf, sizes, mode, norm == "on", srcs, args.batch)
+        out["pytorch"] = r
+        print(f"throughput {spec}, PyTorch: {r}", flush=True)
     if args.throughput_onnx:
         from mixmag.detect.export import onnx_cached
 

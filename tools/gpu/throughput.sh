@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Device call for issue 5: end-to-end `predict` throughput on a lent GPU at batch 1 and larger
+# batches (batch = composites per detector call; crops per classifier call: 4x), default models.
+#   carry .whl .dev  (.dev/models/<released detector and classifier folders>, .dev/mix-test96: the
+#   first 96 test composites + cells.csv, as made by `mixmag synthesize ... --seed 2`)
+#   MIXMAG_COMMIT=<sha> bash tools/gpu/throughput.sh
+set -u
+OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site:$PWD YOLO_CONFIG_DIR=/tmp/yolo-config YOLO_OFFLINE=1
+PY=${PY:-python3}
+DEV=${DEV:-cuda}
+$PY -c "import ultralytics" 2>/dev/null || $PY -m pip install -q --no-index --no-deps --no-compile \
+  --no-cache-dir --upgrade --target /tmp/site .whl/*.whl 2>&1 | grep -v -i warning | tail -3
+D=.dev/models/detector-yolo11n-640-8class/best.pt
+C=.dev/models/classifier-lite0-160-crops4/best.pt
+$PY benchmarks/detect.py --data .dev/mix-test96 --detector $D --classifier $C --skip-accuracy \
+  --device $DEV --throughput ${N:-96} --throughput-batch ${BATCHES:-1 8 32} \
+  --throughput-config yolo11n-640-8class+lite0-160-crops4/off yolo11n-640-8class/off \
+  --out $OUT/detect-throughput-gpu.json 2>&1 | grep -v "summary (fused)"
+nvidia-smi --query-gpu=name,memory.used --format=csv,noheader 2>/dev/null
