@@ -286,25 +286,23 @@ def run_checkpoints(args, rec) -> dict:
 
 
 def cv_finetune(args, configs, k=5) -> list:
-    """Fine-tune per fold (train+val pooled, one fold held out as val), score softmax and heads."""
-    from sklearn.model_selection import StratifiedKFold
+    """Fine-tune per fold (train+val pooled; the held-out fold is scored once, an inner 10 % val
+    picks the epoch: classify_cv.fold_assignment), score softmax and heads on the held-out fold.
+    Sequential; benchmarks/classify_cv.py runs the folds as parallel processes."""
+    from classify_cv import fold_assignment
 
     from mixmag.classify.data import open_source
 
     src = open_source(args.split, args.bundle, size=args.imgsz, pbc=args.pbc, verify="none")
-    pool = np.flatnonzero(np.isin(src.splits, ["train", "val"]))
     res = {(b, kd): [] for _, b, kd, _ in configs}
     params = {(b, kd): p for _, b, kd, p in configs}
     for bb in sorted({b for _, b, _, _ in configs}):
-        folds = StratifiedKFold(k, shuffle=True, random_state=args.seed).split(pool, src.labels[pool])
-        for f, (tr, va) in enumerate(folds):
-            assign = np.array(src.splits, dtype=object)
-            assign[pool[tr]], assign[pool[va]] = "train", "val"
-            ckpt = _train(args, f"cv-{bb}-fold{f}", assign=assign.astype(str), backbone=bb,
-                          eval_test=False)
+        for f in range(k):
+            assign = fold_assignment(np.asarray(src.splits), np.asarray(src.labels), f, k, args.seed)
+            ckpt = _train(args, f"cv-{bb}-fold{f}", assign=assign, backbone=bb, eval_test=False)
             fs = _score_ckpt(args, ckpt)
-            Xtr, ytr = fs.X[pool[tr]], fs.y[pool[tr]]
-            Xva, yva = fs.X[pool[va]], fs.y[pool[va]]
+            tr, va = assign == "train", assign == "test"
+            Xtr, ytr, Xva, yva = fs.X[tr], fs.y[tr], fs.X[va], fs.y[va]
             for key in [c for c in res if c[0] == bb]:
                 if key[1] == "softmax":
                     pred = softmax_pred(ckpt, Xva, args.device)

@@ -294,10 +294,10 @@ def main(argv=None) -> int:
     all_sources = sources
     if args.limit:
         sources = sources[: args.limit]
-        truth = load_truth(root, split=args.split)
-        keep = {s.name for s in sources}
-        truth.cells = truth.cells[truth.cells["image"].isin(keep)].reset_index(drop=True)
-        truth.images = truth.images[truth.images["image"].isin(keep)].reset_index(drop=True)
+    # the truth of the images present (--limit, or a folder holding part of a split)
+    keep = {s.name for s in sources}
+    truth.cells = truth.cells[truth.cells["image"].isin(keep)].reset_index(drop=True)
+    truth.images = truth.images[truth.images["image"].isin(keep)].reset_index(drop=True)
 
     report = {"command": " ".join(["python", *sys.argv]), "git_commit": git_commit(),
               "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"),

@@ -364,3 +364,31 @@ def test_features_of_a_fine_tuned_checkpoint(tiny_run, tiny_bundle, tmp_path):
                           cache=str(tmp_path), progress=False)
     assert fs.X.shape[1] == 256 and fs.meta["imgsz"] == 32
     assert fit_head(fs, "knn").kind == "knn"
+
+
+def test_cv_folds_score_each_image_once_and_never_choose_with_it():
+    """benchmarks/classify_cv.py: each train+val image is held out in exactly one fold; the inner
+    val that picks the epoch and the training images never include that fold; the manifest's test
+    images are never used; classes keep their shares."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from classify_cv import fold_assignment
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(8), [50, 60, 70, 80, 90, 100, 110, 40])
+    splits = rng.choice(["train", "val", "test"], size=len(labels), p=[0.6, 0.2, 0.2])
+    held = np.zeros(len(labels), int)
+    for f in range(5):
+        a = fold_assignment(splits, labels, f, 5, seed=0)
+        assert (a[splits == "test"] == "unused").all()
+        pool = splits != "test"
+        assert set(a[pool]) == {"train", "val", "test"}
+        held += a == "test"
+        # stratified: each class's share of the held-out fold is within one image of a fifth
+        for c in range(8):
+            n = ((labels == c) & pool).sum()
+            assert abs(((labels == c) & (a == "test")).sum() - n / 5) <= 1
+        assert abs((a == "val").sum() - 0.1 * (a != "unused").sum() * 0.8) <= 8
+        assert (fold_assignment(splits, labels, f, 5, seed=0) == a).all()  # reproducible
+    assert (held[splits != "test"] == 1).all() and (held[splits == "test"] == 0).all()
+    with pytest.raises(MixmagError):
+        fold_assignment(splits, labels, 5, 5)
