@@ -139,11 +139,13 @@ def figures(truth, cells: pd.DataFrame, conf: float, iou: float) -> dict:
     from mixmag.detect.magnification import estimate_vs_truth
     from mixmag.evaluate import evaluate
 
-    res = evaluate(truth, cells, iou=iou, conf=conf, bootstrap=0)
+    res = evaluate(truth, cells, iou=iou, conf=conf, bootstrap=0, all_classes_map=True)
     h = res.headline
     out = {"macro_f1": h["macro_f1"], "loc_recall": h["loc_recall"],
            "loc_precision": h["loc_precision"], "accuracy_matched": h["accuracy_matched"],
-           "map50": h["map50"], "map50_95": h["map50_95"], "n_truth": h["n_truth"],
+           "map50": h["map50"], "map50_95": h["map50_95"],
+           "map50_all_classes": h.get("map50_all_classes"),
+           "map50_95_all_classes": h.get("map50_95_all_classes"), "n_truth": h["n_truth"],
            "n_pred": h["n_pred"], "n_missed": h["n_missed"], "n_spurious": h["n_spurious"],
            "per_class_f1": dict(zip(res.per_class["class_name"], res.per_class["f1"])),
            "by_magnification": {}}
@@ -202,6 +204,9 @@ def print_config(name: str, f: dict) -> None:
           f"mAP@0.5 {_fmt(f['map50'])}{'' if ok['map50'] else ' (miss)'}, "
           f"mAP@0.5:0.95 {_fmt(f['map50_95'])}{'' if ok['map50_95'] else ' (miss)'}, "
           f"accuracy of matched {_fmt(f['accuracy_matched'])}")
+    if f.get("map50_all_classes") is not None:
+        print(f"   mAP over all class hypotheses (ultralytics' val protocol) @0.5 "
+              f"{_fmt(f['map50_all_classes'])}, @0.5:0.95 {_fmt(f['map50_95_all_classes'])}")
     for level, m in f["by_magnification"].items():
         print(f"   x{level:<4s} macro F1 {_fmt(m['macro_f1'])}  loc R {_fmt(m['loc_recall'])}  "
               f"erythroblast P {_fmt(m['erythroblast_precision'])} R {_fmt(m['erythroblast_recall'])}"

@@ -363,3 +363,35 @@ def test_bootstrap_interval_brackets_the_resampled_figure(seed):
         assert 0 <= l2 <= h2 <= 1
     # same seed, same intervals
     assert bootstrap_f1(counts, 300, seed=seed) == b
+
+
+def test_map_over_all_class_hypotheses_credits_the_runner_up_class():
+    """A cell labelled wrong with its true class second: one class a cell gives that class AP 0;
+    with every class hypothesis (ultralytics' val protocol) the true class is found at a lower
+    score. The headline F1 and mAP stay one class a cell; frames without p_<class> get a note."""
+    from mixmag.evaluate.coco import class_hypotheses
+
+    t = cells(("a.jpg", "erythroblast", 10, 10, 30, 30), ("a.jpg", "lymphocyte", 50, 50, 80, 80))
+    p = preds(("a.jpg", "lymphocyte", 10, 10, 30, 30, 0.6),
+              ("a.jpg", "lymphocyte", 50, 50, 80, 80, 0.9))
+    probs = np.zeros((2, len(CLASS_NAMES)))
+    probs[0, [LYM, ERY]] = 0.6, 0.395
+    probs[1, [LYM, ERY]] = 0.9, 0.005  # below the 0.01 floor: no erythroblast row for it
+    for k, n in enumerate(CLASS_NAMES):
+        p[f"p_{n}"] = probs[:, k]
+    hyp = class_hypotheses(p)
+    assert len(hyp) == 3
+    own = hyp[hyp["class_name"] == "lymphocyte"].sort_values("y1")
+    assert own["score"].tolist() == [0.6, 0.9]  # each cell's own class keeps its row and score
+    ery = hyp[hyp["class_name"] == "erythroblast"].iloc[0]
+    assert ery["score"] == pytest.approx(0.6 * 0.395 / 0.6) and ery["y1"] == 10
+
+    one = evaluate(t, p, bootstrap=0)
+    both = evaluate(t, p, bootstrap=0, all_classes_map=True)
+    assert row(one, "erythroblast").ap50 == 0.0
+    assert both.headline["map50"] == one.headline["map50"]
+    assert both.headline["macro_f1"] == one.headline["macro_f1"]
+    assert both.headline["map50_all_classes"] > one.headline["map50"]
+    plain = evaluate(t, p.drop(columns=[c for c in p.columns if c.startswith("p_")]), bootstrap=0,
+                     all_classes_map=True)
+    assert "map50_all_classes" not in plain.headline and any("p_<class>" in n for n in plain.notes)

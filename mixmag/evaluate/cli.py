@@ -34,6 +34,10 @@ def register(sub) -> None:
                    help="bootstrap resamples over images for 95%% intervals (0: off)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--no-coco", action="store_true", help="skip COCO mAP (faster)")
+    p.add_argument("--map-all-classes", action="store_true",
+                   help="also COCO mAP with each cell once per class it may be (score × p_class / "
+                        "p_top, classes with p >= 0.01), as ultralytics' val scores detectors; "
+                        "needs `mixmag predict` output (p_<class> columns)")
     p.add_argument("--images-dir", help="folder with the truth images, for the worst-images strip "
                                         "(default: the truth's dataset folder)")
     p.add_argument("--worst", type=int, default=8, help="worst images drawn in the HTML (default 8)")
@@ -80,6 +84,9 @@ def _report(args: argparse.Namespace) -> int:
         line += (f", mAP@0.5 {_f(h.get('map50'))}, mAP@0.5:0.95 {_f(h.get('map50_95'))}, "
                  f"localisation P/R {_f(h['loc_precision'])}/{_f(h['loc_recall'])}, "
                  f"accuracy of matched {_f(h['accuracy_matched'])}")
+        if h.get("map50_all_classes") is not None:
+            line += (f", mAP over all class hypotheses @0.5 {_f(h['map50_all_classes'])}, "
+                     f"@0.5:0.95 {_f(h['map50_95_all_classes'])}")
     else:
         line += f", accuracy {_f(h['accuracy'])}"
     line += f", erythroblast F1 {_f(result.erythroblast.get('f1'))}"
@@ -113,6 +120,7 @@ def _detection(args):
                          "predictions cover; pass --split to choose)")
     result = evaluate(truth, pred, iou=args.iou, conf=args.conf, bootstrap=args.bootstrap,
                       sweep=args.sweep, coco=not args.no_coco, seed=args.seed,
+                      all_classes_map=args.map_all_classes,
                       inputs={"pred": str(args.pred), "split": args.split or ", ".join(
                           sorted(set(truth.images["split"]) - {""})) or None})
     result.notes = notes + result.notes

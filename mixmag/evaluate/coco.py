@@ -54,6 +54,28 @@ def coco_objects(truth_cells: pd.DataFrame, images: list[str], pred: pd.DataFram
     return gt, dt, img_id
 
 
+def class_hypotheses(pred: pd.DataFrame, min_prob: float = 0.01) -> pd.DataFrame | None:
+    """Each cell once per class it may be, as COCO-style detectors report and ultralytics' val
+    scores (``multi_label``): class c gets score × p_c / p_(the cell's class), so the cell's own
+    class keeps its row and score and a runner-up class ranks lower by its probability ratio.
+    Classes with p_c below ``min_prob`` are left out (they only add detections at the tail).
+    None when the predictions carry no ``p_<class>`` columns (e.g. a COCO results file)."""
+    cols = [f"p_{n}" for n in CLASS_NAMES]
+    if len(pred) == 0 or not set(cols) <= set(pred.columns):
+        return None
+    P = pred[cols].to_numpy(float)
+    cid = (pred["class_id"] if "class_id" in pred else
+           pred["class_name"].map({n: k for k, n in enumerate(CLASS_NAMES)})).to_numpy(int)
+    own = P[np.arange(len(pred)), cid]
+    ratio = np.divide(P, own[:, None], out=np.zeros_like(P), where=own[:, None] > 0)
+    rows, ks = np.nonzero((P >= min_prob) | (np.arange(NUM_CLASSES) == cid[:, None]))
+    out = pred.iloc[rows][["image", "x1", "y1", "x2", "y2"]].reset_index(drop=True)
+    out["class_id"] = ks
+    out["class_name"] = np.asarray(CLASS_NAMES)[ks]
+    out["score"] = np.clip(pred["score"].to_numpy(float)[rows] * ratio[rows, ks], 0, 1)
+    return out
+
+
 def coco_map(truth_cells: pd.DataFrame, images: list[str], pred: pd.DataFrame) -> dict:
     """mAP@0.5, mAP@0.5:0.95, per-class AP and the per-class PR curves at IoU 0.5."""
     from pycocotools.cocoeval import COCOeval

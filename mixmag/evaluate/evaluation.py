@@ -110,7 +110,7 @@ def _check_settings(iou: Sequence[float], conf: float, n_boot: int) -> None:
 
 def evaluate(truth, pred: pd.DataFrame, iou: float | Sequence[float] = 0.5, conf: float = 0.25,
              *, images=None, bootstrap: int = 1000, sweep: bool = False, coco: bool = True,
-             seed: int = 0, inputs: dict | None = None) -> Result:
+             all_classes_map: bool = False, seed: int = 0, inputs: dict | None = None) -> Result:
     """Match ``pred`` to ``truth`` and compute the report's figures.
 
     truth: a :class:`~mixmag.evaluate.load.Truth` (from ``load_truth``) or a DataFrame of the
@@ -123,6 +123,9 @@ def evaluate(truth, pred: pd.DataFrame, iou: float | Sequence[float] = 0.5, conf
     iou: one threshold or several; the first drives the tables, all appear in ``by_iou``.
     conf: predictions scoring below it are dropped before matching (mAP ignores it).
     bootstrap: resamples over images for 95 % intervals (0: off). sweep: figures per conf.
+    all_classes_map: also COCO mAP with every class a cell may be as its own detection
+        (``coco.class_hypotheses``; ultralytics' val protocol), beside the headline mAP of one
+        class a cell; needs ``p_<class>`` columns.
     Returns a :class:`Result`; pass it to ``write_report``.
     """
     ious = [float(iou)] if np.isscalar(iou) else [float(t) for t in iou]
@@ -168,6 +171,16 @@ def evaluate(truth, pred: pd.DataFrame, iou: float | Sequence[float] = 0.5, conf
         ap = pd.DataFrame(coco_res["per_class"]).T
         table["ap50"] = table["class_name"].map(ap["ap50"]).astype(float)
         table["ap50_95"] = table["class_name"].map(ap["ap50_95"]).astype(float)
+    coco_all = None
+    if coco and all_classes_map:
+        from .coco import class_hypotheses
+
+        hyp = class_hypotheses(pred)
+        if hyp is None:
+            notes.append("mAP over all class hypotheses needs p_<class> columns; these "
+                         "predictions have none")
+        else:
+            coco_all = coco_map(cells, names, hyp)
 
     counts = per_image_counts(out["true"].to_numpy(), out["pred"].to_numpy(),
                               out["img"].to_numpy(), len(names))
@@ -201,6 +214,9 @@ def evaluate(truth, pred: pd.DataFrame, iou: float | Sequence[float] = 0.5, conf
         "map50": coco_res["map50"] if coco_res else None,
         "map50_95": coco_res["map50_95"] if coco_res else None,
     }
+    if coco_all is not None:
+        headline["map50_all_classes"] = coco_all["map50"]
+        headline["map50_95_all_classes"] = coco_all["map50_95"]
     ery = _erythroblast(table, cm, per_mag, boot)
     sweep_df = _sweep(outcomes_at, thr, score) if sweep else None
     if sweep_df is not None and len(sweep_df):
