@@ -16,7 +16,7 @@ T0=$(date +%s)
 OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
 W=${W:-/tmp/mixmag-cv}; rm -rf "$W"; mkdir -p "$W"
 export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site:$PWD MIXMAG_CACHE=$W/cache OMP_NUM_THREADS=2
-# six trainings share the GPU: return freed blocks rather than fragment (about 10 GB each at batch 128)
+# six trainings share one GPU: let the allocator return freed blocks rather than fragment
 export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
 PY=${PY:-python3}
 RECIPE=models/released/classifier-lite2-224/args.yaml
