@@ -295,6 +295,9 @@ def _bad_cases(ds, tmp: Path):
                   ["--iou 1.5", "(0, 1]"]))
     cases.append(("conf out of range", ["--truth", root, "--pred", good_pred, "--conf", "-0.1"],
                   ["--conf", "[0, 1]"]))
+    cases.append(("all-class mAP without COCO", ["--truth", root, "--pred", good_pred,
+                                                  "--map-all-classes", "--no-coco"],
+                  ["--map-all-classes", "--no-coco"]))
     cases.append(("missing truth", ["--truth", tmp / "none.csv", "--pred", good_pred],
                   ["none.csv", "does not exist"]))
     cases.append(("unknown split", ["--truth", root, "--pred", good_pred, "--split", "holdout"],

@@ -59,6 +59,9 @@ def _report(args: argparse.Namespace) -> int:
                           "--single-cell for a detection report)")
     if not args.single_cell and not (args.truth and args.pred):
         raise MixmagError("give --truth and --pred (detection report) or --single-cell CSV")
+    if args.map_all_classes and (args.no_coco or args.single_cell):
+        raise MixmagError("--map-all-classes is a COCO mAP of a detection report; drop --no-coco "
+                          "(and --single-cell)")
     if args.images_dir and not Path(args.images_dir).is_dir():
         raise MixmagError(f"--images-dir {args.images_dir}: not a folder; give the folder holding "
                           "the truth images")

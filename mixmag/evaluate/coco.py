@@ -61,8 +61,10 @@ def class_hypotheses(pred: pd.DataFrame, min_prob: float = 0.01) -> pd.DataFrame
     Classes with p_c below ``min_prob`` are left out (they only add detections at the tail).
     None when the predictions carry no ``p_<class>`` columns (e.g. a COCO results file)."""
     cols = [f"p_{n}" for n in CLASS_NAMES]
-    if len(pred) == 0 or not set(cols) <= set(pred.columns):
+    if not set(cols) <= set(pred.columns):
         return None
+    if len(pred) == 0:
+        return pred
     P = pred[cols].to_numpy(float)
     cid = (pred["class_id"] if "class_id" in pred else
            pred["class_name"].map({n: k for k, n in enumerate(CLASS_NAMES)})).to_numpy(int)
