@@ -10,7 +10,7 @@ features, and the softmax on the held-out cells rescaled to 0.5x / 1.5x inside t
 The recipe is a run's ``args.yaml`` (e.g. the released model's), so the CV measures exactly what
 was released; ``--epochs`` may shorten it (recorded). Folds are separate processes so that k of
 them share one GPU; ``train`` can be stopped at a deadline and ``score`` then uses the fold's best
-epoch so far (``stopped_early`` in its JSON says so).
+epoch so far (``stopped_by_deadline`` in its JSON says so).
 
     python benchmarks/classify_cv.py train --recipe models/released/classifier-lite2-224/args.yaml \\
         --bundle .bundle/cells224.npz --weights .bundle/lite2_fp16.pt --fold 0 \\
@@ -41,9 +41,10 @@ from mixmag.errors import MixmagError  # noqa: E402
 from mixmag.fileio import prepare_output, write_json  # noqa: E402
 
 # the settings of a run's args.yaml that make up its recipe (paths, device and naming are not)
-RECIPE_KEYS = ("backbone", "pretrained", "imgsz", "epochs", "batch", "lr", "weight_decay", "warmup",
-               "label_smoothing", "class_weights", "scale_range", "scale_p", "freeze_stages",
-               "colour", "patience", "ema", "tta", "seed")
+RECIPE_KEYS = ("backbone", "pretrained", "imgsz", "store_size", "epochs", "batch", "lr",
+               "weight_decay", "warmup", "label_smoothing", "class_weights", "train_fraction",
+               "per_class", "scale_range", "scale_p", "freeze_stages", "colour", "patience", "ema",
+               "tta", "seed")
 INNER_VAL = 0.10
 SCALES = (0.5, 1.0, 1.5)
 HEADS = ("svm", "knn", "logreg", "rf")
@@ -79,6 +80,10 @@ def read_recipe(path: str) -> dict:
         raise MixmagError(f"--recipe {path}: cannot read ({type(e).__name__})") from None
     if not isinstance(args, dict) or "backbone" not in args:
         raise MixmagError(f"--recipe {path}: not a train-classifier args.yaml")
+    if args.get("init_from") or args.get("init_checkpoint"):
+        # its starting checkpoint saw train and val: no fold of them would be held out from it
+        raise MixmagError(f"--recipe {path}: this run started from a checkpoint (--init); "
+                          "cross-validate the recipe that made that checkpoint instead")
     recipe = {k: args[k] for k in RECIPE_KEYS if k in args}
     if "scale_range" in recipe:
         recipe["scale_range"] = tuple(recipe["scale_range"])
@@ -166,7 +171,7 @@ def cmd_score(a) -> int:
     best = json.loads((d / "run" / "metrics.json").read_text()) if (d / "run" / "metrics.json").is_file() else None
     res.update(epochs_planned=epochs, epochs_run=int(len(hist)),
                best_epoch=_best_epoch(ckpt),
-               stopped_early=best is None and len(hist) < epochs,
+               stopped_by_deadline=best is None and len(hist) < epochs,
                train_seconds=float(hist["train_seconds"].sum()),
                score_seconds=round(time.perf_counter() - t0, 1))
     write_json(d / "cv_fold.json", res)
@@ -205,7 +210,8 @@ def cmd_summarize(a) -> int:
               f"P/R {row['erythroblast_precision_mean']:.2%}/{row['erythroblast_recall_mean']:.2%}"
               f"  ({row['folds']} folds)")
     if "softmax@0.5x" in summary:
-        gap = [r["configs"]["softmax"]["accuracy"] - r["configs"]["softmax@0.5x"]["accuracy"] for r in rs]
+        gap = [r["configs"]["softmax"]["accuracy"] - r["configs"]["softmax@0.5x"]["accuracy"]
+               for r in rs if "softmax@0.5x" in r["configs"]]
         summary["gap_1x_minus_0.5x"] = {"mean": float(np.mean(gap)), "fold_values": gap}
         print(f"1x - 0.5x accuracy gap: {np.mean(gap):.2%}")
     out = {"protocol": __doc__.split("\n\n")[1].replace("\n", " "),

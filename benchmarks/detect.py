@@ -54,6 +54,9 @@ def machine() -> str:
 
 
 def git_commit() -> str:
+    if os.environ.get("MIXMAG_COMMIT"):
+        # a copy of the tree sent elsewhere (a lent GPU machine) names the commit it was made from
+        return os.environ["MIXMAG_COMMIT"]
     try:
         head = subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], text=True,
                                        stderr=subprocess.DEVNULL).strip()
@@ -61,8 +64,7 @@ def git_commit() -> str:
                                         text=True, stderr=subprocess.DEVNULL).strip()
         return head + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
-        # a copy of the tree without .git (a lent GPU machine): the caller may name the commit
-        return os.environ.get("MIXMAG_COMMIT", "unknown")
+        return "unknown"
 
 
 def load1() -> float:
@@ -139,8 +141,14 @@ def figures(truth, cells: pd.DataFrame, conf: float, iou: float) -> dict:
     from mixmag.detect.magnification import estimate_vs_truth
     from mixmag.evaluate import evaluate
 
-    res = evaluate(truth, cells, iou=iou, conf=conf, bootstrap=0, all_classes_map=True)
+    from mixmag.evaluate.coco import class_hypotheses, coco_map
+
+    res = evaluate(truth, cells, iou=iou, conf=conf, bootstrap=0)
     h = res.headline
+    hyp = class_hypotheses(res.pred)
+    every = coco_map(res.truth.cells, res.truth.images["image"].tolist(), hyp) if hyp is not None else None
+    h["map50_all_classes"] = every["map50"] if every else None
+    h["map50_95_all_classes"] = every["map50_95"] if every else None
     out = {"macro_f1": h["macro_f1"], "loc_recall": h["loc_recall"],
            "loc_precision": h["loc_precision"], "accuracy_matched": h["accuracy_matched"],
            "map50": h["map50"], "map50_95": h["map50_95"],
@@ -148,6 +156,9 @@ def figures(truth, cells: pd.DataFrame, conf: float, iou: float) -> dict:
            "map50_95_all_classes": h.get("map50_95_all_classes"), "n_truth": h["n_truth"],
            "n_pred": h["n_pred"], "n_missed": h["n_missed"], "n_spurious": h["n_spurious"],
            "per_class_f1": dict(zip(res.per_class["class_name"], res.per_class["f1"])),
+           "per_class_ap50": dict(zip(res.per_class["class_name"], res.per_class["ap50"])),
+           "per_class_ap50_all_classes": ({k: v["ap50"] for k, v in every["per_class"].items()}
+                                          if every else None),
            "by_magnification": {}}
     pm = res.per_magnification
     for level, g in pm.groupby("magnification", sort=False):

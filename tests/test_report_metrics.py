@@ -392,6 +392,18 @@ def test_map_over_all_class_hypotheses_credits_the_runner_up_class():
     assert both.headline["map50"] == one.headline["map50"]
     assert both.headline["macro_f1"] == one.headline["macro_f1"]
     assert both.headline["map50_all_classes"] > one.headline["map50"]
+    # rows scored as predict's default mode does, √(det_conf × class_conf): each class hypothesis
+    # is scored by that rule with its own probability; a zero own probability keeps the score
+    g = p.assign(det_conf=[0.8, 0.9], class_conf=[0.6, 0.9])
+    g["score"] = np.sqrt(g["det_conf"] * g["class_conf"])
+    hg = class_hypotheses(g)
+    assert hg[hg["class_name"] == "erythroblast"]["score"].iloc[0] == pytest.approx(np.sqrt(0.8 * 0.395))
+    assert sorted(hg[hg["class_name"] == "lymphocyte"]["score"]) == sorted(g["score"])
+    z = p.copy()
+    z.loc[0, "p_lymphocyte"] = 0.0
+    hz = class_hypotheses(z)
+    assert hz[(hz["class_name"] == "lymphocyte") & (hz["y1"] == 10)]["score"].iloc[0] == 0.6
+
     plain = evaluate(t, p.drop(columns=[c for c in p.columns if c.startswith("p_")]), bootstrap=0,
                      all_classes_map=True)
     assert "map50_all_classes" not in plain.headline and any("p_<class>" in n for n in plain.notes)

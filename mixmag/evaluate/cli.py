@@ -35,9 +35,10 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--no-coco", action="store_true", help="skip COCO mAP (faster)")
     p.add_argument("--map-all-classes", action="store_true",
-                   help="also COCO mAP with each cell once per class it may be (score × p_class / "
-                        "p_top, classes with p >= 0.01), as ultralytics' val scores detectors; "
-                        "needs `mixmag predict` output (p_<class> columns)")
+                   help="also COCO mAP with each cell once per class it may be (p >= 0.01, "
+                        "scored by the row's own rule with that class's probability), as "
+                        "ultralytics' val scores detectors; needs `mixmag predict` output "
+                        "(p_<class> columns)")
     p.add_argument("--images-dir", help="folder with the truth images, for the worst-images strip "
                                         "(default: the truth's dataset folder)")
     p.add_argument("--worst", type=int, default=8, help="worst images drawn in the HTML (default 8)")

@@ -54,27 +54,46 @@ def coco_objects(truth_cells: pd.DataFrame, images: list[str], pred: pd.DataFram
     return gt, dt, img_id
 
 
+# how `mixmag predict` turns (det_conf, class_conf) into a row's score, by mode (docs/CONTRACTS.md)
+_SCORE_RULES = {"class probability": lambda d, p: p,
+                "geometric mean": lambda d, p: np.sqrt(d * p),
+                "product": lambda d, p: d * p}
+
+
 def class_hypotheses(pred: pd.DataFrame, min_prob: float = 0.01) -> pd.DataFrame | None:
     """Each cell once per class it may be, as COCO-style detectors report and ultralytics' val
-    scores (``multi_label``): class c gets score × p_c / p_(the cell's class), so the cell's own
-    class keeps its row and score and a runner-up class ranks lower by its probability ratio.
-    Classes with p_c below ``min_prob`` are left out (they only add detections at the tail).
-    None when the predictions carry no ``p_<class>`` columns (e.g. a COCO results file)."""
+    scores (``multi_label``). Class c is scored by the rule that scored the row, with p_c in place
+    of the row's class probability: the rule is recognised from ``det_conf``/``class_conf``
+    (class probability, √(det·p) or det·p, whichever reproduces every score); failing that,
+    score × p_c / p_(the row's class). The row's own class keeps its row and score. Classes with
+    p_c below ``min_prob`` are left out (they only add detections at the tail). None when the
+    predictions carry no ``p_<class>`` columns (e.g. a COCO results file)."""
     cols = [f"p_{n}" for n in CLASS_NAMES]
     if not set(cols) <= set(pred.columns):
         return None
     if len(pred) == 0:
         return pred
     P = pred[cols].to_numpy(float)
+    n = np.arange(len(pred))
     cid = (pred["class_id"] if "class_id" in pred else
-           pred["class_name"].map({n: k for k, n in enumerate(CLASS_NAMES)})).to_numpy(int)
-    own = P[np.arange(len(pred)), cid]
-    ratio = np.divide(P, own[:, None], out=np.zeros_like(P), where=own[:, None] > 0)
+           pred["class_name"].map({c: k for k, c in enumerate(CLASS_NAMES)})).to_numpy(int)
+    score = pred["score"].to_numpy(float)
+    S = None
+    if {"det_conf", "class_conf"} <= set(pred.columns):
+        d, c = pred["det_conf"].to_numpy(float), pred["class_conf"].to_numpy(float)
+        for rule in _SCORE_RULES.values():
+            if np.allclose(rule(d, c), score, rtol=0, atol=1e-5):
+                S = rule(d[:, None], P)
+                break
+    if S is None:
+        own = P[n, cid]
+        S = score[:, None] * np.divide(P, own[:, None], out=np.zeros_like(P), where=own[:, None] > 0)
+    S[n, cid] = score  # the row as predict wrote it
     rows, ks = np.nonzero((P >= min_prob) | (np.arange(NUM_CLASSES) == cid[:, None]))
     out = pred.iloc[rows][["image", "x1", "y1", "x2", "y2"]].reset_index(drop=True)
     out["class_id"] = ks
     out["class_name"] = np.asarray(CLASS_NAMES)[ks]
-    out["score"] = np.clip(pred["score"].to_numpy(float)[rows] * ratio[rows, ks], 0, 1)
+    out["score"] = np.clip(S[rows, ks], 0, 1)
     return out
 
 

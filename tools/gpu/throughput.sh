@@ -4,7 +4,7 @@
 #   carry .whl .dev  (.dev/models/<released detector and classifier folders>, .dev/mix-test96: the
 #   first 96 test composites + cells.csv, as made by `mixmag synthesize ... --seed 2`)
 #   MIXMAG_COMMIT=<sha> bash tools/gpu/throughput.sh
-set -u
+set -u -o pipefail
 OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site:$PWD YOLO_CONFIG_DIR=/tmp/yolo-config YOLO_OFFLINE=1
 PY=${PY:-python3}
@@ -17,4 +17,3 @@ $PY benchmarks/detect.py --data .dev/mix-test96 --detector $D --classifier $C --
   --device $DEV --throughput ${N:-96} --throughput-batch ${BATCHES:-1 8 32} \
   --throughput-config yolo11n-640-8class+lite0-160-crops4/off yolo11n-640-8class/off \
   --out $OUT/detect-throughput-gpu.json 2>&1 | grep -v "summary (fused)"
-nvidia-smi --query-gpu=name,memory.used --format=csv,noheader 2>/dev/null
