@@ -83,7 +83,7 @@ def class_hypotheses(pred: pd.DataFrame, min_prob: float = 0.01) -> pd.DataFrame
         d, c = pred["det_conf"].to_numpy(float), pred["class_conf"].to_numpy(float)
         for rule in _SCORE_RULES.values():
             if np.allclose(rule(d, c), score, rtol=0, atol=1e-5):
-                S = rule(d[:, None], P)
+                S = np.array(rule(d[:, None], P), dtype=float)  # a copy: P may be read-only
                 break
     if S is None:
         own = P[n, cid]
