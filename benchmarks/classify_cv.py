@@ -186,6 +186,7 @@ def _best_epoch(ckpt) -> int:
 
 
 def cmd_summarize(a) -> int:
+    from classify import machine  # benchmarks/classify.py
     folds = sorted(Path(a.project).glob("fold*/cv_fold.json"))
     if not folds:
         raise MixmagError(f"{a.project}: no fold*/cv_fold.json (run `score` first)")
@@ -216,22 +217,13 @@ def cmd_summarize(a) -> int:
         print(f"1x - 0.5x accuracy gap: {np.mean(gap):.2%}")
     out = {"protocol": __doc__.split("\n\n")[1].replace("\n", " "),
            "command": " ".join(["python", *sys.argv]), "code_commit": os.environ.get("MIXMAG_COMMIT"),
-           "date": time.strftime("%Y-%m-%d %H:%M"), "machine": a.machine or _machine(),
+           "date": time.strftime("%Y-%m-%d %H:%M"), "machine": a.machine or machine(),
            "setup": setup, "summary": summary,
            "folds": [{k: v for k, v in r.items() if k != "configs"} |
                      {"accuracy": {n: c["accuracy"] for n, c in r["configs"].items()}} for r in rs]}
     write_json(Path(a.out), out)
     print(f"written {a.out}")
     return 0
-
-
-def _machine() -> str:
-    import torch
-
-    from mixmag.provenance import cpu_model
-
-    s = f"{cpu_model()}, {os.cpu_count()} CPUs"
-    return s + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "")
 
 
 def main(argv=None) -> int:
@@ -268,8 +260,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except MixmagError as e:
-        print(f"benchmarks/classify_cv.py: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    from mixmag.cli import run_script
+
+    run_script(main, "benchmarks/classify_cv.py")

@@ -141,24 +141,18 @@ def figures(truth, cells: pd.DataFrame, conf: float, iou: float) -> dict:
     from mixmag.detect.magnification import estimate_vs_truth
     from mixmag.evaluate import evaluate
 
-    from mixmag.evaluate.coco import class_hypotheses, coco_map
-
-    res = evaluate(truth, cells, iou=iou, conf=conf, bootstrap=0)
-    h = res.headline
-    hyp = class_hypotheses(res.pred)
-    every = coco_map(res.truth.cells, res.truth.images["image"].tolist(), hyp) if hyp is not None else None
-    h["map50_all_classes"] = every["map50"] if every else None
-    h["map50_95_all_classes"] = every["map50_95"] if every else None
+    res = evaluate(truth, cells, iou=iou, conf=conf, bootstrap=0, all_classes_map=True)
+    h, pc = res.headline, res.per_class
     out = {"macro_f1": h["macro_f1"], "loc_recall": h["loc_recall"],
            "loc_precision": h["loc_precision"], "accuracy_matched": h["accuracy_matched"],
            "map50": h["map50"], "map50_95": h["map50_95"],
            "map50_all_classes": h.get("map50_all_classes"),
            "map50_95_all_classes": h.get("map50_95_all_classes"), "n_truth": h["n_truth"],
            "n_pred": h["n_pred"], "n_missed": h["n_missed"], "n_spurious": h["n_spurious"],
-           "per_class_f1": dict(zip(res.per_class["class_name"], res.per_class["f1"])),
-           "per_class_ap50": dict(zip(res.per_class["class_name"], res.per_class["ap50"])),
-           "per_class_ap50_all_classes": ({k: v["ap50"] for k, v in every["per_class"].items()}
-                                          if every else None),
+           "per_class_f1": dict(zip(pc["class_name"], pc["f1"])),
+           "per_class_ap50": dict(zip(pc["class_name"], pc["ap50"])),
+           "per_class_ap50_all_classes": (dict(zip(pc["class_name"], pc["ap50_all_classes"]))
+                                          if "ap50_all_classes" in pc else None),
            "by_magnification": {}}
     pm = res.per_magnification
     for level, g in pm.groupby("magnification", sort=False):
@@ -450,8 +444,6 @@ def run_throughput(args, sources, spec=None) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except MixmagError as e:
-        print(f"benchmarks/detect.py: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    from mixmag.cli import run_script
+
+    run_script(main, "benchmarks/detect.py")

@@ -25,6 +25,16 @@ def config_from_args(cls, args: argparse.Namespace):
     return cls(**{k: v for k, v in vars(args).items() if k in fields})
 
 
+def run_script(main, prog: str) -> None:
+    """Exit with a script's ``main()``; a MixmagError becomes one line on stderr and its exit
+    code, as for the ``mixmag`` commands (benchmarks/ and tools/ scripts)."""
+    try:
+        sys.exit(main())
+    except MixmagError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mixmag",

@@ -194,10 +194,6 @@ def _gpu() -> str:
 
 
 if __name__ == "__main__":
-    from mixmag.errors import MixmagError
+    from mixmag.cli import run_script
 
-    try:
-        sys.exit(main())
-    except MixmagError as e:
-        print(f"device_train_detector: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_script(main, "device_train_detector")

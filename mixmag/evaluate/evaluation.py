@@ -125,7 +125,8 @@ def evaluate(truth, pred: pd.DataFrame, iou: float | Sequence[float] = 0.5, conf
     bootstrap: resamples over images for 95 % intervals (0: off). sweep: figures per conf.
     all_classes_map: also COCO mAP with every class a cell may be as its own detection
         (``coco.class_hypotheses``; ultralytics' val protocol), beside the headline mAP of one
-        class a cell; needs ``p_<class>`` columns.
+        class a cell: headline ``map50_all_classes``/``map50_95_all_classes`` and per-class
+        ``ap50_all_classes``/``ap50_95_all_classes``; needs ``p_<class>`` columns.
     Returns a :class:`Result`; pass it to ``write_report``.
     """
     ious = [float(iou)] if np.isscalar(iou) else [float(t) for t in iou]
@@ -181,6 +182,9 @@ def evaluate(truth, pred: pd.DataFrame, iou: float | Sequence[float] = 0.5, conf
                          "predictions have none")
         else:
             coco_all = coco_map(cells, names, hyp)
+            ap = pd.DataFrame(coco_all["per_class"]).T
+            table["ap50_all_classes"] = table["class_name"].map(ap["ap50"]).astype(float)
+            table["ap50_95_all_classes"] = table["class_name"].map(ap["ap50_95"]).astype(float)
 
     counts = per_image_counts(out["true"].to_numpy(), out["pred"].to_numpy(),
                               out["img"].to_numpy(), len(names))
