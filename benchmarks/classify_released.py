@@ -3,8 +3,13 @@
     python benchmarks/classify_released.py --split datasets/pbc-split.csv \
         models/released/classifier-lite0-160/best.pt models/released/classifier-lite2-224/best.pt
 
-The rescaled protocol shrinks or enlarges the cell inside its own canvas (the same in-canvas rescale
-the training augmentation uses), so 0.5x is the cell as a 0.5x composite shows it. Prints accuracy,
+The rescaled protocol (``--protocol in-canvas``, the one issue 4's target is measured with) shrinks
+or enlarges the cell inside its own canvas (the same in-canvas rescale the training augmentation
+uses): at 0.5x the cell fills a quarter of the pixels the classifier sees, as in a fixed-size
+window of a 0.5x smear. ``--protocol resample`` resizes the whole image instead (as the generator
+resizes a cut-out: area to shrink, cubic to enlarge), so the classifier's own resize brings the
+cell back to its usual share of the input and only the detail lost on the way differs, as for a
+detector crop of a 0.5x cell. Prints accuracy,
 macro F1 and erythroblast P/R per scale and writes benchmarks/results/classify_released.json
 (command, commit, CPU, date, load) and a confusion PNG per model at 1x.
 """
@@ -43,6 +48,13 @@ def _name(weights: str) -> str:
 
 
 
+def resample(img, scale: float):
+    """The whole image at ``scale`` x its pixel size (interpolation as the generator's)."""
+    h, w = img.shape[:2]
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+    return cv2.resize(img, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=interp)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("weights", nargs="+")
@@ -50,6 +62,8 @@ def main() -> None:
     ap.add_argument("--pbc", default=None)
     ap.add_argument("--part", choices=["test", "val"], default="test",
                     help="val: choose between checkpoints per scale without touching the test split")
+    ap.add_argument("--protocol", choices=["in-canvas", "resample"], default="in-canvas",
+                    help="how a test image is brought to 0.5x / 1.5x (see the module docstring)")
     ap.add_argument("--limit", type=int, default=0, help="score only the first N test images")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "classify_released.json"))
     args = ap.parse_args()
@@ -63,13 +77,15 @@ def main() -> None:
                             text=True).stdout.strip()
     record = {"command": "python " + " ".join([os.path.relpath(__file__, REPO), *sys.argv[1:]]),
               "commit": commit, "cpu": cpu_model(), "date": time.strftime("%Y-%m-%d"),
-              "load_avg_before": os.getloadavg()[0], "part": args.part, "n_test": int(len(y)),
+              "load_avg_before": os.getloadavg()[0], "part": args.part, "protocol": args.protocol,
+              "n_test": int(len(y)),
               "manifest_hash": m.attrs["manifest_hash"], "models": {}}
     for w in args.weights:
         clf = load_classifier(w, device="cpu")
         res = {}
         for s in SCALES:
-            crops = [rescale_in_canvas(im, s) if s != 1.0 else im for im in images]
+            crops = [im if s == 1.0 else rescale_in_canvas(im, s) if args.protocol == "in-canvas"
+                     else resample(im, s) for im in images]
             t = time.time()
             pred = clf.predict(crops, batch_size=64).argmax(1)
             met = classification_metrics(y, pred, CLASS_NAMES)
@@ -77,9 +93,10 @@ def main() -> None:
             res[f"{s}x"] = met
             print(f"{_name(w)} at {s}x: {summary_line(met)}  {met['images_per_s']} img/s",
                   flush=True)
-        png = Path(args.out).with_name(f"confusion_{_name(w)}_{args.part}.png")
-        save_confusion_png(res["1.0x"]["confusion"], CLASS_NAMES, png,
-                           title=f"{_name(w)}, PBC {args.part} split (n={len(y)})")
+        if args.protocol == "in-canvas":  # 1x is the same image under either protocol
+            png = Path(args.out).with_name(f"confusion_{_name(w)}_{args.part}.png")
+            save_confusion_png(res["1.0x"]["confusion"], CLASS_NAMES, png,
+                               title=f"{_name(w)}, PBC {args.part} split (n={len(y)})")
         res["gap_0.5x_vs_1x_points"] = round(100 * (res["1.0x"]["accuracy"] - res["0.5x"]["accuracy"]), 2)
         record["models"][_name(w)] = res
     record["load_avg_after"] = os.getloadavg()[0]

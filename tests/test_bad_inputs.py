@@ -367,6 +367,19 @@ for ck, pat in (("3-classes", r"3\.pt: trained for 3 classes"),
                                                       c.checkpoint(k), "--head", "knn", "--out", o,
                                                       "--cache", c.base / "feat"],
          "error", ckpat, out="file")
+for ck, pat in (("3-classes", r"cannot average .*3-classes\.pt with .*: class_names differs"),
+                ("unknown-backbone", r"unknown-backbone\.pt: unknown backbone 'alexnet_9000'"),
+                ("pickle-bomb", r"pickle-bomb\.pt: not a loadable mixmag checkpoint"),
+                ("not-a-checkpoint", r"not-a-checkpoint\.pt: not a loadable mixmag checkpoint")):
+    case(f"average-classifiers/{ck}", lambda c, o, k=ck: ["average-classifiers", c.checkpoint(),
+                                                         c.checkpoint(k), "--out", o],
+         "error", pat, out="file")
+case("average-classifiers/one-checkpoint", lambda c, o: ["average-classifiers", c.checkpoint(),
+                                                         "--out", o],
+     "error", r"needs at least two checkpoints", out="file")
+case("average-classifiers/weights-count", lambda c, o: ["average-classifiers", c.checkpoint(),
+                                                       c.checkpoint(), "--weights", "1", "--out", o],
+     "error", r"1 weights for 2 checkpoints", out="file")
 case("classify/no-such-image", lambda c, o: ["classify", c.base / "ghost.jpg", "--weights",
                                              c.checkpoint(), "--out", o],
      "error", r"ghost\.jpg: no such file", out="file")

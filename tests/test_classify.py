@@ -316,6 +316,54 @@ def test_garbage_and_mismatched_weights_are_refused(tiny_run, tmp_path):
         load_classifier(tmp_path / "absent.pt")
 
 
+def test_average_of_checkpoints_is_the_mean_of_their_weights(tiny_run, tmp_path):
+    from mixmag.classify import load_classifier
+    from mixmag.classify.average import write_average
+    from mixmag.classify.checkpoint import half_checkpoint
+
+    a = tiny_run / "weights/best.pt"
+    ck = _ck(tiny_run)
+    g = torch.Generator().manual_seed(0)
+    ck["state_dict"] = {k: v + torch.randn(v.shape, generator=g) if v.is_floating_point() else v
+                        for k, v in ck["state_dict"].items()}
+    b = tmp_path / "b.pt"
+    torch.save(ck, b)
+    half_checkpoint(b, tmp_path / "b16.pt")  # a released (fp16) part is read as float32
+    out = tmp_path / "soup.pt"
+    write_average([a, tmp_path / "b16.pt"], out, weights=[3, 1])
+    soup = torch.load(out, weights_only=True)
+    sa, sb = torch.load(a, weights_only=True)["state_dict"], torch.load(tmp_path / "b16.pt", weights_only=True)["state_dict"]
+    floats = [k for k, v in sa.items() if v.is_floating_point()]
+    assert floats and all(torch.allclose(soup["state_dict"][k], (3 * sa[k] + sb[k].float()) / 4, atol=1e-6)
+                          for k in floats)
+    assert [p["weight"] for p in soup["args"]["average_of"]] == [3, 1]
+    assert len(soup["args"]["average_of"][0]["sha256"]) == 64
+    assert "train_state" not in soup and soup["metrics"] == {"averaged": 2}
+    # a checkpoint averaged with itself is itself
+    write_average([a, a], tmp_path / "same.pt")
+    crops = [np.random.default_rng(i).integers(0, 255, (40, 50, 3), dtype=np.uint8) for i in range(4)]
+    assert np.allclose(load_classifier(a).predict(crops), load_classifier(tmp_path / "same.pt").predict(crops),
+                       atol=1e-6)
+    with pytest.raises(MixmagError, match="already exists"):
+        write_average([a, b], out)
+
+
+@pytest.mark.parametrize("change,match", [
+    ({"input_size": 48}, "input_size differs"),
+    ({"mean": [0.1, 0.2, 0.3]}, "mean differs"),
+    ({"args": {"tta": True}}, "TTA"),
+])
+def test_average_refuses_checkpoints_that_are_not_one_model(tiny_run, tmp_path, change, match):
+    from mixmag.classify.average import average_checkpoints
+
+    p = tmp_path / "other.pt"
+    torch.save(_ck(tiny_run, **change), p)
+    with pytest.raises(MixmagError, match=match):
+        average_checkpoints([tiny_run / "weights/best.pt", p])
+    with pytest.raises(MixmagError, match="at least two"):
+        average_checkpoints([tiny_run / "weights/best.pt"])
+
+
 def test_classify_cli(tiny_run, drawn_pbc, tmp_path):
     import pandas as pd
 

@@ -139,13 +139,11 @@ def main(argv=None) -> int:
     t0 = time.time()
     installed = ensure_wheels(args.wheels)
     preflight()
-    from mixmag.detect.train import parse_overrides, train_detector
+    from mixmag.detect.train import check_data_yaml, parse_overrides, train_detector
     from mixmag.detect.yolo_env import polars_available
 
     out = Path(args.out).resolve()
-    import yaml
-
-    data_cfg = yaml.safe_load(Path(args.data).read_text())
+    data_cfg = check_data_yaml(args.data)  # one line, not a traceback, for a missing or bad yaml
     nc = 1 if args.single_class else len(data_cfg["names"])
     lr0 = args.lr0 if args.lr0 is not None else round(0.002 * 5 / (4 + nc), 6)
     extra = dict(imgsz=args.imgsz, batch=args.batch, workers=args.workers, device=args.device,

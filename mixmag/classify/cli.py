@@ -1,5 +1,5 @@
 """Subcommands: train-classifier, classify, pack-bundle, pack-crops, features, train-head,
-adapt-classifier."""
+average-classifiers, adapt-classifier."""
 
 from __future__ import annotations
 
@@ -96,6 +96,16 @@ def register(sub) -> None:
     h.add_argument("--overwrite", action="store_true")
     h.set_defaults(func=_train_head)
 
+    a = sub.add_parser("average-classifiers",
+                       help="one checkpoint whose weights are the mean of several (a model soup)")
+    a.add_argument("checkpoints", nargs="+", help="classifier checkpoints fine-tuned one from another "
+                   "(same backbone, classes, input size, mean/std)")
+    a.add_argument("--out", required=True, help="checkpoint to write (.pt)")
+    a.add_argument("--weights", type=float, nargs="+", help="one weight a checkpoint (default: equal)")
+    a.add_argument("--half", action="store_true", help="store fp16 weights (half the size)")
+    a.add_argument("--overwrite", action="store_true")
+    a.set_defaults(func=_average)
+
     from .crop_bundle import register as register_pack_crops
     from .domain import register_adapt
 
@@ -149,6 +159,15 @@ def _classify(args: argparse.Namespace) -> int:
     else:
         cols = ["image", "class_name", "class_conf"]
         print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    return 0
+
+
+def _average(args: argparse.Namespace) -> int:
+    from .average import write_average
+
+    size = write_average(args.checkpoints, args.out, args.weights, args.overwrite, args.half)
+    print(f"wrote {args.out} ({size / 1e6:.1f} MB): the mean of {len(args.checkpoints)} checkpoints; "
+          "score it before quoting figures")
     return 0
 
 

