@@ -64,9 +64,19 @@ def main() -> None:
                     help="val: choose between checkpoints per scale without touching the test split")
     ap.add_argument("--protocol", choices=["in-canvas", "resample"], default="in-canvas",
                     help="how a test image is brought to 0.5x / 1.5x (see the module docstring)")
+    ap.add_argument("--input-size", type=int, nargs="+", metavar="PX",
+                    help="also score each checkpoint at these input sizes instead of its own (a "
+                         "test-time resolution check; choose with --part val)")
+    ap.add_argument("--tta-sizes", type=int, nargs="+", metavar="PX",
+                    help="also score each checkpoint with its probabilities averaged over these "
+                         "input sizes (mixmag classify --tta-sizes)")
     ap.add_argument("--limit", type=int, default=0, help="score only the first N test images")
-    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "classify_released.json"))
+    ap.add_argument("--out", help="default benchmarks/results/classify_released.json "
+                    "(classify_released-resample.json with --protocol resample)")
     args = ap.parse_args()
+    if not args.out:
+        suffix = "" if args.protocol == "in-canvas" else f"-{args.protocol}"
+        args.out = str(REPO / "benchmarks" / "results" / f"classify_released{suffix}.json")
     m = load_manifest(args.split, pbc=args.pbc)
     test = m[m["split"] == args.part]
     if args.limit:
@@ -80,8 +90,17 @@ def main() -> None:
               "load_avg_before": os.getloadavg()[0], "part": args.part, "protocol": args.protocol,
               "n_test": int(len(y)),
               "manifest_hash": m.attrs["manifest_hash"], "models": {}}
-    for w in args.weights:
+    runs = [(w, None) for w in args.weights]
+    runs += [(w, px) for w in args.weights for px in (args.input_size or [])]
+    runs += [(w, tuple(args.tta_sizes)) for w in args.weights if args.tta_sizes]
+    for w, px in runs:
         clf = load_classifier(w, device="cpu")
+        name = _name(w)
+        if isinstance(px, tuple):
+            clf.set_sizes(px)
+            name = f"{name}@{'+'.join(map(str, px))}"
+        elif px:
+            clf.input_size, name = px, f"{name}@{px}"
         res = {}
         for s in SCALES:
             crops = [im if s == 1.0 else rescale_in_canvas(im, s) if args.protocol == "in-canvas"
@@ -91,14 +110,14 @@ def main() -> None:
             met = classification_metrics(y, pred, CLASS_NAMES)
             met["images_per_s"] = round(len(crops) / (time.time() - t), 1)
             res[f"{s}x"] = met
-            print(f"{_name(w)} at {s}x: {summary_line(met)}  {met['images_per_s']} img/s",
+            print(f"{name} at {s}x: {summary_line(met)}  {met['images_per_s']} img/s",
                   flush=True)
         if args.protocol == "in-canvas":  # 1x is the same image under either protocol
-            png = Path(args.out).with_name(f"confusion_{_name(w)}_{args.part}.png")
+            png = Path(args.out).with_name(f"confusion_{name}_{args.part}.png")
             save_confusion_png(res["1.0x"]["confusion"], CLASS_NAMES, png,
-                               title=f"{_name(w)}, PBC {args.part} split (n={len(y)})")
+                               title=f"{name}, PBC {args.part} split (n={len(y)})")
         res["gap_0.5x_vs_1x_points"] = round(100 * (res["1.0x"]["accuracy"] - res["0.5x"]["accuracy"]), 2)
-        record["models"][_name(w)] = res
+        record["models"][name] = res
     record["load_avg_after"] = os.getloadavg()[0]
     write_json(args.out, record)
     print(f"wrote {args.out}")

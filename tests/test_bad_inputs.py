@@ -377,9 +377,15 @@ for ck, pat in (("3-classes", r"cannot average .*3-classes\.pt with .*: class_na
 case("average-classifiers/one-checkpoint", lambda c, o: ["average-classifiers", c.checkpoint(),
                                                          "--out", o],
      "error", r"needs at least two checkpoints", out="file")
-case("average-classifiers/weights-count", lambda c, o: ["average-classifiers", c.checkpoint(),
-                                                       c.checkpoint(), "--weights", "1", "--out", o],
-     "error", r"1 weights for 2 checkpoints", out="file")
+case("average-classifiers/mix-count", lambda c, o: ["average-classifiers", c.checkpoint(),
+                                                   c.checkpoint(), "--mix", "1", "--out", o],
+     "error", r"--mix: 1 coefficients for 2 checkpoints", out="file")
+case("average-classifiers/mix-nan", lambda c, o: ["average-classifiers", c.checkpoint(),
+                                                 c.checkpoint(), "--mix", "nan", "1", "--out", o],
+     "error", r"--mix nan 1\.0: coefficients must be finite", out="file")
+case("classify/tta-sizes-tiny", lambda c, o: ["classify", c.image("cmyk"), "--weights", c.checkpoint(),
+                                               "--tta-sizes", "64", "4", "--out", o],
+     "error", r"--tta-sizes 64 4: give input sizes of 16-1024 px", out="file")
 case("classify/no-such-image", lambda c, o: ["classify", c.base / "ghost.jpg", "--weights",
                                              c.checkpoint(), "--out", o],
      "error", r"ghost\.jpg: no such file", out="file")

@@ -324,19 +324,19 @@ def test_average_of_checkpoints_is_the_mean_of_their_weights(tiny_run, tmp_path)
     a = tiny_run / "weights/best.pt"
     ck = _ck(tiny_run)
     g = torch.Generator().manual_seed(0)
-    ck["state_dict"] = {k: v + torch.randn(v.shape, generator=g) if v.is_floating_point() else v
+    ck["state_dict"] = {k: v + 0.05 * torch.randn(v.shape, generator=g) if v.is_floating_point() else v
                         for k, v in ck["state_dict"].items()}
     b = tmp_path / "b.pt"
     torch.save(ck, b)
     half_checkpoint(b, tmp_path / "b16.pt")  # a released (fp16) part is read as float32
     out = tmp_path / "soup.pt"
-    write_average([a, tmp_path / "b16.pt"], out, weights=[3, 1])
+    write_average([a, tmp_path / "b16.pt"], out, mix=[3, 1])
     soup = torch.load(out, weights_only=True)
     sa, sb = torch.load(a, weights_only=True)["state_dict"], torch.load(tmp_path / "b16.pt", weights_only=True)["state_dict"]
     floats = [k for k, v in sa.items() if v.is_floating_point()]
     assert floats and all(torch.allclose(soup["state_dict"][k], (3 * sa[k] + sb[k].float()) / 4, atol=1e-6)
                           for k in floats)
-    assert [p["weight"] for p in soup["args"]["average_of"]] == [3, 1]
+    assert [p["coefficient"] for p in soup["args"]["average_of"]] == [3, 1]
     assert len(soup["args"]["average_of"][0]["sha256"]) == 64
     assert "train_state" not in soup and soup["metrics"] == {"averaged": 2}
     # a checkpoint averaged with itself is itself
@@ -346,22 +346,58 @@ def test_average_of_checkpoints_is_the_mean_of_their_weights(tiny_run, tmp_path)
                        atol=1e-6)
     with pytest.raises(MixmagError, match="already exists"):
         write_average([a, b], out)
+    # --half stores fp16 and answers as the float32 soup does
+    write_average([a, tmp_path / "b16.pt"], tmp_path / "soup16.pt", mix=[3, 1], half=True)
+    assert torch.load(tmp_path / "soup16.pt", weights_only=True)["state_dict"][floats[0]].dtype == torch.float16
+    assert np.abs(load_classifier(out).predict(crops) - load_classifier(tmp_path / "soup16.pt").predict(crops)).max() < 1e-2
 
 
 @pytest.mark.parametrize("change,match", [
     ({"input_size": 48}, "input_size differs"),
     ({"mean": [0.1, 0.2, 0.3]}, "mean differs"),
     ({"args": {"tta": True}}, "TTA"),
+    ({"manifest_hash": "0123456789abcdef"}, "different split manifests"),
+    ({"state_dict": "one layer wider"}, "layer .* is"),
 ])
 def test_average_refuses_checkpoints_that_are_not_one_model(tiny_run, tmp_path, change, match):
     from mixmag.classify.average import average_checkpoints
 
+    if change.get("state_dict"):
+        sd = dict(_ck(tiny_run)["state_dict"])
+        k = next(k for k, v in sd.items() if v.is_floating_point() and v.ndim == 1)
+        change = {"state_dict": {**sd, k: torch.zeros(len(sd[k]) + 1)}}
     p = tmp_path / "other.pt"
     torch.save(_ck(tiny_run, **change), p)
     with pytest.raises(MixmagError, match=match):
         average_checkpoints([tiny_run / "weights/best.pt", p])
+
+
+def test_average_needs_two_checkpoints_and_sane_coefficients(tiny_run):
+    from mixmag.classify.average import average_checkpoints
+
+    a = tiny_run / "weights/best.pt"
     with pytest.raises(MixmagError, match="at least two"):
-        average_checkpoints([tiny_run / "weights/best.pt"])
+        average_checkpoints([a])
+    for mix in ([1, -1], [0, 0], [float("inf"), 1]):
+        with pytest.raises(MixmagError, match="must be finite, non-negative"):
+            average_checkpoints([a, a], mix=mix)
+
+
+def test_multi_size_tta_averages_the_sizes(tiny_run):
+    from mixmag.classify import load_classifier
+
+    clf = load_classifier(tiny_run / "weights/best.pt")
+    crops = [np.random.default_rng(i).integers(0, 255, (60, 70, 3), dtype=np.uint8) for i in range(5)]
+    own = clf.predict(crops)
+    clf.input_size = 48
+    big = clf.predict(crops)
+    clf.input_size = 32
+    clf.set_sizes([32, 48])
+    both = clf.predict(crops)
+    assert not np.allclose(own, big, atol=1e-4)  # the size matters, so the average is a real test
+    assert np.allclose(both, (own + big) / 2, atol=1e-6)
+    with pytest.raises(MixmagError, match="--tta-sizes 8"):
+        clf.set_sizes([8])
 
 
 def test_classify_cli(tiny_run, drawn_pbc, tmp_path):

@@ -107,6 +107,29 @@ def test_classifier_onnx_parity(tmp_path):
     assert (p_onnx.argmax(1) == p_torch.argmax(1)).all()
 
 
+def test_tta_checkpoint_answers_the_same_through_onnx(tmp_path):
+    """A checkpoint scored with dihedral TTA must not lose it in the ONNX graph predict uses."""
+    from mixmag.classify import load_classifier
+    from mixmag.classify.checkpoint import save_checkpoint
+    from mixmag.classify.registry import get_backbone
+
+    b = get_backbone("microcellnet")
+    torch.manual_seed(0)
+    model, _ = b.build(len(CLASS_NAMES), pretrained=False)
+    crops = [im[:90, :120] for im in _images()] * 2
+    probs = {}
+    for tta in (False, True):
+        ck = tmp_path / f"tta{tta}.pt"
+        save_checkpoint(ck, model, backbone="microcellnet", class_names=CLASS_NAMES, input_size=48,
+                        mean=b.mean, std=b.std, manifest_hash="t", train_scale=(1, 1),
+                        args={"tta": tta}, metrics={})
+        clf = load_classifier(ck)
+        probs[tta] = clf.predict(crops)
+        onnx = OnnxClassifier(export_classifier(clf, tmp_path / f"export{tta}"))
+        assert np.allclose(onnx.predict(crops, batch_size=4), probs[tta], atol=1e-4), tta
+    assert not np.allclose(probs[False], probs[True], atol=1e-4)  # TTA changes a random net's answers
+
+
 @pytest.mark.slow
 def test_tiny_train_predict_end_to_end(tmp_path, monkeypatch, capsys):
     """Train 1 epoch at 128 px on drawn images, then `mixmag predict` in every mode."""

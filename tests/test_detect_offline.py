@@ -209,3 +209,25 @@ def test_device_training_script_without_polars(tmp_path):
     assert metrics["polars_installed"] is False and metrics["train_canvas"] == 128
     assert metrics["train"]["epochs"] >= 1 and metrics["train"]["train_seconds"] < 30
     assert metrics["n_train_images"] == 8 and "metrics/mAP50(B)" in metrics["final_val"]
+
+
+def test_model_yamls_build_offline_with_three_strides_and_yolo11n_sized_resnet(tmp_path):
+    """Every models/*.yaml builds from scratch and detects at strides 8/16/32; the ResNet-style
+    backbone of comparison (c) stays within 30 % of yolo11n's parameters, as its yaml claims."""
+    import torch
+
+    from mixmag.detect.yolo_env import setup_ultralytics
+
+    YOLO = setup_ultralytics(tmp_path / "cfg")
+    params = {}
+    for y in sorted((REPO / "models").glob("*.yaml")):
+        m = YOLO(str(y)).model
+        assert m.stride.tolist() == [8.0, 16.0, 32.0], y.name
+        m.eval()
+        with torch.no_grad():
+            out = m(torch.zeros(1, 3, 64, 64))
+        pred = out[0] if isinstance(out, (list, tuple)) else out
+        assert pred.shape[1] == 4 + 8, y.name  # 4 box coordinates + 8 class scores a location
+        params[y.name] = sum(p.numel() for p in m.parameters())
+    ratio = params["yolo11n-resnet-mixmag.yaml"] / params["yolo11n-mixmag.yaml"]
+    assert 0.7 < ratio < 1.3, ratio

@@ -159,7 +159,7 @@ def main(argv=None) -> int:
                          project=out.parent, overwrite=args.overwrite,
                          time_hours=args.minutes / 60, **extra)
     record = json.loads((run / "mixmag_train.json").read_text())
-    root = Path(data_cfg.get("path") or Path(args.data).parent)
+    root = data_cfg["_root"]  # 'path' resolved against the yaml's folder, as ultralytics does
     n_train = len(list((root / data_cfg["train"]).glob("*.jpg")))
     val_dir = root / data_cfg.get("val", data_cfg["train"])
     metrics = {

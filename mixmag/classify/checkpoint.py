@@ -122,10 +122,13 @@ class Classifier:
         self.metrics, self.args = ck.get("metrics", {}), ck.get("args", {})
         self.manifest_hash = ck.get("manifest_hash", "")
         self.tta = bool(self.args.get("tta", False))  # scored with dihedral TTA when trained so
+        # input sizes whose probabilities are averaged (multi-resolution TTA; set with
+        # ``mixmag classify --tta-sizes``): a larger input gives a small (0.5x) cell more pixels
+        self.sizes: list[int] | None = None  # None: the input size alone
         self.device = torch.device(device)
         self.model = build_model(ck, path).to(self.device).eval()
 
-    def _batches(self, crops, batch_size):
+    def _batches(self, crops, batch_size, size: int | None = None):
         for s in range(0, len(crops), batch_size):
             imgs = []
             for j, c in enumerate(crops[s:s + batch_size]):
@@ -134,16 +137,28 @@ class Classifier:
                     raise MixmagError(f"crop {s + j}: expected an HxWx3 uint8 BGR array, got "
                                       f"{getattr(c, 'shape', type(c).__name__)} "
                                       f"{getattr(c, 'dtype', '')}")
-                imgs.append(prepare(c, self.input_size))
+                imgs.append(prepare(c, size or self.input_size))
             yield to_input(torch.from_numpy(np.stack(imgs)), self.mean, self.std, self.device)
 
     @torch.inference_mode()
     def predict(self, crops, batch_size: int = 64) -> np.ndarray:
         from .train import dihedral_probs
 
-        out = [dihedral_probs(self.model, x, self.tta).cpu().numpy()
-               for x in self._batches(crops, batch_size)]
-        return np.concatenate(out) if out else np.zeros((0, len(self.class_names)), np.float32)
+        if not len(crops):
+            return np.zeros((0, len(self.class_names)), np.float32)
+        p = 0
+        sizes = self.sizes or [self.input_size]
+        for size in sizes:
+            p = p + np.concatenate([dihedral_probs(self.model, x, self.tta).cpu().numpy()
+                                    for x in self._batches(crops, batch_size, size)])
+        return (p / len(sizes)).astype(np.float32)
+
+    def set_sizes(self, sizes) -> None:
+        """Average the probabilities over these input sizes (pixels, square)."""
+        sizes = [int(v) for v in sizes]
+        if not sizes or any(v < 16 or v > 1024 for v in sizes):
+            raise MixmagError(f"--tta-sizes {' '.join(map(str, sizes))}: give input sizes of 16-1024 px")
+        self.sizes = sizes
 
     @torch.inference_mode()
     def features(self, crops, batch_size: int = 64) -> np.ndarray:

@@ -68,6 +68,9 @@ def register(sub) -> None:
     c.add_argument("--out", help="write a CSV here (else print a table)")
     c.add_argument("--device", default="cpu")
     c.add_argument("--batch", type=int, default=64)
+    c.add_argument("--tta-sizes", type=int, nargs="+", metavar="PX",
+                   help="average over these input sizes, e.g. 224 256 (the checkpoint's own size "
+                        "and a larger one: small cells get more pixels; docs/classify.md)")
     c.add_argument("--overwrite", action="store_true")
     c.set_defaults(func=_classify)
 
@@ -101,7 +104,8 @@ def register(sub) -> None:
     a.add_argument("checkpoints", nargs="+", help="classifier checkpoints fine-tuned one from another "
                    "(same backbone, classes, input size, mean/std)")
     a.add_argument("--out", required=True, help="checkpoint to write (.pt)")
-    a.add_argument("--weights", type=float, nargs="+", help="one weight a checkpoint (default: equal)")
+    a.add_argument("--mix", type=float, nargs="+", metavar="C",
+                   help="one averaging coefficient a checkpoint (default: equal)")
     a.add_argument("--half", action="store_true", help="store fp16 weights (half the size)")
     a.add_argument("--overwrite", action="store_true")
     a.set_defaults(func=_average)
@@ -152,6 +156,8 @@ def _classify(args: argparse.Namespace) -> int:
         prepare_output(args.out, args.overwrite, "predictions")
     paths = expand_images(args.images)
     clf = load_classifier(args.weights, args.device)
+    if args.tta_sizes:
+        clf.set_sizes(args.tta_sizes)
     df = classify_images(paths, clf, args.batch)
     if args.out:
         write_csv(args.out, df)
@@ -165,7 +171,7 @@ def _classify(args: argparse.Namespace) -> int:
 def _average(args: argparse.Namespace) -> int:
     from .average import write_average
 
-    size = write_average(args.checkpoints, args.out, args.weights, args.overwrite, args.half)
+    size = write_average(args.checkpoints, args.out, args.mix, args.overwrite, args.half)
     print(f"wrote {args.out} ({size / 1e6:.1f} MB): the mean of {len(args.checkpoints)} checkpoints; "
           "score it before quoting figures")
     return 0

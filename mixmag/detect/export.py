@@ -59,16 +59,26 @@ def export_detector(weights: str | os.PathLike, out_dir: Path, opset: int | None
 
 
 class _ClassifierGraph(torch.nn.Module):
-    """RGB 0–1 NCHW → probabilities: the checkpoint's normalisation and softmax travel inside."""
+    """RGB 0–1 NCHW → probabilities: the checkpoint's normalisation, softmax and (for a checkpoint
+    scored so) the 8-view dihedral averaging travel inside, so ONNX answers as PyTorch does."""
 
-    def __init__(self, net: torch.nn.Module, mean, std):
+    def __init__(self, net: torch.nn.Module, mean, std, tta: bool = False):
         super().__init__()
-        self.net = net
+        self.net, self.tta = net, bool(tta)
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
 
     def forward(self, x):
-        return torch.softmax(self.net((x - self.mean) / self.std), dim=1)
+        x = (x - self.mean) / self.std
+        if not self.tta:
+            return torch.softmax(self.net(x), dim=1)
+        # the 8 views of classify.train.dihedral_probs, from flips and a transpose (ONNX has no
+        # rot90); averaged, the order does not matter
+        p = 0
+        for v in (x, x.transpose(2, 3)):
+            for dims in ((), (2,), (3,), (2, 3)):
+                p = p + torch.softmax(self.net(torch.flip(v, dims) if dims else v), dim=1)
+        return p / 8
 
 
 def classifier_module(clf) -> torch.nn.Module:
@@ -77,7 +87,8 @@ def classifier_module(clf) -> torch.nn.Module:
     if net is None:
         raise MixmagError("--classifier: the loaded classifier exposes no torch module "
                           "(.model); cannot export it to ONNX")
-    return _ClassifierGraph(net.eval().cpu(), list(clf.mean), list(clf.std)).eval()
+    return _ClassifierGraph(net.eval().cpu(), list(clf.mean), list(clf.std),
+                            tta=getattr(clf, "tta", False)).eval()
 
 
 def classifier_input(crops: list[np.ndarray], size: int) -> np.ndarray:
@@ -100,6 +111,7 @@ def export_classifier(clf, out_dir: Path, source: str = "", opset: int = 17) -> 
     write_json(out_dir / "classifier.json", {
         "format": "mixmag-onnx-classifier/1", "class_names": list(clf.class_names),
         "input_size": size, "mean": list(clf.mean), "std": list(clf.std), "source": source,
+        "tta": bool(getattr(clf, "tta", False)),
         "preprocess": "resize square to input_size, BGR->RGB, /255, NCHW float32 "
                       "(mean/std applied inside the graph)"})
     return dst
@@ -169,10 +181,15 @@ def detector_parity(pt_weights, onnx_path, images: list[np.ndarray], conf: float
             "same_classes": same_cls, "min_box_iou": worst_iou, "max_conf_diff": max_conf}
 
 
+# part of every cache key: bump it when an export's graph changes for the same checkpoint
+# (2: a TTA classifier's dihedral averaging moved inside the graph), so stale exports are not reused
+EXPORT_VERSION = 2
+
+
 def _file_key(path: str | os.PathLike) -> str:
     import hashlib
 
-    h = hashlib.sha1()
+    h = hashlib.sha1(f"mixmag-export-{EXPORT_VERSION}".encode())
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)

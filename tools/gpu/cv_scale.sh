@@ -65,11 +65,14 @@ wait 2>/dev/null
 for n in $FOLDS; do last $W/fold$n.log; done; last $W/scalep1.log
 echo "trainings done at $(el) s"
 
+spids=()
 for f in $FOLDS; do
   $PY benchmarks/classify_cv.py score --project $W/cv --fold $f --device $DEV --workers $WK --heads $HEADS \
     > $W/score$f.log 2>&1 &
+  spids+=($!)
 done
-wait
+# summarize works from whatever folds scored: a fold that failed must fail the call
+for p in "${spids[@]}"; do wait $p || { echo "a fold's scoring FAILED (score logs in cv-logs.tgz)"; STATUS=1; }; done
 grep -h "softmax\|svm\|knn" $W/score*.log | cut -c1-160
 $PY benchmarks/classify_cv.py summarize --project $W/cv --out $OUT/classify-cv-lite2-224.json --overwrite \
   || { echo "summarize FAILED (score logs: $W/score*.log, in cv-logs.tgz)"; STATUS=1; }

@@ -1,0 +1,79 @@
+"""Multi-resolution check of a classifier on the split manifest's VAL sources (choose here, not on test).
+
+    python benchmarks/classify_multisize.py models/released/classifier-lite2-224/best.pt \
+        --sizes 224 256 288 --probs runs/fixres/probs-val.npz --out benchmarks/results/classify-lite2-multisize-val.json
+
+Scores every val image at 0.5x / 1x / 1.5x (in-canvas, as benchmarks/classify_released.py) at each
+input size, keeps the probabilities (``--probs``, reused when present), and prints the accuracy per
+scale of every combination of sizes averaged (what ``mixmag classify --tta-sizes`` does). A larger
+input gives a 0.5x cell more pixels but shows a 1.5x cell bigger than training did.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from mixmag.classify import load_classifier  # noqa: E402
+from mixmag.classify.augment import rescale_in_canvas  # noqa: E402
+from mixmag.cli import run_script  # noqa: E402
+from mixmag.data.split import load_manifest  # noqa: E402
+from mixmag.errors import MixmagError  # noqa: E402
+from mixmag.fileio import write_json  # noqa: E402
+
+SCALES = (0.5, 1.0, 1.5)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("weights")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[224, 256, 288])
+    ap.add_argument("--split", default=str(REPO / "datasets" / "pbc-split.csv"))
+    ap.add_argument("--probs", required=True, help=".npz of probabilities (written, or reused when present)")
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    m = load_manifest(args.split)
+    val = m[m["split"] == "val"]
+    y = val["class_id"].to_numpy()
+    if Path(args.probs).is_file():
+        z = dict(np.load(args.probs))
+        if len(z["y"]) != len(y) or (z["y"] != y).any():
+            raise MixmagError(f"--probs {args.probs}: cached for another val set; delete it or give another path")
+    else:
+        images = [cv2.imread(p, cv2.IMREAD_COLOR) for p in val["abspath"]]
+        clf = load_classifier(args.weights)
+        z = {"y": y}
+        for s in SCALES:
+            crops = [rescale_in_canvas(im, s) for im in images]
+            for px in args.sizes:
+                clf.input_size = px
+                z[f"p{px}_{s}"] = clf.predict(crops)
+        Path(args.probs).parent.mkdir(parents=True, exist_ok=True)
+        np.savez(args.probs, **z)
+    rows = {}
+    for k in range(1, len(args.sizes) + 1):
+        for combo in itertools.combinations(args.sizes, k):
+            acc = {f"{s}x": round(100 * float((sum(z[f"p{px}_{s}"] for px in combo).argmax(1) == y).mean()), 2)
+                   for s in SCALES}
+            acc["gap_0.5x_vs_1x_points"] = round(acc["1.0x"] - acc["0.5x"], 2)
+            acc["mean"] = round(float(np.mean([acc[f"{s}x"] for s in SCALES])), 2)
+            rows["+".join(map(str, combo))] = acc
+            print(f"{'+'.join(map(str, combo)):>12}: " + "  ".join(f"{k} {v}" for k, v in acc.items()))
+    write_json(args.out, {"command": "python " + " ".join([os.path.relpath(__file__, REPO), *sys.argv[1:]]),
+                          "date": time.strftime("%Y-%m-%d"), "part": "val", "n": int(len(y)),
+                          "weights": args.weights, "accuracy_percent": rows})
+    return 0
+
+
+if __name__ == "__main__":
+    run_script(main, "classify_multisize")
