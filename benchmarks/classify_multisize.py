@@ -31,7 +31,7 @@ from mixmag.data.split import load_manifest  # noqa: E402
 from mixmag.errors import MixmagError  # noqa: E402
 from mixmag.fileio import write_json  # noqa: E402
 
-SCALES = (0.5, 1.0, 1.5)
+from classify_released import SCALES  # noqa: E402  (benchmarks/classify_released.py)
 
 
 def main() -> int:
@@ -56,7 +56,7 @@ def main() -> int:
         for s in SCALES:
             crops = [rescale_in_canvas(im, s) for im in images]
             for px in args.sizes:
-                clf.input_size = px
+                clf.set_sizes([px])
                 z[f"p{px}_{s}"] = clf.predict(crops)
         Path(args.probs).parent.mkdir(parents=True, exist_ok=True)
         np.savez(args.probs, **z)

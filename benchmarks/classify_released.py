@@ -36,6 +36,7 @@ from mixmag.classify.metrics import classification_metrics, save_confusion_png, 
 from mixmag.data.split import load_manifest  # noqa: E402
 from mixmag.fileio import write_json  # noqa: E402
 from mixmag.provenance import cpu_model  # noqa: E402
+from mixmag.synth.compose import scale_image  # noqa: E402  (the generator's resize of a cut-out)
 
 SCALES = (0.5, 1.0, 1.5)
 
@@ -46,13 +47,6 @@ def _name(weights: str) -> str:
     return p.parent.name if p.name == "weights" else p.name
 
 
-
-
-def resample(img, scale: float):
-    """The whole image at ``scale`` x its pixel size (interpolation as the generator's)."""
-    h, w = img.shape[:2]
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-    return cv2.resize(img, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=interp)
 
 
 def main() -> None:
@@ -90,34 +84,36 @@ def main() -> None:
               "load_avg_before": os.getloadavg()[0], "part": args.part, "protocol": args.protocol,
               "n_test": int(len(y)),
               "manifest_hash": m.attrs["manifest_hash"], "models": {}}
+    # (checkpoint, input sizes averaged: None for its own)
     runs = [(w, None) for w in args.weights]
-    runs += [(w, px) for w in args.weights for px in (args.input_size or [])]
+    runs += [(w, (px,)) for w in args.weights for px in (args.input_size or [])]
     runs += [(w, tuple(args.tta_sizes)) for w in args.weights if args.tta_sizes]
-    for w, px in runs:
+    models = {}
+    for w, sizes in runs:
         clf = load_classifier(w, device="cpu")
         name = _name(w)
-        if isinstance(px, tuple):
-            clf.set_sizes(px)
-            name = f"{name}@{'+'.join(map(str, px))}"
-        elif px:
-            clf.input_size, name = px, f"{name}@{px}"
-        res = {}
-        for s in SCALES:
-            crops = [im if s == 1.0 else rescale_in_canvas(im, s) if args.protocol == "in-canvas"
-                     else resample(im, s) for im in images]
+        if sizes:
+            clf.set_sizes(sizes)
+            name = f"{name}@{'+'.join(map(str, sizes))}"
+        models[name] = clf
+    res = {name: {} for name in models}
+    for s in SCALES:  # each scale's images made once, for every model
+        crops = [im if s == 1.0 else rescale_in_canvas(im, s) if args.protocol == "in-canvas"
+                 else scale_image(im, s) for im in images]
+        for name, clf in models.items():
             t = time.time()
             pred = clf.predict(crops, batch_size=64).argmax(1)
             met = classification_metrics(y, pred, CLASS_NAMES)
             met["images_per_s"] = round(len(crops) / (time.time() - t), 1)
-            res[f"{s}x"] = met
-            print(f"{name} at {s}x: {summary_line(met)}  {met['images_per_s']} img/s",
-                  flush=True)
+            res[name][f"{s}x"] = met
+            print(f"{name} at {s}x: {summary_line(met)}  {met['images_per_s']} img/s", flush=True)
+    for name, r in res.items():
         if args.protocol == "in-canvas":  # 1x is the same image under either protocol
             png = Path(args.out).with_name(f"confusion_{name}_{args.part}.png")
-            save_confusion_png(res["1.0x"]["confusion"], CLASS_NAMES, png,
+            save_confusion_png(r["1.0x"]["confusion"], CLASS_NAMES, png,
                                title=f"{name}, PBC {args.part} split (n={len(y)})")
-        res["gap_0.5x_vs_1x_points"] = round(100 * (res["1.0x"]["accuracy"] - res["0.5x"]["accuracy"]), 2)
-        record["models"][name] = res
+        r["gap_0.5x_vs_1x_points"] = round(100 * (r["1.0x"]["accuracy"] - r["0.5x"]["accuracy"]), 2)
+        record["models"][name] = r
     record["load_avg_after"] = os.getloadavg()[0]
     write_json(args.out, record)
     print(f"wrote {args.out}")

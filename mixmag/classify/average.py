@@ -11,11 +11,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import torch
-
 from ..errors import MixmagError
-from ..fileio import atomic_path, prepare_output, sha256_file
-from .checkpoint import _plain, read_checkpoint
+from ..fileio import prepare_output, sha256_file
+from .checkpoint import _plain, read_checkpoint, write_checkpoint
 
 # what must agree for the mean of the weights to be one model with one preprocessing
 _SAME = ("backbone", "class_names", "input_size", "mean", "std")
@@ -81,9 +79,4 @@ def average_checkpoints(paths, mix=None) -> dict:
 def write_average(paths, out, mix=None, overwrite: bool = False, half: bool = False) -> int:
     """Average ``paths`` into the checkpoint file ``out``; returns its size in bytes."""
     prepare_output(out, overwrite, "checkpoint")
-    ck = average_checkpoints(paths, mix)
-    if half:
-        ck["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in ck["state_dict"].items()}
-    with atomic_path(out, suffix=".pt") as tmp:
-        torch.save(ck, tmp)
-    return Path(out).stat().st_size
+    return write_checkpoint(average_checkpoints(paths, mix), out, half=half)

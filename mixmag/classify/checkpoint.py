@@ -27,8 +27,6 @@ def save_checkpoint(path, model, *, backbone: str, class_names, input_size: int,
                     manifest_hash: str, train_scale, args: dict, metrics: dict,
                     train_state: dict | None = None, half: bool = False) -> None:
     sd = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    if half:
-        sd = {k: v.half() if v.is_floating_point() else v for k, v in sd.items()}
     ck = {
         "format": FORMAT, "backbone": backbone, "class_names": list(class_names),
         "input_size": int(input_size), "mean": [float(v) for v in mean],
@@ -38,8 +36,18 @@ def save_checkpoint(path, model, *, backbone: str, class_names, input_size: int,
     }
     if train_state is not None:
         ck["train_state"] = train_state
+    write_checkpoint(ck, path, half=half)
+
+
+def write_checkpoint(ck: dict, path, half: bool = False) -> int:
+    """Write a checkpoint dict atomically (fp16 floating-point weights with ``half``; read back
+    as float32). Returns the file's size in bytes."""
+    if half:
+        ck = {**ck, "state_dict": {k: v.half() if v.is_floating_point() else v
+                                   for k, v in ck["state_dict"].items()}}
     with atomic_path(path, suffix=".pt") as tmp:
         torch.save(ck, tmp)
+    return Path(path).stat().st_size
 
 
 def half_checkpoint(src, dst, overwrite: bool = False) -> int:
@@ -50,10 +58,7 @@ def half_checkpoint(src, dst, overwrite: bool = False) -> int:
     prepare_output(dst, overwrite, "checkpoint")
     ck = read_checkpoint(src, expect_classes=None)
     ck.pop("train_state", None)
-    ck["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in ck["state_dict"].items()}
-    with atomic_path(dst, suffix=".pt") as tmp:
-        torch.save(ck, tmp)
-    return Path(dst).stat().st_size
+    return write_checkpoint(ck, dst, half=True)
 
 
 def _plain(obj):

@@ -69,16 +69,9 @@ class _ClassifierGraph(torch.nn.Module):
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
 
     def forward(self, x):
-        x = (x - self.mean) / self.std
-        if not self.tta:
-            return torch.softmax(self.net(x), dim=1)
-        # the 8 views of classify.train.dihedral_probs, from flips and a transpose (ONNX has no
-        # rot90); averaged, the order does not matter
-        p = 0
-        for v in (x, x.transpose(2, 3)):
-            for dims in ((), (2,), (3,), (2, 3)):
-                p = p + torch.softmax(self.net(torch.flip(v, dims) if dims else v), dim=1)
-        return p / 8
+        from ..classify.train import dihedral_probs
+
+        return dihedral_probs(self.net, (x - self.mean) / self.std, self.tta)
 
 
 def classifier_module(clf) -> torch.nn.Module:

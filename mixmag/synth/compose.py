@@ -23,14 +23,18 @@ class RenderConfig:
     jpeg_quality: int = 92
 
 
-def scale_cutout(bgr: np.ndarray, alpha: np.ndarray, m: float) -> tuple[np.ndarray, np.ndarray]:
-    """Resize a cut-out by magnification m: INTER_AREA to shrink (no aliasing), cubic to enlarge."""
+def scale_image(img: np.ndarray, m: float) -> np.ndarray:
+    """An image at m x its pixel size: INTER_AREA to shrink (no aliasing), cubic to enlarge."""
     if m == 1.0:
-        return bgr, alpha
-    h, w = alpha.shape
+        return img
+    h, w = img.shape[:2]
     size = (max(1, int(round(w * m))), max(1, int(round(h * m))))
-    interp = cv2.INTER_AREA if m < 1 else cv2.INTER_CUBIC
-    return cv2.resize(bgr, size, interpolation=interp), cv2.resize(alpha, size, interpolation=interp)
+    return cv2.resize(img, size, interpolation=cv2.INTER_AREA if m < 1 else cv2.INTER_CUBIC)
+
+
+def scale_cutout(bgr: np.ndarray, alpha: np.ndarray, m: float) -> tuple[np.ndarray, np.ndarray]:
+    """Resize a cut-out (image and its alpha) by magnification m, as ``scale_image``."""
+    return scale_image(bgr, m), scale_image(alpha, m)
 
 
 def tight_box(alpha: np.ndarray) -> tuple[int, int, int, int, int]:
