@@ -32,6 +32,7 @@ from mixmag.errors import MixmagError  # noqa: E402
 from mixmag.fileio import write_json  # noqa: E402
 
 from classify_released import SCALES  # noqa: E402  (benchmarks/classify_released.py)
+from mixmag.classify.checkpoint import SIZE_RULES as RULES, combine_sizes as combine  # noqa: E402
 
 
 def main() -> int:
@@ -63,12 +64,14 @@ def main() -> int:
     rows = {}
     for k in range(1, len(args.sizes) + 1):
         for combo in itertools.combinations(args.sizes, k):
-            acc = {f"{s}x": round(100 * float((sum(z[f"p{px}_{s}"] for px in combo).argmax(1) == y).mean()), 2)
-                   for s in SCALES}
-            acc["gap_0.5x_vs_1x_points"] = round(acc["1.0x"] - acc["0.5x"], 2)
-            acc["mean"] = round(float(np.mean([acc[f"{s}x"] for s in SCALES])), 2)
-            rows["+".join(map(str, combo))] = acc
-            print(f"{'+'.join(map(str, combo)):>12}: " + "  ".join(f"{k} {v}" for k, v in acc.items()))
+            for rule in (("mean",) if k == 1 else RULES):
+                acc = {f"{s}x": round(100 * float((combine([z[f"p{px}_{s}"] for px in combo], rule)
+                                                   .argmax(1) == y).mean()), 2) for s in SCALES}
+                acc["gap_0.5x_vs_1x_points"] = round(acc["1.0x"] - acc["0.5x"], 2)
+                acc["mean"] = round(float(np.mean([acc[f"{s}x"] for s in SCALES])), 2)
+                name = "+".join(map(str, combo)) + ("" if rule == "mean" else f" ({rule})")
+                rows[name] = acc
+                print(f"{name:>30}: " + "  ".join(f"{k} {v}" for k, v in acc.items()))
     write_json(args.out, {"command": "python " + " ".join([os.path.relpath(__file__, REPO), *sys.argv[1:]]),
                           "date": time.strftime("%Y-%m-%d"), "part": "val", "n": int(len(y)),
                           "weights": args.weights, "accuracy_percent": rows})

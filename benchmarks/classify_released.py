@@ -64,6 +64,7 @@ def main() -> None:
     ap.add_argument("--tta-sizes", type=int, nargs="+", metavar="PX",
                     help="also score each checkpoint with its probabilities averaged over these "
                          "input sizes (mixmag classify --tta-sizes)")
+    ap.add_argument("--tta-rule", default="mean", help="how --tta-sizes combine: mean or max-confidence")
     ap.add_argument("--limit", type=int, default=0, help="score only the first N test images")
     ap.add_argument("--out", help="default benchmarks/results/classify_released.json "
                     "(classify_released-resample.json with --protocol resample)")
@@ -93,8 +94,9 @@ def main() -> None:
         clf = load_classifier(w, device="cpu")
         name = _name(w)
         if sizes:
-            clf.set_sizes(sizes)
-            name = f"{name}@{'+'.join(map(str, sizes))}"
+            rule = args.tta_rule if len(sizes) > 1 else "mean"
+            clf.set_sizes(sizes, rule)
+            name = f"{name}@{'+'.join(map(str, sizes))}" + ("" if rule == "mean" else f"-{rule}")
         models[name] = clf
     res = {name: {} for name in models}
     for s in SCALES:  # each scale's images made once, for every model

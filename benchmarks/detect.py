@@ -72,7 +72,9 @@ def load1() -> float:
 
 
 def short_name(path: str) -> str:
-    """models/released/detector-yolo11n-640-cell/best.pt → yolo11n-640-cell."""
+    """models/released/detector-yolo11n-640-cell/best.pt → yolo11n-640-cell (A.pt+B.pt: an ensemble)."""
+    if "+" in str(path):
+        return "+".join(short_name(q) for q in str(path).split("+"))
     p = Path(path)
     name = p.parent.name if p.stem in ("best", "last", "detector", "classifier") else p.stem
     if name == "weights":
@@ -251,7 +253,7 @@ def main(argv=None) -> int:
     ap.add_argument("--data", required=True, help="datasets/NAME (folder with cells.csv)")
     ap.add_argument("--split", default="test")
     ap.add_argument("--detector", nargs="+", required=True, help=".pt detectors")
-    ap.add_argument("--classifier", nargs="*", default=[], help="classifier checkpoints")
+    ap.add_argument("--classifier", nargs="*", default=[], help="classifier checkpoints (A.pt+B.pt: their ensemble)")
     ap.add_argument("--scale-norm", nargs="+", default=["off", "on"], choices=["on", "off"])
     ap.add_argument("--native-sizes", help="default: magnification.json beside each detector")
     ap.add_argument("--conf", type=float, default=0.25, help="detector and report cut-off")
@@ -318,6 +320,11 @@ def main(argv=None) -> int:
     from mixmag.detect.export import onnx_cached
 
     def model(kind, path):
+        if kind == "c" and "+" in path:  # A.pt+B.pt: their probabilities averaged (predict --classifier A B)
+            from mixmag.classify.ensemble import ClassifierEnsemble
+
+            parts = path.split("+")
+            return ClassifierEnsemble([model("c", q) for q in parts], paths=parts)
         if args.backend != "onnx":
             return (load_classifier(path, device=args.device) if kind == "c"
                     else load_detector(path, device=args.device))
@@ -366,8 +373,8 @@ def main(argv=None) -> int:
                     batch=args.batch))
                 # keyed by the checkpoint file too: a retrained model under the same name must
                 # not reuse the old model's probabilities
-                ckey = hashlib.sha1(f"{Path(cpaths[cname]).resolve()}|"
-                                    f"{Path(cpaths[cname]).stat().st_mtime}".encode()).hexdigest()[:8]
+                ckey = hashlib.sha1("|".join(f"{Path(q).resolve()}|{Path(q).stat().st_mtime}"
+                                             for q in cpaths[cname].split("+")).encode()).hexdigest()[:8]
                 pcache = (cache.with_name(f"{cache.stem}+{cname}-{ckey}-{args.backend}-{norm}-"
                                           f"{len(sources)}.npz") if cache is not None else None)
                 p_clf, t_clf = classifier_all(pipe, sources, boxes, pcache)

@@ -386,6 +386,14 @@ case("average-classifiers/mix-nan", lambda c, o: ["average-classifiers", c.check
 case("classify/tta-sizes-tiny", lambda c, o: ["classify", c.image("cmyk"), "--weights", c.checkpoint(),
                                                "--tta-sizes", "64", "4", "--out", o],
      "error", r"--tta-sizes 64 4: give input sizes of 16-1024 px", out="file")
+case("classify/tta-rule-without-sizes", lambda c, o: ["classify", c.image("cmyk"), "--weights",
+                                                      c.checkpoint(), "--tta-rule", "max-confidence",
+                                                      "--out", o],
+     "error", r"--tta-rule max-confidence: needs --tta-sizes", out="file")
+case("classify/tta-rule-unknown", lambda c, o: ["classify", c.image("cmyk"), "--weights", c.checkpoint(),
+                                                "--tta-sizes", "32", "48", "--tta-rule", "vote",
+                                                "--out", o],
+     "error", r"--tta-rule vote: expected one of mean, max-confidence", out="file")
 case("classify/no-such-image", lambda c, o: ["classify", c.base / "ghost.jpg", "--weights",
                                              c.checkpoint(), "--out", o],
      "error", r"ghost\.jpg: no such file", out="file")

@@ -396,8 +396,15 @@ def test_multi_size_tta_averages_the_sizes(tiny_run):
     both = clf.predict(crops)
     assert not np.allclose(own, big, atol=1e-4)  # the size matters, so the average is a real test
     assert np.allclose(both, (own + big) / 2, atol=1e-6)
+    clf.set_sizes([32, 48], rule="max-confidence")
+    surer = clf.predict(crops)
+    pick_big = big.max(1) > own.max(1)
+    assert np.allclose(surer[pick_big], big[pick_big], atol=1e-6)
+    assert np.allclose(surer[~pick_big], own[~pick_big], atol=1e-6)
     with pytest.raises(MixmagError, match="--tta-sizes 8"):
         clf.set_sizes([8])
+    with pytest.raises(MixmagError, match="--tta-rule vote"):
+        clf.set_sizes([32, 48], rule="vote")
 
 
 def test_classify_cli(tiny_run, drawn_pbc, tmp_path):
@@ -476,3 +483,23 @@ def test_cv_folds_score_each_image_once_and_never_choose_with_it():
     assert (held[splits != "test"] == 1).all() and (held[splits == "test"] == 0).all()
     with pytest.raises(MixmagError):
         fold_assignment(splits, labels, 5, 5)
+
+
+def test_ensemble_averages_members_each_at_its_own_size(tiny_run):
+    from mixmag.classify import load_classifier
+    from mixmag.classify.ensemble import ClassifierEnsemble
+
+    a = load_classifier(tiny_run / "weights/best.pt")
+    b = load_classifier(tiny_run / "weights/best.pt")
+    b.input_size = 48
+    crops = [np.random.default_rng(i).integers(0, 255, (60, 70, 3), dtype=np.uint8) for i in range(5)]
+    pa, pb = a.predict(crops), b.predict(crops)
+    assert not np.allclose(pa, pb, atol=1e-4)
+    ens = ClassifierEnsemble([a, b])
+    assert ens.input_size is None  # crops reach each member uncut
+    assert np.allclose(ens.predict(crops), (pa + pb) / 2, atol=1e-6)
+    b.class_names = list(reversed(b.class_names))
+    with pytest.raises(MixmagError, match="differ from the first classifier"):
+        ClassifierEnsemble([a, b])
+    with pytest.raises(MixmagError, match="at least two"):
+        ClassifierEnsemble([a])

@@ -115,6 +115,25 @@ def build_model(ck: dict, path="checkpoint"):
     return model
 
 
+SIZE_RULES = ("mean", "max-confidence")
+
+
+def combine_sizes(per_size: list[np.ndarray], rule: str = "mean") -> np.ndarray:
+    """One (N, C) answer from the probabilities at several input sizes.
+
+    ``mean`` averages them; ``max-confidence`` takes, per image, the size whose top probability is
+    highest, so a size that sees a cell at a scale it was not trained for (a 1.5x cell enlarged
+    further) only speaks where it is surer than the others.
+    """
+    p = np.stack([np.asarray(q, np.float64) for q in per_size])
+    if rule == "mean" or len(p) == 1:
+        return p.mean(0)
+    if rule == "max-confidence":
+        best = p.max(2).argmax(0)
+        return p[best, np.arange(p.shape[1])]
+    raise MixmagError(f"size rule {rule}: expected one of {', '.join(SIZE_RULES)}")
+
+
 class Classifier:
     """A loaded single-cell classifier: ``predict(crops BGR) -> (N, C) probabilities``."""
 
@@ -130,6 +149,7 @@ class Classifier:
         # input sizes whose probabilities are averaged (multi-resolution TTA; set with
         # ``mixmag classify --tta-sizes``): a larger input gives a small (0.5x) cell more pixels
         self.sizes: list[int] | None = None  # None: the input size alone
+        self.size_rule = "mean"
         self.device = torch.device(device)
         self.model = build_model(ck, path).to(self.device).eval()
 
@@ -151,19 +171,19 @@ class Classifier:
 
         if not len(crops):
             return np.zeros((0, len(self.class_names)), np.float32)
-        p = 0
-        sizes = self.sizes or [self.input_size]
-        for size in sizes:
-            p = p + np.concatenate([dihedral_probs(self.model, x, self.tta).cpu().numpy()
+        per_size = [np.concatenate([dihedral_probs(self.model, x, self.tta).cpu().numpy()
                                     for x in self._batches(crops, batch_size, size)])
-        return (p / len(sizes)).astype(np.float32)
+                    for size in (self.sizes or [self.input_size])]
+        return combine_sizes(per_size, self.size_rule).astype(np.float32)
 
-    def set_sizes(self, sizes) -> None:
-        """Average the probabilities over these input sizes (pixels, square)."""
+    def set_sizes(self, sizes, rule: str = "mean") -> None:
+        """Score at these input sizes (pixels, square) and combine by ``rule`` (SIZE_RULES)."""
         sizes = [int(v) for v in sizes]
         if not sizes or any(v < 16 or v > 1024 for v in sizes):
             raise MixmagError(f"--tta-sizes {' '.join(map(str, sizes))}: give input sizes of 16-1024 px")
-        self.sizes = sizes
+        if rule not in SIZE_RULES:
+            raise MixmagError(f"--tta-rule {rule}: expected one of {', '.join(SIZE_RULES)}")
+        self.sizes, self.size_rule = sizes, rule
 
     @torch.inference_mode()
     def features(self, crops, batch_size: int = 64) -> np.ndarray:

@@ -71,6 +71,9 @@ def register(sub) -> None:
     c.add_argument("--tta-sizes", type=int, nargs="+", metavar="PX",
                    help="average over these input sizes, e.g. 224 256 (the checkpoint's own size "
                         "and a larger one: small cells get more pixels; docs/classify.md)")
+    c.add_argument("--tta-rule", default=None, metavar="RULE",
+                   help="how --tta-sizes are combined: mean (default) or max-confidence (per image, "
+                        "the size whose top probability is highest)")
     c.add_argument("--overwrite", action="store_true")
     c.set_defaults(func=_classify)
 
@@ -148,16 +151,19 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _classify(args: argparse.Namespace) -> int:
+    from ..errors import MixmagError
     from ..fileio import prepare_output, write_csv
     from .checkpoint import load_classifier
     from .predict import classify_images, expand_images
 
+    if args.tta_rule and not args.tta_sizes:
+        raise MixmagError(f"--tta-rule {args.tta_rule}: needs --tta-sizes (the sizes it combines)")
     if args.out:
         prepare_output(args.out, args.overwrite, "predictions")
     paths = expand_images(args.images)
     clf = load_classifier(args.weights, args.device)
     if args.tta_sizes:
-        clf.set_sizes(args.tta_sizes)
+        clf.set_sizes(args.tta_sizes, args.tta_rule or "mean")
     df = classify_images(paths, clf, args.batch)
     if args.out:
         write_csv(args.out, df)
