@@ -5,7 +5,8 @@
 
 Scores every val image at 0.5x / 1x / 1.5x (in-canvas, as benchmarks/classify_released.py) at each
 input size, keeps the probabilities (``--probs``, reused when present), and prints the accuracy per
-scale of every combination of sizes averaged (what ``mixmag classify --tta-sizes`` does). A larger
+scale of every combination of sizes, averaged and by max-confidence (``mixmag classify --tta-sizes
+--tta-rule``). A larger
 input gives a 0.5x cell more pixels but shows a 1.5x cell bigger than training did.
 """
 
@@ -26,13 +27,13 @@ sys.path.insert(0, str(REPO))
 
 from mixmag.classify import load_classifier  # noqa: E402
 from mixmag.classify.augment import rescale_in_canvas  # noqa: E402
+from mixmag.classify.checkpoint import SIZE_RULES as RULES, combine_sizes as combine  # noqa: E402
 from mixmag.cli import run_script  # noqa: E402
 from mixmag.data.split import load_manifest  # noqa: E402
 from mixmag.errors import MixmagError  # noqa: E402
 from mixmag.fileio import write_json  # noqa: E402
 
 from classify_released import SCALES  # noqa: E402  (benchmarks/classify_released.py)
-from mixmag.classify.checkpoint import SIZE_RULES as RULES, combine_sizes as combine  # noqa: E402
 
 
 def main() -> int:

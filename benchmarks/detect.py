@@ -320,7 +320,7 @@ def main(argv=None) -> int:
     from mixmag.detect.export import onnx_cached
 
     def model(kind, path):
-        if kind == "c" and "+" in path:  # A.pt+B.pt: their probabilities averaged (predict --classifier A B)
+        if kind == "c" and "+" in path:  # A.pt+B.pt: their probabilities averaged
             from mixmag.classify.ensemble import ClassifierEnsemble
 
             parts = path.split("+")

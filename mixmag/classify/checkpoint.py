@@ -146,8 +146,8 @@ class Classifier:
         self.metrics, self.args = ck.get("metrics", {}), ck.get("args", {})
         self.manifest_hash = ck.get("manifest_hash", "")
         self.tta = bool(self.args.get("tta", False))  # scored with dihedral TTA when trained so
-        # input sizes whose probabilities are averaged (multi-resolution TTA; set with
-        # ``mixmag classify --tta-sizes``): a larger input gives a small (0.5x) cell more pixels
+        # input sizes whose probabilities are combined by size_rule (multi-resolution TTA; set with
+        # ``mixmag classify --tta-sizes/--tta-rule``): a larger input gives a small (0.5x) cell more pixels
         self.sizes: list[int] | None = None  # None: the input size alone
         self.size_rule = "mean"
         self.device = torch.device(device)
