@@ -139,12 +139,28 @@ def cells_frame(pipe, sources, dets, probs, mode=None) -> pd.DataFrame:
 
 # ---------------------------------------------------------------- figures
 
-def figures(truth, cells: pd.DataFrame, conf: float, iou: float) -> dict:
+def figures(truth, cells: pd.DataFrame, conf: float, iou: float, map_conf: float | None = None) -> dict:
+    """The target figures of one configuration. ``cells`` may hold boxes the detector found below
+    ``conf`` (run at ``map_conf``): COCO mAP ranks them all, as COCO and ultralytics' val (conf 0.001)
+    do, while every other figure counts only the cells with det_conf >= conf, as predict at ``conf``
+    would have written them."""
     from mixmag.detect.magnification import estimate_vs_truth
     from mixmag.evaluate import evaluate
 
-    res = evaluate(truth, cells, iou=iou, conf=conf, bootstrap=0, all_classes_map=True)
+    low = map_conf is not None and map_conf < conf
+    f1_cells = cells[cells["det_conf"] >= conf].reset_index(drop=True) if low else cells
+    res = evaluate(truth, f1_cells, iou=iou, conf=conf, bootstrap=0, all_classes_map=True)
     h, pc = res.headline, res.per_class
+    if low:
+        # the matching-based figures stay those of f1_cells; only the mAP columns are replaced
+        full = evaluate(truth, cells, iou=iou, conf=0.0, bootstrap=0, all_classes_map=True)
+        h = {**h, **{k: full.headline.get(k) for k in
+                     ("map50", "map50_95", "map50_all_classes", "map50_95_all_classes")}}
+        pc = pc.copy()
+        for col in ("ap50", "ap50_all_classes"):
+            if col in full.per_class:
+                pc[col] = pc["class_name"].map(dict(zip(full.per_class["class_name"],
+                                                        full.per_class[col])))
     out = {"macro_f1": h["macro_f1"], "loc_recall": h["loc_recall"],
            "loc_precision": h["loc_precision"], "accuracy_matched": h["accuracy_matched"],
            "map50": h["map50"], "map50_95": h["map50_95"],
@@ -164,9 +180,10 @@ def figures(truth, cells: pd.DataFrame, conf: float, iou: float) -> dict:
             "cells": int(allrow["support"]), "macro_f1": allrow["macro_f1"],
             "loc_recall": allrow["loc_recall"], "erythroblast_precision": ery["precision"],
             "erythroblast_recall": ery["recall"], "erythroblast_support": int(ery["support"])}
+    out["map_detector_conf"] = map_conf if low else conf
     out["magnification_estimate"] = estimate_vs_truth(res, 0.125)
     # every row predict writes counts (no report cut-off): the user's view of cells.csv
-    h0 = evaluate(truth, cells, iou=iou, conf=0.0, bootstrap=0, coco=False).headline
+    h0 = evaluate(truth, f1_cells, iou=iou, conf=0.0, bootstrap=0, coco=False).headline
     out["macro_f1_conf0"], out["loc_recall_conf0"] = h0["macro_f1"], h0["loc_recall"]
     return _clean(out)
 
@@ -212,8 +229,9 @@ def print_config(name: str, f: dict) -> None:
           f"mAP@0.5:0.95 {_fmt(f['map50_95'])}{'' if ok['map50_95'] else ' (miss)'}, "
           f"accuracy of matched {_fmt(f['accuracy_matched'])}")
     if f.get("map50_all_classes") is not None:
-        print(f"   mAP over all class hypotheses (ultralytics' val protocol) @0.5 "
-              f"{_fmt(f['map50_all_classes'])}, @0.5:0.95 {_fmt(f['map50_95_all_classes'])}")
+        print(f"   mAP over all class hypotheses (ultralytics' multi-label val) @0.5 "
+              f"{_fmt(f['map50_all_classes'])}, @0.5:0.95 {_fmt(f['map50_95_all_classes'])}; "
+              f"mAP from boxes at detector cut-off {f.get('map_detector_conf')}")
     for level, m in f["by_magnification"].items():
         print(f"   x{level:<4s} macro F1 {_fmt(m['macro_f1'])}  loc R {_fmt(m['loc_recall'])}  "
               f"erythroblast P {_fmt(m['erythroblast_precision'])} R {_fmt(m['erythroblast_recall'])}"
@@ -257,6 +275,10 @@ def main(argv=None) -> int:
     ap.add_argument("--scale-norm", nargs="+", default=["off", "on"], choices=["on", "off"])
     ap.add_argument("--native-sizes", help="default: magnification.json beside each detector")
     ap.add_argument("--conf", type=float, default=0.25, help="detector and report cut-off")
+    ap.add_argument("--map-conf", type=float, default=None, metavar="C",
+                    help="run the detector at this lower cut-off (e.g. 0.001, COCO's and ultralytics' "
+                         "val protocol) for the mAP columns only; the other figures still count the "
+                         "cells at --conf (default: --conf for everything)")
     ap.add_argument("--iou", type=float, default=0.5, help="matching IoU")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--limit", type=int, default=0, help="first N images only")
@@ -283,6 +305,10 @@ def main(argv=None) -> int:
                          "the ONNX cache (~/.cache/mixmag/onnx), as `mixmag predict --backend onnx` does)")
     ap.add_argument("--out", help="write the figures as JSON here")
     args = ap.parse_args(argv)
+    if args.map_conf is not None and not 0 < args.map_conf <= args.conf:
+        raise MixmagError(f"--map-conf {args.map_conf}: give a cut-off in (0, --conf {args.conf}]")
+    # the detector's own cut-off: boxes between it and --conf only reach the mAP columns
+    det_conf = args.conf if args.map_conf is None else args.map_conf
     if args.throughput_mode is None:
         from mixmag.detect.defaults import MODE
 
@@ -315,7 +341,7 @@ def main(argv=None) -> int:
               "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"),
               "torch_threads": torch.get_num_threads(), "load1_start": load1(),
               "data": str(root), "split": args.split, "images": len(sources),
-              "cells": int(len(truth.cells)), "conf": args.conf, "iou": args.iou,
+              "cells": int(len(truth.cells)), "conf": args.conf, "map_conf": det_conf, "iou": args.iou,
               "targets": TARGETS, "configs": {}, "throughput": {}}
     from mixmag.detect.export import onnx_cached
 
@@ -342,15 +368,15 @@ def main(argv=None) -> int:
         sizes = find_native_sizes(dpath, args.native_sizes)
         base = Pipeline(det, None, sizes, PredictOptions(mode="detector" if len(det.names) > 1 else
                                                           "two-stage", scale_norm=False,
-                                                          conf=args.conf, batch=args.batch)) \
+                                                          conf=det_conf, batch=args.batch)) \
             if len(det.names) > 1 else None
         cache = None
         if args.cache_dir:
             key = hashlib.sha1(f"{Path(dpath).resolve()}|{Path(dpath).stat().st_mtime}|{root.resolve()}|"
-                               f"{args.split}|{len(all_sources)}|{args.conf}".encode()).hexdigest()[:12]
+                               f"{args.split}|{len(all_sources)}|{det_conf}".encode()).hexdigest()[:12]
             cache = Path(args.cache_dir) / f"{dname}-{key}.npz"
         probe = base or Pipeline(det, next(iter(clfs.values()), None), sizes,
-                                 PredictOptions(mode="two-stage", scale_norm=False, conf=args.conf,
+                                 PredictOptions(mode="two-stage", scale_norm=False, conf=det_conf,
                                                 batch=args.batch))
         boxes, t_det = detect_all(probe, all_sources if cache is not None else sources, cache)
         if cache is not None:
@@ -360,7 +386,8 @@ def main(argv=None) -> int:
               f"{t_det / len(sources):.3f} s/image (load {load1()})", flush=True)
         if base is not None:
             probs = base.det_probs(boxes)
-            f = figures(truth, cells_frame(base, sources, boxes, probs), args.conf, args.iou)
+            f = figures(truth, cells_frame(base, sources, boxes, probs), args.conf, args.iou,
+                        args.map_conf)
             f["seconds_per_image"] = {"detector": round(t_det / len(sources), 4)}
             f["targets_met"] = check_targets(f)
             name = f"{dname} (detector classes)"
@@ -369,7 +396,7 @@ def main(argv=None) -> int:
         for cname, clf in clfs.items():
             for norm in args.scale_norm:
                 pipe = Pipeline(det, clf, sizes, PredictOptions(
-                    mode="classifier-on-boxes", scale_norm=norm == "on", conf=args.conf,
+                    mode="classifier-on-boxes", scale_norm=norm == "on", conf=det_conf,
                     batch=args.batch))
                 # keyed by the checkpoint file too: a retrained model under the same name must
                 # not reuse the old model's probabilities
@@ -385,7 +412,7 @@ def main(argv=None) -> int:
                     variants.append(("two-stage", pipe.combine(p_clf, pipe.det_probs(boxes))))
                 for mode, probs in variants:
                     f = figures(truth, cells_frame(pipe, sources, boxes, probs, mode), args.conf,
-                                args.iou)
+                                args.iou, args.map_conf)
                     f["seconds_per_image"] = sec
                     f["targets_met"] = check_targets(f)
                     name = f"{dname}+{cname}/{norm}" + (f" ({mode})" if pipe.det_pbc else "")

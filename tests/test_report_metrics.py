@@ -407,3 +407,38 @@ def test_map_over_all_class_hypotheses_credits_the_runner_up_class():
     plain = evaluate(t, p.drop(columns=[c for c in p.columns if c.startswith("p_")]), bootstrap=0,
                      all_classes_map=True)
     assert "map50_all_classes" not in plain.headline and any("p_<class>" in n for n in plain.notes)
+
+
+def test_benchmark_map_conf_adds_low_boxes_to_map_only():
+    """benchmarks/detect.py --map-conf: a cell the detector finds only below --conf raises COCO mAP
+    (it is ranked, as at conf 0.001 in COCO/ultralytics val) but is not counted as found by the
+    matching figures, which stay those of a detector run at --conf."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from detect import figures
+
+    truth = cells(("a.png", "neutrophil", 10, 10, 40, 40), ("a.png", "ig", 50, 50, 90, 90),
+                  ("b.png", "ig", 10, 10, 40, 40), ("b.png", "platelet", 60, 60, 70, 70))
+    det = [0.9, 0.8, 0.7, 0.1]  # the platelet only at 0.1
+    rows = []
+    for (_, t), d in zip(truth.iterrows(), det):
+        p = {f"p_{c}": 0.0 for c in CLASS_NAMES}
+        p[f"p_{t['class_name']}"] = 1.0
+        rows.append({"image": t["image"], "x1": t["x1"], "y1": t["y1"], "x2": t["x2"], "y2": t["y2"],
+                     "class_name": t["class_name"], "class_id": CLASS_NAMES.index(t["class_name"]),
+                     # classifier-on-boxes' score, √(det · class): 0.32 for the platelet, over 0.25
+                     "score": np.sqrt(d), "det_conf": d, "class_conf": 1.0, **p,
+                     "magnification_est": 1.0})
+    low = pd.DataFrame(rows)
+    at_conf = low[low["det_conf"] >= 0.25]
+    with contextlib.redirect_stdout(io.StringIO()):
+        plain = figures(truth, at_conf, conf=0.25, iou=0.5)
+        both = figures(truth, low, conf=0.25, iou=0.5, map_conf=0.001)
+    assert plain["loc_recall"] == both["loc_recall"] == 0.75
+    assert plain["n_missed"] == both["n_missed"] == 1 and both["n_pred"] == 3
+    assert plain["macro_f1"] == both["macro_f1"]
+    assert plain["per_class_ap50"]["platelet"] == 0.0 and both["per_class_ap50"]["platelet"] == 1.0
+    assert both["map50"] > plain["map50"] and both["map_detector_conf"] == 0.001
+    assert plain["map_detector_conf"] == 0.25
