@@ -139,11 +139,13 @@ def cells_frame(pipe, sources, dets, probs, mode=None) -> pd.DataFrame:
 
 # ---------------------------------------------------------------- figures
 
-def figures(truth, cells: pd.DataFrame, conf: float, iou: float, map_conf: float | None = None) -> dict:
+def figures(truth, cells: pd.DataFrame, conf: float, iou: float, map_conf: float | None = None,
+            sweep: list[float] | None = None) -> dict:
     """The target figures of one configuration. ``cells`` may hold boxes the detector found below
     ``conf`` (run at ``map_conf``): COCO mAP ranks them all, as COCO and ultralytics' val (conf 0.001)
     do, while every other figure counts only the cells with det_conf >= conf, as predict at ``conf``
-    would have written them."""
+    would have written them. ``sweep``: the matching figures again at each of these cut-offs (each
+    >= ``map_conf``), as a detector run there would give them, to choose predict's ``--conf``."""
     from mixmag.detect.magnification import estimate_vs_truth
     from mixmag.evaluate import evaluate
 
@@ -185,6 +187,13 @@ def figures(truth, cells: pd.DataFrame, conf: float, iou: float, map_conf: float
     # every row predict writes counts (no report cut-off): the user's view of cells.csv
     h0 = evaluate(truth, f1_cells, iou=iou, conf=0.0, bootstrap=0, coco=False).headline
     out["macro_f1_conf0"], out["loc_recall_conf0"] = h0["macro_f1"], h0["loc_recall"]
+    if sweep:
+        out["conf_sweep"] = {}
+        for c in sweep:
+            hc = evaluate(truth, cells[cells["det_conf"] >= c].reset_index(drop=True), iou=iou, conf=c,
+                          bootstrap=0, coco=False).headline
+            out["conf_sweep"][f"{c:g}"] = {k: hc[k] for k in ("macro_f1", "loc_recall", "loc_precision",
+                                                            "n_missed", "n_spurious")}
     return _clean(out)
 
 
@@ -241,6 +250,9 @@ def print_config(name: str, f: dict) -> None:
         print(f"   magnification estimate: within ±0.125 {me['within_0.125']:.4f}, nearest scale "
               f"right {me.get('discrete_accuracy', float('nan')):.4f}, median |error| "
               f"{me['median_abs_error']:.4f}; confusion (true → estimated) {me.get('discrete_confusion')}")
+    for c, m in (f.get("conf_sweep") or {}).items():
+        print(f"   at cut-off {c}: macro F1 {_fmt(m['macro_f1'])}  loc R {_fmt(m['loc_recall'])}  "
+              f"P {_fmt(m['loc_precision'])}  missed {m['n_missed']}  spurious {m['n_spurious']}")
     weak = sorted(f["per_class_f1"].items(), key=lambda kv: kv[1] if kv[1] is not None else 2)[:3]
     print("   weakest classes:", ", ".join(f"{c} {_fmt(v, 3)}" for c, v in weak),
           f"| stage s/image: {f.get('seconds_per_image')}")
@@ -279,6 +291,9 @@ def main(argv=None) -> int:
                     help="run the detector at this lower cut-off (e.g. 0.001, COCO's and ultralytics' "
                          "val protocol) for the mAP columns only; the other figures still count the "
                          "cells at --conf (default: --conf for everything)")
+    ap.add_argument("--conf-sweep", type=float, nargs="+", default=None, metavar="C",
+                    help="also the matching figures at each of these cut-offs, from the same boxes "
+                         "(each must be >= the detector's cut-off, --map-conf or --conf)")
     ap.add_argument("--iou", type=float, default=0.5, help="matching IoU")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--limit", type=int, default=0, help="first N images only")
@@ -309,6 +324,9 @@ def main(argv=None) -> int:
         raise MixmagError(f"--map-conf {args.map_conf}: give a cut-off in (0, --conf {args.conf}]")
     # the detector's own cut-off: boxes between it and --conf only reach the mAP columns
     det_conf = args.conf if args.map_conf is None else args.map_conf
+    if args.conf_sweep and min(args.conf_sweep) < det_conf:
+        raise MixmagError(f"--conf-sweep {min(args.conf_sweep)}: below the detector's cut-off {det_conf}; "
+                          "lower --map-conf to reach it")
     if args.throughput_mode is None:
         from mixmag.detect.defaults import MODE
 
@@ -387,7 +405,7 @@ def main(argv=None) -> int:
         if base is not None:
             probs = base.det_probs(boxes)
             f = figures(truth, cells_frame(base, sources, boxes, probs), args.conf, args.iou,
-                        args.map_conf)
+                        args.map_conf, args.conf_sweep)
             f["seconds_per_image"] = {"detector": round(t_det / len(sources), 4)}
             f["targets_met"] = check_targets(f)
             name = f"{dname} (detector classes)"
@@ -412,7 +430,7 @@ def main(argv=None) -> int:
                     variants.append(("two-stage", pipe.combine(p_clf, pipe.det_probs(boxes))))
                 for mode, probs in variants:
                     f = figures(truth, cells_frame(pipe, sources, boxes, probs, mode), args.conf,
-                                args.iou, args.map_conf)
+                                args.iou, args.map_conf, args.conf_sweep)
                     f["seconds_per_image"] = sec
                     f["targets_met"] = check_targets(f)
                     name = f"{dname}+{cname}/{norm}" + (f" ({mode})" if pipe.det_pbc else "")

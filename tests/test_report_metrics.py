@@ -410,7 +410,7 @@ def test_map_over_all_class_hypotheses_credits_the_runner_up_class():
 
 
 def test_benchmark_map_conf_adds_low_boxes_to_map_only():
-    """benchmarks/detect.py --map-conf: a cell the detector finds only below --conf raises COCO mAP
+    """benchmarks/detect.py --map-conf / --conf-sweep: a cell the detector finds only below --conf raises COCO mAP
     (it is ranked, as at conf 0.001 in COCO/ultralytics val) but is not counted as found by the
     matching figures, which stay those of a detector run at --conf."""
     import sys
@@ -435,10 +435,14 @@ def test_benchmark_map_conf_adds_low_boxes_to_map_only():
     at_conf = low[low["det_conf"] >= 0.25]
     with contextlib.redirect_stdout(io.StringIO()):
         plain = figures(truth, at_conf, conf=0.25, iou=0.5)
-        both = figures(truth, low, conf=0.25, iou=0.5, map_conf=0.001)
+        both = figures(truth, low, conf=0.25, iou=0.5, map_conf=0.001, sweep=[0.05, 0.25])
     assert plain["loc_recall"] == both["loc_recall"] == 0.75
     assert plain["n_missed"] == both["n_missed"] == 1 and both["n_pred"] == 3
     assert plain["macro_f1"] == both["macro_f1"]
     assert plain["per_class_ap50"]["platelet"] == 0.0 and both["per_class_ap50"]["platelet"] == 1.0
     assert both["map50"] > plain["map50"] and both["map_detector_conf"] == 0.001
     assert plain["map_detector_conf"] == 0.25
+    # --conf-sweep: the figures a detector run at each cut-off would give
+    assert both["conf_sweep"]["0.05"]["loc_recall"] == 1.0 and both["conf_sweep"]["0.05"]["n_missed"] == 0
+    assert both["conf_sweep"]["0.25"]["loc_recall"] == 0.75
+    assert both["conf_sweep"]["0.25"]["macro_f1"] == both["macro_f1"]

@@ -151,8 +151,10 @@ def one_cycle(steps: int, warmup: float, start: float = 0.04, end: float = 1e-3)
 def resolve_init(cfg: TrainConfig) -> tuple[TrainConfig, dict | None]:
     """``cfg`` with backbone and input size filled in, and the ``--init`` checkpoint (or None).
 
-    A run started from a checkpoint must fine-tune the same network for the same classes at the
-    size it was trained at; anything else is refused with a one-line error.
+    A run started from a checkpoint must fine-tune the same network for the same classes; anything
+    else is refused with a one-line error. It keeps the checkpoint's input size unless ``--imgsz``
+    names another: every backbone here pools globally, so the weights fit any size, and fine-tuning
+    at a larger one is the FixRes recipe (more pixels for small cells).
     """
     if not cfg.init_from:
         return replace(cfg, backbone=cfg.backbone or "efficientnet_lite0", imgsz=cfg.imgsz or 160), None
@@ -168,13 +170,13 @@ def resolve_init(cfg: TrainConfig) -> tuple[TrainConfig, dict | None]:
                           f"is {cfg.backbone}; drop --backbone or pass {ck['backbone']}")
     size = int(ck["input_size"])
     if cfg.imgsz and cfg.imgsz != size:
-        raise MixmagError(f"--init {cfg.init_from}: trained at {size} px, but --imgsz is "
-                          f"{cfg.imgsz}; drop --imgsz or pass {size}")
+        log.info("--init %s was trained at %d px; fine-tuning it at --imgsz %d", cfg.init_from, size,
+                 cfg.imgsz)
     ck["_summary"] = {"path": str(cfg.init_from), "sha256": sha256_file(cfg.init_from),
                       "backbone": ck["backbone"], "input_size": size, "mean": list(ck["mean"]), "std": list(ck["std"]),
                       "manifest_hash": ck.get("manifest_hash", ""),
                       "init": (ck.get("args") or {}).get("init", "")}
-    return replace(cfg, backbone=ck["backbone"], imgsz=size), ck
+    return replace(cfg, backbone=ck["backbone"], imgsz=cfg.imgsz or size), ck
 
 
 def _origins(src, rows) -> np.ndarray | None:
