@@ -339,6 +339,7 @@ def main(argv=None) -> int:
     from mixmag.detect.magnification import find_native_sizes
     from mixmag.detect.predict import Pipeline, PredictOptions, list_sources
     from mixmag.evaluate import load_truth
+    from mixmag.provenance import library_versions
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -356,7 +357,7 @@ def main(argv=None) -> int:
     truth.images = truth.images[truth.images["image"].isin(keep)].reset_index(drop=True)
 
     report = {"command": " ".join(["python", *sys.argv]), "git_commit": git_commit(),
-              "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"),
+              "machine": machine(), "libraries": library_versions(), "date": time.strftime("%Y-%m-%d %H:%M"),
               "torch_threads": torch.get_num_threads(), "load1_start": load1(),
               "data": str(root), "split": args.split, "images": len(sources),
               "cells": int(len(truth.cells)), "conf": args.conf, "map_conf": det_conf, "iou": args.iou,

@@ -26,3 +26,19 @@ def git_commit(repo: str | Path, short: bool = True) -> str:
         dirty = subprocess.run(["git", "diff", "--quiet", "HEAD"], cwd=repo).returncode != 0
         head += "-dirty" if dirty else ""
     return head
+
+
+def library_versions(*names: str) -> dict[str, str]:
+    """Installed versions of the libraries whose output a result depends on (the generator's masks
+    and resizes change with OpenCV's version; boxes with ultralytics' and torch's), by distribution
+    name; absent ones are left out."""
+    from importlib import metadata
+
+    out = {}
+    for n in names or ("opencv-python", "opencv-python-headless", "numpy", "torch", "ultralytics",
+                       "onnxruntime"):
+        try:
+            out[n] = metadata.version(n)
+        except metadata.PackageNotFoundError:
+            pass
+    return out

@@ -25,6 +25,7 @@ from .. import __version__
 from ..classes import CLASS_NAMES
 from ..errors import MixmagError
 from ..fileio import prepare_output, write_bytes, write_json, write_text
+from ..provenance import library_versions
 from .background import make_bank
 from .compose import RenderConfig, render_image, yolo_lines
 from .cutout import CutoutStore, cv_single_thread, default_cache_dir
@@ -241,6 +242,8 @@ def synthesize(out: str | os.PathLike, settings: SynthSettings, store: CutoutSto
     planned = sum(len(p.cells) for p in plans)
     meta = {
         "generator": GENERATOR_VERSION, "mixmag_version": __version__, "mask_version": MASK_VERSION,
+        # the same seed gives other pixels under another OpenCV (GrabCut masks, resizes)
+        "libraries": library_versions("opencv-python", "opencv-python-headless", "numpy"),
         "arguments": _jsonable(asdict(s)), "seed": s.seed,
         "manifest_hash": getattr(store, "manifest_hash", "") or store.origin.split(":", 1)[-1],
         "source_origin": store.origin.split(":", 1)[0],
