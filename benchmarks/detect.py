@@ -67,6 +67,12 @@ def git_commit() -> str:
         return "unknown"
 
 
+def _dataset_stamp(root: Path) -> str:
+    """What changes when a dataset is regenerated in place (cached boxes must not outlive it)."""
+    f = root / "cells.csv"
+    return f"{hashlib.sha1(f.read_bytes()).hexdigest()[:12]}-{f.stat().st_mtime_ns}" if f.is_file() else ""
+
+
 def load1() -> float:
     return round(os.getloadavg()[0], 2)
 
@@ -142,15 +148,16 @@ def cells_frame(pipe, sources, dets, probs, mode=None) -> pd.DataFrame:
 def figures(truth, cells: pd.DataFrame, conf: float, iou: float, map_conf: float | None = None,
             sweep: list[float] | None = None) -> dict:
     """The target figures of one configuration. ``cells`` may hold boxes the detector found below
-    ``conf`` (run at ``map_conf``): COCO mAP ranks them all, as COCO and ultralytics' val (conf 0.001)
-    do, while every other figure counts only the cells with det_conf >= conf, as predict at ``conf``
-    would have written them. ``sweep``: the matching figures again at each of these cut-offs (each
+    ``conf`` (a run at ``map_conf``). Given ``map_conf``, COCO mAP ranks them all, as COCO and
+    ultralytics' val (conf 0.001) do; every other figure, and mAP without ``map_conf``, counts only
+    the cells with det_conf >= conf, as predict at ``conf`` would have written them. ``sweep``: the matching figures again at each of these cut-offs (each
     >= ``map_conf``), as a detector run there would give them, to choose predict's ``--conf``."""
     from mixmag.detect.magnification import estimate_vs_truth
     from mixmag.evaluate import evaluate
 
     low = map_conf is not None and map_conf < conf
-    f1_cells = cells[cells["det_conf"] >= conf].reset_index(drop=True) if low else cells
+    # a no-op for boxes detected at conf; with boxes from a lower run, the ones a run at conf gives
+    f1_cells = cells[cells["det_conf"] >= conf].reset_index(drop=True)
     res = evaluate(truth, f1_cells, iou=iou, conf=conf, bootstrap=0, all_classes_map=True)
     h, pc = res.headline, res.per_class
     if low:
@@ -324,6 +331,9 @@ def main(argv=None) -> int:
         raise MixmagError(f"--map-conf {args.map_conf}: give a cut-off in (0, --conf {args.conf}]")
     # the detector's own cut-off: boxes between it and --conf only reach the mAP columns
     det_conf = args.conf if args.map_conf is None else args.map_conf
+    bad = [c for c in args.conf_sweep or [] if not 0 < c <= 1]
+    if bad:
+        raise MixmagError(f"--conf-sweep {bad[0]}: cut-offs must be in (0, 1]")
     if args.conf_sweep and min(args.conf_sweep) < det_conf:
         raise MixmagError(f"--conf-sweep {min(args.conf_sweep)}: below the detector's cut-off {det_conf}; "
                           "lower --map-conf to reach it")
@@ -392,6 +402,7 @@ def main(argv=None) -> int:
         cache = None
         if args.cache_dir:
             key = hashlib.sha1(f"{Path(dpath).resolve()}|{Path(dpath).stat().st_mtime}|{root.resolve()}|"
+                               f"{_dataset_stamp(root)}|"
                                f"{args.split}|{len(all_sources)}|{det_conf}".encode()).hexdigest()[:12]
             cache = Path(args.cache_dir) / f"{dname}-{key}.npz"
         probe = base or Pipeline(det, next(iter(clfs.values()), None), sizes,
@@ -430,8 +441,12 @@ def main(argv=None) -> int:
                 if pipe.det_pbc:
                     variants.append(("two-stage", pipe.combine(p_clf, pipe.det_probs(boxes))))
                 for mode, probs in variants:
+                    # two-stage scores a row by its combined class probability, which forgets how
+                    # unsure the detector was: boxes found below --conf would rank too high, so its
+                    # mAP stays at --conf (map_detector_conf says which)
                     f = figures(truth, cells_frame(pipe, sources, boxes, probs, mode), args.conf,
-                                args.iou, args.map_conf, args.conf_sweep)
+                                args.iou, None if mode == "two-stage" else args.map_conf,
+                                args.conf_sweep)
                     f["seconds_per_image"] = sec
                     f["targets_met"] = check_targets(f)
                     name = f"{dname}+{cname}/{norm}" + (f" ({mode})" if pipe.det_pbc else "")

@@ -35,6 +35,12 @@ def library_versions(*names: str) -> dict[str, str]:
     from importlib import metadata
 
     out = {}
+    try:  # the cv2 that imports: with both opencv-python and -headless installed, either may
+        import cv2
+
+        out["cv2"] = cv2.__version__
+    except ImportError:
+        pass
     for n in names or ("opencv-python", "opencv-python-headless", "numpy", "torch", "ultralytics",
                        "onnxruntime"):
         try:

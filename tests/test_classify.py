@@ -231,6 +231,10 @@ def test_resume_continues_the_run(tiny_run, tiny_bundle, tmp_path):
     from mixmag.classify.train import train_classifier
 
     shutil.copytree(tiny_run, tmp_path / "r1")
+    # another input size than last.pt's would silently continue a different network input
+    with pytest.raises(MixmagError, match="trained at 32 px"):
+        train_classifier(_cfg(tmp_path, bundle=str(tiny_bundle), name="r1", epochs=2, resume=True,
+                              imgsz=48))
     train_classifier(_cfg(tmp_path, bundle=str(tiny_bundle), name="r1", epochs=2, resume=True))
     assert pd.read_csv(tmp_path / "r1/results.csv")["epoch"].tolist() == [1, 2]
     with pytest.raises(MixmagError, match="already exists"):

@@ -338,6 +338,13 @@ def test_score_does_not_square_an_8class_detector_confidence(drawn_ds):
     p, m = pipe.classify([np.zeros((64, 64, 3), np.uint8)], [d])[0]
     row = pipe.rows("a.jpg", d, p, m).iloc[0]
     assert row["class_name"] == CLASS_NAMES[3] and row["score"] == pytest.approx(0.5)
+    # below conf 1/8 an even spread of the rest would outrank the detector's own class: the box
+    # must keep its class and its confidence as score (predict --conf 0.001, COCO's protocol)
+    low = d.copy()
+    low[0, 4] = 0.05
+    p, m = pipe.classify([np.zeros((64, 64, 3), np.uint8)], [low])[0]
+    row = pipe.rows("a.jpg", low, p, m).iloc[0]
+    assert row["class_name"] == CLASS_NAMES[3] and row["score"] == pytest.approx(0.05)
     one = Pipeline(OracleDetector(256), StubClassifier(input_size=32), None,
                    PredictOptions(mode="two-stage", scale_norm=False))
     probs = np.full((1, 8), 0.2 / 7)

@@ -436,7 +436,16 @@ def test_benchmark_map_conf_adds_low_boxes_to_map_only():
     with contextlib.redirect_stdout(io.StringIO()):
         plain = figures(truth, at_conf, conf=0.25, iou=0.5)
         both = figures(truth, low, conf=0.25, iou=0.5, map_conf=0.001, sweep=[0.05, 0.25])
+        # without map_conf (two-stage's mAP) the low boxes count nowhere
+        assert figures(truth, low, conf=0.25, iou=0.5) == plain
+    # every figure but the mAP columns is that of the detector run at --conf
+    map_keys = {"map50", "map50_95", "map50_all_classes", "map50_95_all_classes", "per_class_ap50",
+                "per_class_ap50_all_classes", "map_detector_conf", "conf_sweep"}
+    assert set(plain) | {"conf_sweep"} == set(both)
+    for k in set(plain) - map_keys:
+        assert plain[k] == both[k], k
     assert plain["loc_recall"] == both["loc_recall"] == 0.75
+    assert plain["macro_f1_conf0"] == both["macro_f1_conf0"] and both["loc_recall_conf0"] == 0.75
     assert plain["n_missed"] == both["n_missed"] == 1 and both["n_pred"] == 3
     assert plain["macro_f1"] == both["macro_f1"]
     assert plain["per_class_ap50"]["platelet"] == 0.0 and both["per_class_ap50"]["platelet"] == 1.0

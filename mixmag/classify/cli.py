@@ -21,7 +21,7 @@ def register(sub) -> None:
     t.add_argument("--weights", help="ImageNet weights file for the backbone (resnet50: torchvision .pth)")
     t.add_argument("--init", dest="init_from", metavar="CKPT",
                    help="start from this mixmag classifier checkpoint (same backbone and classes; "
-                        "its input size and mean/std are kept)")
+                        "its mean/std are kept, and its input size unless --imgsz names another)")
     t.add_argument("--no-pretrained", dest="pretrained", action="store_false",
                    help="random initialisation even where ImageNet weights exist")
     t.add_argument("--imgsz", type=int, help="network input, pixels (square; default 160, or the "

@@ -317,6 +317,9 @@ def train_classifier(cfg: TrainConfig, assign=None) -> dict:
         st = ck.get("train_state")
         if not st:
             raise MixmagError(f"--resume: {last_pt} holds no training state (was it stripped?)")
+        if int(ck.get("input_size", cfg.imgsz)) != cfg.imgsz:
+            raise MixmagError(f"--resume: {last_pt} was trained at {int(ck['input_size'])} px, but "
+                              f"--imgsz is {cfg.imgsz}; pass --imgsz {int(ck['input_size'])}")
         model.load_state_dict(ck["state_dict"])
         opt.load_state_dict(st["optimizer"])
         if ema is not None and "ema" in st:

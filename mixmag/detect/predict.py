@@ -218,13 +218,17 @@ class Pipeline:
         return full
 
     def _det_probs(self, d: np.ndarray) -> np.ndarray:
-        """The detector's class score as a distribution: conf on its class, the rest spread evenly."""
+        """The detector's class score as a distribution: conf on its class, the rest spread evenly.
+
+        Below conf 1/8 an even spread would put every other class above the detector's own (YOLO
+        only says they are lower), so there each other class gets just under conf: the box keeps
+        its class and its score (conf) instead of being relabelled and ranked by the spread."""
         p = np.zeros((len(d), NUM_CLASSES))
         if not len(d):
             return p
         ids = self.det_class_ids[d[:, 5].astype(int)]
         conf = np.clip(d[:, 4], 1e-6, 1 - 1e-6)
-        p[:] = ((1 - conf) / (NUM_CLASSES - 1))[:, None]
+        p[:] = np.minimum((1 - conf) / (NUM_CLASSES - 1), conf * (1 - 1e-3))[:, None]
         p[np.arange(len(d)), ids] = conf
         return p
 
