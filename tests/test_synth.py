@@ -316,6 +316,10 @@ def test_resume_after_interruption_gives_the_same_bytes(store, tmp_path):
     with pytest.raises(Exception, match="other settings"):
         synthesize(out, _settings(12), store, workers=2, resume=True, progress=False)
     sig = synthesize.__globals__["_signature"](_settings(12), store)
+    # rendered under another OpenCV: resuming would mix two renderings in one dataset
+    (out / RUN_STATE).write_text(json.dumps({"signature": sig, "cv2": "0.0.1"}))
+    with pytest.raises(Exception, match="OpenCV 0.0.1"):
+        synthesize(out, _settings(12), store, workers=2, resume=True, progress=False)
     (out / RUN_STATE).write_text(json.dumps({"signature": sig}))   # as a killed run leaves it
     synthesize(out, _settings(12), store, workers=2, resume=True, progress=False)
     assert _hashes(out, skip=()) == want

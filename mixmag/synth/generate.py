@@ -161,12 +161,19 @@ def synthesize(out: str | os.PathLike, settings: SynthSettings, store: CutoutSto
     _check_settings(s)
     sig = _signature(s, store)
     state_f = root / RUN_STATE
+    cv_now = cv2.__version__
     if resume:
-        prev = None
+        prev = prev_cv = None
         for f in (state_f, root / "dataset.json"):
             if f.is_file():
-                prev = json.loads(f.read_text()).get("signature")
+                meta = json.loads(f.read_text())
+                prev = meta.get("signature")
+                prev_cv = meta.get("cv2") or (meta.get("libraries") or {}).get("cv2")
                 break
+        if prev is not None and prev_cv and prev_cv != cv_now:
+            # another OpenCV draws other masks and resizes: the images would mix two renderings
+            raise MixmagError(f"--resume: {root} was rendered with OpenCV {prev_cv}, this is "
+                              f"{cv_now}; resume under that version, or --overwrite")
         if prev is None:
             if root.exists() and any(root.iterdir()):
                 raise MixmagError(f"--resume: {root} holds no run state to resume; "
@@ -182,7 +189,7 @@ def synthesize(out: str | os.PathLike, settings: SynthSettings, store: CutoutSto
     store.require({row for p in plans for row, _ in p.cells}, workers=workers, progress=progress)
     _check_fits(plans, store, s.canvas)
     root.mkdir(parents=True, exist_ok=True)
-    write_json(state_f, {"signature": sig})
+    write_json(state_f, {"signature": sig, "cv2": cv_now})
     tm["plan"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     bank = make_bank(s.canvas, s.seed, cache=getattr(store, "cache", None) or default_cache_dir(root))
