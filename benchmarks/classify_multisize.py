@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO))
 
 from mixmag.classify import load_classifier  # noqa: E402
 from mixmag.classify.augment import rescale_in_canvas  # noqa: E402
-from mixmag.classify.checkpoint import SIZE_RULES as RULES, combine_sizes as combine  # noqa: E402
+from mixmag.classify.checkpoint import SIZE_RULES, combine_sizes  # noqa: E402
 from mixmag.cli import run_script  # noqa: E402
 from mixmag.data.split import load_manifest  # noqa: E402
 from mixmag.errors import MixmagError  # noqa: E402
@@ -65,8 +65,8 @@ def main() -> int:
     rows = {}
     for k in range(1, len(args.sizes) + 1):
         for combo in itertools.combinations(args.sizes, k):
-            for rule in (("mean",) if k == 1 else RULES):
-                acc = {f"{s}x": round(100 * float((combine([z[f"p{px}_{s}"] for px in combo], rule)
+            for rule in (("mean",) if k == 1 else SIZE_RULES):
+                acc = {f"{s}x": round(100 * float((combine_sizes([z[f"p{px}_{s}"] for px in combo], rule)
                                                    .argmax(1) == y).mean()), 2) for s in SCALES}
                 acc["gap_0.5x_vs_1x_points"] = round(acc["1.0x"] - acc["0.5x"], 2)
                 acc["mean"] = round(float(np.mean([acc[f"{s}x"] for s in SCALES])), 2)

@@ -145,41 +145,39 @@ def cells_frame(pipe, sources, dets, probs, mode=None) -> pd.DataFrame:
 
 # ---------------------------------------------------------------- figures
 
+def _at(cells: pd.DataFrame, conf: float) -> pd.DataFrame:
+    """The rows a detector run at ``conf`` would have given (from a run at a lower cut-off)."""
+    return cells[cells["det_conf"] >= conf].reset_index(drop=True)
+
+
 def figures(truth, cells: pd.DataFrame, conf: float, iou: float, map_conf: float | None = None,
             sweep: list[float] | None = None) -> dict:
     """The target figures of one configuration. ``cells`` may hold boxes the detector found below
     ``conf`` (a run at ``map_conf``). Given ``map_conf``, COCO mAP ranks them all, as COCO and
     ultralytics' val (conf 0.001) do; every other figure, and mAP without ``map_conf``, counts only
-    the cells with det_conf >= conf, as predict at ``conf`` would have written them. ``sweep``: the matching figures again at each of these cut-offs (each
-    >= ``map_conf``), as a detector run there would give them, to choose predict's ``--conf``."""
+    the cells with det_conf >= conf, as predict at ``conf`` would have written them. ``sweep``: the
+    matching figures again at each of these cut-offs (each >= ``map_conf``), as a detector run there
+    would give them, to choose predict's ``--conf``."""
     from mixmag.detect.magnification import estimate_vs_truth
     from mixmag.evaluate import evaluate
 
     low = map_conf is not None and map_conf < conf
     # a no-op for boxes detected at conf; with boxes from a lower run, the ones a run at conf gives
-    f1_cells = cells[cells["det_conf"] >= conf].reset_index(drop=True)
-    res = evaluate(truth, f1_cells, iou=iou, conf=conf, bootstrap=0, all_classes_map=True)
-    h, pc = res.headline, res.per_class
-    if low:
-        # the matching-based figures stay those of f1_cells; only the mAP columns are replaced
-        full = evaluate(truth, cells, iou=iou, conf=0.0, bootstrap=0, all_classes_map=True)
-        h = {**h, **{k: full.headline.get(k) for k in
-                     ("map50", "map50_95", "map50_all_classes", "map50_95_all_classes")}}
-        pc = pc.copy()
-        for col in ("ap50", "ap50_all_classes"):
-            if col in full.per_class:
-                pc[col] = pc["class_name"].map(dict(zip(full.per_class["class_name"],
-                                                        full.per_class[col])))
+    f1_cells = _at(cells, conf)
+    # the matching figures from f1_cells; mAP from every box when there are lower ones (COCO once)
+    res = evaluate(truth, f1_cells, iou=iou, conf=conf, bootstrap=0, coco=not low, all_classes_map=not low)
+    m = (evaluate(truth, cells, iou=iou, conf=0.0, bootstrap=0, all_classes_map=True) if low else res)
+    h, pc, mh, mpc = res.headline, res.per_class, m.headline, m.per_class
     out = {"macro_f1": h["macro_f1"], "loc_recall": h["loc_recall"],
            "loc_precision": h["loc_precision"], "accuracy_matched": h["accuracy_matched"],
-           "map50": h["map50"], "map50_95": h["map50_95"],
-           "map50_all_classes": h.get("map50_all_classes"),
-           "map50_95_all_classes": h.get("map50_95_all_classes"), "n_truth": h["n_truth"],
+           "map50": mh["map50"], "map50_95": mh["map50_95"],
+           "map50_all_classes": mh.get("map50_all_classes"),
+           "map50_95_all_classes": mh.get("map50_95_all_classes"), "n_truth": h["n_truth"],
            "n_pred": h["n_pred"], "n_missed": h["n_missed"], "n_spurious": h["n_spurious"],
            "per_class_f1": dict(zip(pc["class_name"], pc["f1"])),
-           "per_class_ap50": dict(zip(pc["class_name"], pc["ap50"])),
-           "per_class_ap50_all_classes": (dict(zip(pc["class_name"], pc["ap50_all_classes"]))
-                                          if "ap50_all_classes" in pc else None),
+           "per_class_ap50": dict(zip(mpc["class_name"], mpc["ap50"])),
+           "per_class_ap50_all_classes": (dict(zip(mpc["class_name"], mpc["ap50_all_classes"]))
+                                          if "ap50_all_classes" in mpc else None),
            "by_magnification": {}}
     pm = res.per_magnification
     for level, g in pm.groupby("magnification", sort=False):
@@ -197,7 +195,7 @@ def figures(truth, cells: pd.DataFrame, conf: float, iou: float, map_conf: float
     if sweep:
         out["conf_sweep"] = {}
         for c in sweep:
-            hc = evaluate(truth, cells[cells["det_conf"] >= c].reset_index(drop=True), iou=iou, conf=c,
+            hc = evaluate(truth, _at(cells, c), iou=iou, conf=c,
                           bootstrap=0, coco=False).headline
             out["conf_sweep"][f"{c:g}"] = {k: hc[k] for k in ("macro_f1", "loc_recall", "loc_precision",
                                                             "n_missed", "n_spurious")}
