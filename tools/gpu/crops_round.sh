@@ -27,8 +27,8 @@ if [ "${TINY:-0}" = 1 ]; then
   DEV=cpu; AMP=""; NTR=16; NVA=4; SW=2; EA=1; EB=1; CB=16; CW=0; DMIN=0.3; DB=4; DW=0; IMG=256
   DEADLINE=${DEADLINE:-900}; DAMP=fp32; DDEV=cpu
 else
-  DEV=cuda; AMP=--amp; NTR=${NTR:-4000}; NVA=300; SW=15; EA=${EA:-6}; EB=${EB:-6}; CB=128; CW=3
-  DMIN=${DMIN:-4.5}; DB=64; DW=7; IMG=640; DEADLINE=${DEADLINE:-470}; DAMP=bf16; DDEV=0
+  DEV=cuda; AMP=--amp; NTR=${NTR:-5000}; NVA=300; SW=15; EA=${EA:-6}; EB=${EB:-6}; CB=128; CW=3
+  DMIN=${DMIN:-5}; DB=64; DW=7; IMG=640; DEADLINE=${DEADLINE:-480}; DAMP=bf16; DDEV=0
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
     2>&1 | grep -v -i "warning" | tail -3
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader

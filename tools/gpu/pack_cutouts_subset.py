@@ -2,6 +2,10 @@
 
     python tools/gpu/pack_cutouts_subset.py --split datasets/pbc-split.csv \
         --train-per-class 450 --val-per-class 40 --out .bundle2/cutouts.npz
+    # per-class counts (the GPU crops round: more sources of the classes IG is confused with)
+    python tools/gpu/pack_cutouts_subset.py --split datasets/pbc-split.csv --train-per-class 280 \
+        --train-count ig=600 neutrophil=400 monocyte=400 erythroblast=350 --val-per-class 30 \
+        --out .bundle2/cutouts.npz
 """
 
 from __future__ import annotations
@@ -23,12 +27,25 @@ def main() -> None:
     ap.add_argument("--split", required=True)
     ap.add_argument("--train-per-class", type=int, default=450)
     ap.add_argument("--val-per-class", type=int, default=40)
+    ap.add_argument("--train-count", nargs="*", default=[], metavar="CLASS=N",
+                    help="per-class train counts that replace --train-per-class, e.g. ig=700")
     ap.add_argument("--out", required=True)
     ap.add_argument("--cache", default=None)
     args = ap.parse_args()
     m = load_manifest(args.split)
-    parts = [m[m.split == s].sample(frac=1, random_state=0).groupby("class_name").head(n)
-             for s, n in (("train", args.train_per_class), ("val", args.val_per_class))]
+    counts = {}
+    for item in args.train_count:
+        name, _, n = item.partition("=")
+        if name not in set(m.class_name) or not n.isdigit():
+            raise SystemExit(f"--train-count {item}: use CLASS=N with a class of the manifest")
+        counts[name] = int(n)
+    parts = []
+    for split, n in (("train", args.train_per_class), ("val", args.val_per_class)):
+        # the same seeded order for every count, so a smaller subset is a prefix of a larger one
+        shuffled = m[m.split == split].sample(frac=1, random_state=0)
+        rank = shuffled.groupby("class_name").cumcount()
+        limit = shuffled.class_name.map(counts).fillna(n) if split == "train" else n
+        parts.append(shuffled[rank < limit])
     sub = pd.concat(parts)
     sub.attrs = m.attrs
     print(pack_cutouts(sub, splits=("train", "val"), out_npz=args.out, cache=args.cache, progress=False))
