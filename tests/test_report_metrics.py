@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -413,9 +416,6 @@ def test_benchmark_map_conf_adds_low_boxes_to_map_only():
     """benchmarks/detect.py --map-conf / --conf-sweep: a cell the detector finds only below --conf raises COCO mAP
     (it is ranked, as at conf 0.001 in COCO/ultralytics val) but is not counted as found by the
     matching figures, which stay those of a detector run at --conf."""
-    import sys
-    from pathlib import Path
-
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     from detect import figures
 
@@ -455,3 +455,36 @@ def test_benchmark_map_conf_adds_low_boxes_to_map_only():
     assert both["conf_sweep"]["0.05"]["loc_recall"] == 1.0 and both["conf_sweep"]["0.05"]["n_missed"] == 0
     assert both["conf_sweep"]["0.25"]["loc_recall"] == 0.75
     assert both["conf_sweep"]["0.25"]["macro_f1"] == both["macro_f1"]
+
+
+def _fig(f1, loc=0.997):
+    return {"macro_f1": f1, "loc_recall": loc, "map50": 0.97}
+
+
+def test_select_pair_applies_the_stated_rule(tmp_path):
+    """benchmarks/select_pair.py: a pair is adopted only if its mean rises by the margin, no set
+    drops by more than allowed and localisation recall holds; the best passing mean wins."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import select_pair
+
+    base, mode = "det+base", "classifier-on-boxes"
+    per_set = {  # set -> {pair: (macro F1, loc recall)}
+        "v1": {base: (0.970, 0.997), "det+small": (0.9715, 0.997), "det+dip": (0.980, 0.997),
+               "new+good": (0.974, 0.997), "new+lost": (0.980, 0.990), "det+best": (0.976, 0.997)},
+        "v2": {base: (0.970, 0.997), "det+small": (0.9715, 0.997), "det+dip": (0.968, 0.997),
+               "new+good": (0.973, 0.997), "new+lost": (0.980, 0.990), "det+best": (0.9695, 0.997)},
+    }
+    for s, pairs in per_set.items():
+        configs = {f"{p}/off ({mode})": _fig(f, loc) for p, (f, loc) in pairs.items()}
+        configs[f"{base}/off (two-stage)"] = _fig(0.99)  # another mode: ignored
+        (tmp_path / f"r-{s}.json").write_text(json.dumps({"configs": configs}))
+    table = select_pair.load(["v1", "v2"], str(tmp_path / "r-{set}.json"), mode)
+    res = select_pair.select(table, ["v1", "v2"], base, 0.002, 0.001, 0.001)
+    verdict = {r["config"]: r["passes"] for r in res["rows"]}
+    assert verdict == {"det+base/off": False, "det+small/off": False,  # +0.0015 < 0.002
+                       "det+dip/off": False,                           # v2 drops 0.002
+                       "new+good/off": True, "new+lost/off": False,    # loc recall lost
+                       "det+best/off": True}                           # v2 drops only 0.0005
+    assert res["adopted"] == "new+good/off"  # mean 0.9735 beats det+best's 0.97275
+    with pytest.raises(SystemExit, match="baseline"):
+        select_pair.select(table, ["v1", "v2"], "det+none", 0.002, 0.001, 0.001)
