@@ -103,10 +103,10 @@ def register(sub) -> None:
     p.add_argument("source", help="an image, a folder, a glob (quote it) or a .txt list of paths")
     p.add_argument("--detector", default=None,
                    help="detector weights (.pt, or .onnx from export; default: the released "
-                        "models/released/detector-yolo11n-640-8class)")
+                        "models/released/detector-yolo11n-640-8class-ft)")
     p.add_argument("--classifier", default=None,
                    help="classifier checkpoint (.pt, or classifier.onnx from export); default: the "
-                        "released models/released/classifier-lite0-160-crops4 unless --mode "
+                        "released models/released/classifier-lite0-160-crops-gpu unless --mode "
                         "detector; 'none': no classifier")
     p.add_argument("--backend", choices=["auto", "pytorch", "onnx"], default="auto",
                    help="onnx: run .pt models through ONNX Runtime, exported once into "
