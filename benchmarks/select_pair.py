@@ -8,8 +8,10 @@
 Every configuration (detector+classifier/norm, one mode) found in all sets is compared with the
 baseline on the same sets. A candidate passes if its mean macro F1 rises by at least --min-gain, no
 set drops by more than --max-drop, and its localisation recall is within --loc-tol of the
-baseline's on every set; of several that pass, the highest mean wins. Prints the table and the
-verdict; the test split is never read here.
+baseline's on every set; of several that pass, the highest mean wins (a tie: the better worst set,
+then the name). A configuration without a mode in its name (a one-class detector with a classifier)
+counts as classifier-on-boxes, which is what it is. Configurations missing from a set are listed
+and left out. Prints the table and the verdict; the test split is never read here.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import argparse
 import glob
 import json
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -26,24 +29,33 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mixmag.fileio import write_json  # noqa: E402
 
 # "DET+CLS/norm (mode)" as benchmarks/detect.py names its configurations
-_KEY = re.compile(r"^(?P<pair>\S+?)(?P<norm>/\w+)? \((?P<mode>[^)]+)\)$")
+_KEY = re.compile(r"^(?P<pair>\S+?)(?P<norm>/\w+)?(?: \((?P<mode>[^)]+)\))?$")
 
 
 def load(sets: list[str], pattern: str, mode: str) -> dict[str, dict[str, dict]]:
     """{pair: {set: figures}} for the configurations of ``mode``."""
+    if "{set}" not in pattern:
+        raise SystemExit(f"select_pair: --results {pattern!r} must contain {{set}}")
     table: dict[str, dict[str, dict]] = {}
     for s in sets:
-        files = sorted(glob.glob(pattern.format(set=s)))
+        files = sorted(glob.glob(pattern.replace("{set}", s)))
         if not files:
-            raise SystemExit(f"select_pair: no results match {pattern.format(set=s)!r}")
+            raise SystemExit(f"select_pair: no results match {pattern.replace('{set}', s)!r}")
         for f in files:
-            for key, fig in json.loads(Path(f).read_text())["configs"].items():
+            configs = json.loads(Path(f).read_text()).get("configs")
+            if not isinstance(configs, dict):
+                raise SystemExit(f"select_pair: {f} has no 'configs' (not a benchmarks/detect.py result)")
+            for key, fig in configs.items():
                 m = _KEY.match(key)
-                if m and m["mode"] == mode:
+                if m and (m["mode"] or ("classifier-on-boxes" if "+" in m["pair"] else "detector")) == mode:
                     name = m["pair"] + (m["norm"] or "")
                     if s in table.setdefault(name, {}):
                         raise SystemExit(f"select_pair: {name} appears twice for set {s} ({f})")
                     table[name][s] = fig
+    for name, figs in sorted(table.items()):
+        if len(figs) != len(sets):
+            print(f"select_pair: {name} left out: no result for {sorted(set(sets) - set(figs))}",
+                  file=sys.stderr)
     return {k: v for k, v in table.items() if len(v) == len(sets)}
 
 
@@ -68,7 +80,7 @@ def select(table: dict[str, dict[str, dict]], sets: list[str], baseline: str, mi
                      "loc_recall": {s: figs[s]["loc_recall"] for s in sets},
                      "map50": {s: figs[s]["map50"] for s in sets}, "loc_ok": loc_ok,
                      "passes": passes})
-    rows.sort(key=lambda r: -r["mean"])
+    rows.sort(key=lambda r: (-r["mean"], r["worst_drop"], r["config"]))
     winners = [r for r in rows if r["passes"]]
     return {"baseline": base[0], "baseline_mean": round(b_mean, 5), "rule": {
         "min_gain": min_gain, "max_drop": max_drop, "loc_tol": loc_tol}, "rows": rows,
@@ -98,7 +110,8 @@ def main(argv=None) -> int:
     print(f"rule: mean gain >= {a.min_gain}, no set drops > {a.max_drop}, loc recall within "
           f"{a.loc_tol} of {res['baseline']} -> adopted: {res['adopted'] or 'none'}")
     if a.out:
-        write_json(a.out, {"command": " ".join(sys.argv), **res})
+        cmd = ["python", "benchmarks/select_pair.py", *(sys.argv[1:] if argv is None else argv)]
+        write_json(a.out, {"command": shlex.join(cmd), **res})
     return 0
 
 

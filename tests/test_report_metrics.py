@@ -463,28 +463,39 @@ def _fig(f1, loc=0.997):
 
 def test_select_pair_applies_the_stated_rule(tmp_path):
     """benchmarks/select_pair.py: a pair is adopted only if its mean rises by the margin, no set
-    drops by more than allowed and localisation recall holds; the best passing mean wins."""
+    drops by more than allowed and localisation recall holds (each checked at its edge); the
+    best passing mean wins, not the first; a tie goes to the better worst set."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     import select_pair
 
     base, mode = "det+base", "classifier-on-boxes"
-    per_set = {  # set -> {pair: (macro F1, loc recall)}
-        "v1": {base: (0.970, 0.997), "det+small": (0.9715, 0.997), "det+dip": (0.980, 0.997),
-               "new+good": (0.974, 0.997), "new+lost": (0.980, 0.990), "det+best": (0.976, 0.997)},
-        "v2": {base: (0.970, 0.997), "det+small": (0.9715, 0.997), "det+dip": (0.968, 0.997),
-               "new+good": (0.973, 0.997), "new+lost": (0.980, 0.990), "det+best": (0.9695, 0.997)},
+    rows = {  # pair: (F1 on v1, F1 on v2, loc recall); the baseline has 0.970 / 0.970 / 0.997
+        base: (0.970, 0.970, 0.997),
+        "det+small": (0.9715, 0.9715, 0.997),     # gain 0.0015 < 0.002: no
+        "det+edge": (0.972, 0.972, 0.997),        # gain exactly 0.002: yes
+        "det+dip": (0.980, 0.968, 0.997),         # v2 drops 0.002: no
+        "det+dropedge": (0.9774, 0.969, 0.997),   # v2 drops exactly 0.001: yes
+        "new+lost": (0.980, 0.980, 0.990),        # loc recall lost: no
+        "new+near": (0.975, 0.975, 0.9965),       # loc recall 0.0005 below, within 0.001: yes
+        "det+tie": (0.9815, 0.971, 0.997),        # mean 0.97625, worst set +0.001 over base
+        "det+best": (0.978, 0.9745, 0.997),       # mean 0.97625, worst set +0.0045: wins the tie
     }
-    for s, pairs in per_set.items():
-        configs = {f"{p}/off ({mode})": _fig(f, loc) for p, (f, loc) in pairs.items()}
-        configs[f"{base}/off (two-stage)"] = _fig(0.99)  # another mode: ignored
-        (tmp_path / f"r-{s}.json").write_text(json.dumps({"configs": configs}))
-    table = select_pair.load(["v1", "v2"], str(tmp_path / "r-{set}.json"), mode)
+    for k, s_ in enumerate(("v1", "v2")):
+        configs = {f"{p}/off ({mode})": _fig(r[k], r[2]) for p, r in rows.items()}
+        configs["cell+c/off"] = _fig(0.9705)              # no mode in the name: classifier on boxes
+        configs[f"{base}/off (two-stage)"] = _fig(0.99)   # another mode: ignored
+        (tmp_path / f"r-{s_}.json").write_text(json.dumps({"configs": configs}))
+    (tmp_path / "r-v1-extra.json").write_text(json.dumps({"configs": {f"only+v1/off ({mode})": _fig(1.0)}}))
+    table = select_pair.load(["v1", "v2"], str(tmp_path / "r-{set}*.json"), mode)
+    assert "only+v1/off" not in table  # missing from v2: left out
     res = select_pair.select(table, ["v1", "v2"], base, 0.002, 0.001, 0.001)
     verdict = {r["config"]: r["passes"] for r in res["rows"]}
-    assert verdict == {"det+base/off": False, "det+small/off": False,  # +0.0015 < 0.002
-                       "det+dip/off": False,                           # v2 drops 0.002
-                       "new+good/off": True, "new+lost/off": False,    # loc recall lost
-                       "det+best/off": True}                           # v2 drops only 0.0005
-    assert res["adopted"] == "new+good/off"  # mean 0.9735 beats det+best's 0.97275
+    assert verdict == {"det+base/off": False, "det+small/off": False, "det+edge/off": True,
+                       "det+dip/off": False, "det+dropedge/off": True, "new+lost/off": False,
+                       "new+near/off": True, "det+tie/off": True, "det+best/off": True,
+                       "cell+c/off": False}
+    assert res["adopted"] == "det+best/off"
     with pytest.raises(SystemExit, match="baseline"):
         select_pair.select(table, ["v1", "v2"], "det+none", 0.002, 0.001, 0.001)
+    with pytest.raises(SystemExit, match="set"):
+        select_pair.load(["v1"], str(tmp_path / "r-v1.json"), mode)

@@ -9,7 +9,7 @@
 #   4. fp16 weights, logs and metrics under $OUT, each copied as soon as its training ends.
 # Trainings still running DEADLINE s after the start are stopped (best.pt is written at each best
 # epoch, so a stopped run keeps its best so far). Candidates are judged afterwards on the CPU, on
-# val composites 23/24/26, by the rule in docs/detect.md; the test split is never on the device.
+# val composites 41/42/43, by the rule in docs/detect.md; the test split is never on the device.
 #
 #   carry .whl .bundle2;  run from the repo root:  MIXMAG_COMMIT=<sha> bash tools/gpu/crops_round.sh
 #   TINY=1 bash tools/gpu/crops_round.sh     # the same steps on a CPU in a few minutes (dry run)
@@ -17,9 +17,12 @@
 #       the fine-tuned detector 4.3 more minutes on the same composites, and a third classifier
 #       (C: B's recipe for 10 epochs, 5 workers) on the same crops; brings back ft2.pt, crops-c.pt
 set -u
+case "${1:-}" in ""|more) ;; *) echo "usage: crops_round.sh [more]" >&2; exit 2;; esac
 T0=$(date +%s)
 OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
-W=${W:-/tmp/mixmag-crops}; [ "${1:-}" = more ] || rm -rf "$W"; mkdir -p "$W"
+W=${W:-/tmp/mixmag-crops}
+case "$W" in /tmp/mixmag-*) ;; *) echo "W=$W: must be a /tmp/mixmag-* folder (it is wiped)" >&2; exit 2;; esac
+[ "${1:-}" = more ] || rm -rf "$W"; mkdir -p "$W"
 export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site:$PWD YOLO_CONFIG_DIR=$W/yolo-config YOLO_OFFLINE=1
 export MIXMAG_CACHE=$W/cache OMP_NUM_THREADS=2
 PY=${PY:-python3}
@@ -35,10 +38,11 @@ if [ "${1:-}" = more ]; then
     --scale-range 0.9 1.1 --scale-p 0.5 --label-smoothing 0.1 --device cuda --amp --workers 5 --patience 100 \
     --project $W/classify --no-test --epochs 10 --lr 1e-4 --freeze-stages 0 --ema 0.998 --name crops-c \
     > $W/crops-c.log 2>&1 &
-  wait; echo "done at $(( $(date +%s) - T0 )) s"
+  cpid=$!
+  wait $dpid; echo "detector rc $?"; wait $cpid; echo "classifier rc $?"; echo "done at $(( $(date +%s) - T0 )) s"
   tr '\r' '\n' < $W/crops-c.log | grep -E "epoch|best.pt" | tail -4 | cut -c1-200; grep DEVICE_TRAIN $W/ft2.log | cut -c1-500
-  $PY -c "from mixmag.classify.checkpoint import half_checkpoint as h; h('$W/classify/crops-c/weights/best.pt', '$OUT/crops-c.pt', overwrite=True)"
-  cp $W/detect/ft2/weights/best.pt $OUT/ft2.pt
+  [ -f $W/classify/crops-c/weights/best.pt ] && $PY -c "from mixmag.classify.checkpoint import half_checkpoint as h; h('$W/classify/crops-c/weights/best.pt', '$OUT/crops-c.pt', overwrite=True)"
+  [ -f $W/detect/ft2/weights/best.pt ] && cp $W/detect/ft2/weights/best.pt $OUT/ft2.pt
   tar czf $OUT/logs2.tgz -C $W --exclude='*.pt' --exclude='*.npz' detect/ft2 classify/crops-c ft2.log crops-c.log
   exit 0
 fi
@@ -97,12 +101,14 @@ while :; do
   kill -0 $dpid 2>/dev/null || { [ $done_d = 0 ] && { wait $dpid; echo "detector ended (rc $?) at $(el) s"; collect_det; done_d=1; }; }
   [ $((done_a + done_b + done_d)) = 3 ] && break
   if [ $(el) -ge $DEADLINE ]; then
-    echo "deadline at $(el) s: stopping what still runs"; kill $apid $bpid $dpid 2>/dev/null; sleep 4
+    echo "deadline at $(el) s: stopping what still runs"
+    [ $done_a = 0 ] && kill $apid; [ $done_b = 0 ] && kill $bpid; [ $done_d = 0 ] && kill $dpid
+    wait 2>/dev/null  # ultralytics writes best.pt in place: copy only after it has exited
     [ $done_a = 0 ] && collect_cls crops-a; [ $done_b = 0 ] && collect_cls crops-b; [ $done_d = 0 ] && collect_det
     break
   fi
   sleep 5
-  [ $(( $(el) % 30 )) -lt 5 ] && echo "t=$(el)s epochs: a $(ep $W/crops-a.log) b $(ep $W/crops-b.log); detector $(tr '\r' '\n' < $W/detect.log | grep -cE '^\s*[0-9]+/[0-9]+ .*100%')"
+  [ $(( $(el) % 30 )) -lt 5 ] && echo "t=$(el)s epochs: a $(ep $W/crops-a.log) b $(ep $W/crops-b.log); detector $(tail -n +2 $W/detect/yolo11n-640-ft/results.csv 2>/dev/null | wc -l)"
 done
 for n in crops-a crops-b; do echo "== $n"; last $W/$n.log 3; done
 echo "== detector"; grep DEVICE_TRAIN $W/detect.log | tail -1 | cut -c1-600

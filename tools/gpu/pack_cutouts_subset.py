@@ -36,8 +36,9 @@ def main() -> None:
     counts = {}
     for item in args.train_count:
         name, _, n = item.partition("=")
-        if name not in set(m.class_name) or not n.isdigit():
-            raise SystemExit(f"--train-count {item}: use CLASS=N with a class of the manifest")
+        if name not in set(m.class_name) or not (n.isascii() and n.isdigit()) or name in counts:
+            raise SystemExit(f"--train-count {item}: use CLASS=N once per class, with a class of "
+                             "the manifest and a whole number")
         counts[name] = int(n)
     parts = []
     for split, n in (("train", args.train_per_class), ("val", args.val_per_class)):
