@@ -13,7 +13,8 @@
 #
 #   carry .whl .bundle2;  run from the repo root:  MIXMAG_COMMIT=<sha> bash tools/gpu/crops_round.sh
 #   TINY=1 bash tools/gpu/crops_round.sh     # the same steps on a CPU in a few minutes (dry run)
-#   bash tools/gpu/crops_round.sh more       # second call on the same warm machine (nothing carried):
+#   bash tools/gpu/crops_round.sh more       # second call on the same warm machine (nothing carried;
+#                                            # TINY=1 ... more: its CPU dry run after a TINY=1 first call):
 #       the fine-tuned detector 4.3 more minutes on the same composites, and a third classifier
 #       (C: B's recipe for 10 epochs, 5 workers) on the same crops; brings back ft2.pt, crops-c.pt
 set -u
@@ -31,12 +32,18 @@ INIT=models/released/classifier-lite0-160-crops4/best.pt
 DET=models/released/detector-yolo11n-640-8class/best.pt
 if [ "${1:-}" = more ]; then
   ls $W/mix/data.yaml $W/crops160.npz $W/detect/yolo11n-640-ft/weights/best.pt || exit 1
+  if [ "${TINY:-0}" = 1 ]; then  # the CPU dry run of the same commands
+    M="--imgsz 256 --batch 4 --workers 0 --amp fp32 --device cpu"; MMIN=0.2; C="--batch 16 --device cpu --workers 0"; MEP=1
+  else
+    M="--imgsz 640 --batch 64 --workers 9 --amp bf16 --device 0"; MMIN=4.3; C="--batch 128 --device cuda --amp --workers 5"; MEP=10
+  fi
   timeout 330 $PY tools/device_train_detector.py --data $W/mix/data.yaml --out $W/detect/ft2 \
-    --model $W/detect/yolo11n-640-ft/weights/best.pt --minutes 4.3 --imgsz 640 --batch 64 --workers 9 \
-    --cache ram --amp bf16 --device 0 --bench-batches 1 > $W/ft2.log 2>&1 &
-  timeout 320 $PY -m mixmag train-classifier --bundle $W/crops160.npz --init $INIT --batch 128 --warmup 0.05 \
-    --scale-range 0.9 1.1 --scale-p 0.5 --label-smoothing 0.1 --device cuda --amp --workers 5 --patience 100 \
-    --project $W/classify --no-test --epochs 10 --lr 1e-4 --freeze-stages 0 --ema 0.998 --name crops-c \
+    --model $W/detect/yolo11n-640-ft/weights/best.pt --minutes $MMIN $M --cache ram --bench-batches 1 \
+    > $W/ft2.log 2>&1 &
+  dpid=$!
+  timeout 320 $PY -m mixmag train-classifier --bundle $W/crops160.npz --init $INIT $C --warmup 0.05 \
+    --scale-range 0.9 1.1 --scale-p 0.5 --label-smoothing 0.1 --patience 100 \
+    --project $W/classify --no-test --epochs $MEP --lr 1e-4 --freeze-stages 0 --ema 0.998 --name crops-c \
     > $W/crops-c.log 2>&1 &
   cpid=$!
   wait $dpid; echo "detector rc $?"; wait $cpid; echo "classifier rc $?"; echo "done at $(( $(date +%s) - T0 )) s"
