@@ -38,12 +38,12 @@ if [ "${1:-}" = more ]; then
     M="--imgsz 640 --batch 64 --workers 9 --amp bf16 --device 0"; MMIN=4.3; C="--batch 128 --device cuda --amp --workers 5"; MEP=10
   fi
   timeout 330 $PY tools/device_train_detector.py --data $W/mix/data.yaml --out $W/detect/ft2 \
-    --model $W/detect/yolo11n-640-ft/weights/best.pt --minutes $MMIN $M --cache ram --bench-batches 1 \
+    --model $W/detect/yolo11n-640-ft/weights/best.pt --minutes $MMIN $M --cache ram --bench-batches 1 --overwrite \
     > $W/ft2.log 2>&1 &
   dpid=$!
   timeout 320 $PY -m mixmag train-classifier --bundle $W/crops160.npz --init $INIT $C --warmup 0.05 \
     --scale-range 0.9 1.1 --scale-p 0.5 --label-smoothing 0.1 --patience 100 \
-    --project $W/classify --no-test --epochs $MEP --lr 1e-4 --freeze-stages 0 --ema 0.998 --name crops-c \
+    --project $W/classify --no-test --epochs $MEP --lr 1e-4 --freeze-stages 0 --ema 0.998 --name crops-c --overwrite \
     > $W/crops-c.log 2>&1 &
   cpid=$!
   wait $dpid; echo "detector rc $?"; wait $cpid; echo "classifier rc $?"; echo "done at $(( $(date +%s) - T0 )) s"
