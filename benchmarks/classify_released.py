@@ -65,6 +65,10 @@ def main() -> None:
                     help="also score each checkpoint with its probabilities averaged over these "
                          "input sizes (mixmag classify --tta-sizes)")
     ap.add_argument("--tta-rule", default="mean", help="how --tta-sizes combine: mean or max-confidence")
+    ap.add_argument("--zoom-below", type=float, metavar="M",
+                    help="also score each model (with --tta-sizes, that variant) through mixmag "
+                         "classify --zoom with this threshold (nucleus.json beside the weights)")
+    ap.add_argument("--zoom-above", type=float, metavar="M", help="with --zoom-below: mixmag classify --zoom-above")
     ap.add_argument("--limit", type=int, default=0, help="score only the first N test images")
     ap.add_argument("--out", help="default benchmarks/results/classify_released.json "
                     "(classify_released-resample.json with --protocol resample)")
@@ -98,6 +102,15 @@ def main() -> None:
             clf.set_sizes(sizes, rule)
             name = f"{name}@{'+'.join(map(str, sizes))}" + ("" if rule == "mean" else f"-{rule}")
         models[name] = clf
+    if args.zoom_below is not None:
+        from mixmag.classify.zoom import ZoomedClassifier, find_native_nucleus
+
+        last = {}
+        for (w, sizes), name in zip(runs, list(models)):
+            last[w] = name  # the last variant of each checkpoint: with --tta-sizes, that one
+        for w, name in last.items():
+            zc = ZoomedClassifier(models[name], find_native_nucleus(w), args.zoom_below, args.zoom_above)
+            models[f"{name}+zoom{args.zoom_below}" + (f"-{args.zoom_above}" if args.zoom_above else "")] = zc
     res = {name: {} for name in models}
     for s in SCALES:  # each scale's images made once, for every model
         crops = [im if s == 1.0 else rescale_in_canvas(im, s) if args.protocol == "in-canvas"
@@ -107,6 +120,8 @@ def main() -> None:
             pred = clf.predict(crops, batch_size=64).argmax(1)
             met = classification_metrics(y, pred, CLASS_NAMES)
             met["images_per_s"] = round(len(crops) / (time.time() - t), 1)
+            if hasattr(clf, "last_zoomed"):
+                met["share_zoomed"] = round(float(clf.last_zoomed.mean()), 4)
             res[name][f"{s}x"] = met
             print(f"{name} at {s}x: {summary_line(met)}  {met['images_per_s']} img/s", flush=True)
     for name, r in res.items():

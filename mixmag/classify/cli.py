@@ -1,5 +1,5 @@
-"""Subcommands: train-classifier, classify, pack-bundle, pack-crops, features, train-head,
-average-classifiers, adapt-classifier."""
+"""Subcommands: train-classifier, classify, native-nucleus, pack-bundle, pack-crops, features,
+train-head, average-classifiers, adapt-classifier."""
 
 from __future__ import annotations
 
@@ -74,8 +74,28 @@ def register(sub) -> None:
     c.add_argument("--tta-rule", default=None, metavar="RULE",
                    help="how --tta-sizes are combined: mean (default) or max-confidence (per image, "
                         "the size whose top probability is highest)")
+    c.add_argument("--zoom", action="store_true",
+                   help="scale normalisation: estimate each cell's magnification from its nucleus "
+                        "and classify far-from-native cells again, zoomed to native size (columns "
+                        "magnification_est, zoomed; docs/classify.md)")
+    c.add_argument("--zoom-below", type=float, default=0.75, metavar="M",
+                   help="with --zoom: zoom in on cells estimated below this magnification")
+    c.add_argument("--zoom-above", type=float, default=None, metavar="M",
+                   help="with --zoom: also zoom out of cells estimated above this (default: never)")
+    c.add_argument("--native-nucleus", metavar="FILE",
+                   help="with --zoom: native nucleus shares (default: nucleus.json beside --weights)")
     c.add_argument("--overwrite", action="store_true")
     c.set_defaults(func=_classify)
+
+    n = sub.add_parser("native-nucleus", help="median nucleus share per class of a manifest's train "
+                       "images (nucleus.json, for `mixmag classify --zoom`)")
+    n.add_argument("--split", required=True, help="split manifest CSV")
+    n.add_argument("--pbc", help="PBC folder, if not where the manifest says")
+    n.add_argument("--out", required=True, help="JSON to write (put it beside the classifier's best.pt)")
+    n.add_argument("--part", default="train", choices=("train", "val"),
+                   help="which split's images (never test)")
+    n.add_argument("--overwrite", action="store_true")
+    n.set_defaults(func=_native_nucleus)
 
     p = sub.add_parser("pack-bundle", help="pre-resized, encoded images of a manifest in one .npz")
     p.add_argument("--split", required=True, help="split manifest CSV")
@@ -164,6 +184,13 @@ def _classify(args: argparse.Namespace) -> int:
     clf = load_classifier(args.weights, args.device)
     if args.tta_sizes:
         clf.set_sizes(args.tta_sizes, args.tta_rule or "mean")
+    if args.zoom:
+        from .zoom import ZoomedClassifier, find_native_nucleus
+
+        clf = ZoomedClassifier(clf, find_native_nucleus(args.weights, args.native_nucleus),
+                               args.zoom_below, args.zoom_above)
+    elif args.native_nucleus or args.zoom_above is not None:
+        raise MixmagError("--native-nucleus / --zoom-above: only with --zoom")
     df = classify_images(paths, clf, args.batch)
     if args.out:
         write_csv(args.out, df)
@@ -171,6 +198,28 @@ def _classify(args: argparse.Namespace) -> int:
     else:
         cols = ["image", "class_name", "class_conf"]
         print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    return 0
+
+
+def _native_nucleus(args: argparse.Namespace) -> int:
+    import cv2
+
+    from ..data.split import load_manifest
+    from ..errors import MixmagError
+    from ..fileio import prepare_output
+    from .zoom import native_nucleus, write_native_nucleus
+
+    prepare_output(args.out, args.overwrite, "native nucleus shares")
+    m = load_manifest(args.split, pbc=args.pbc)
+    part = m[m["split"] == args.part]
+    if part.empty:
+        raise MixmagError(f"{args.split}: no {args.part} images")
+    images = (cv2.imread(p, cv2.IMREAD_COLOR) for p in part["abspath"])
+    data = native_nucleus(images, list(part["class_name"]), progress=True)
+    data["manifest_hash"] = m.attrs.get("manifest_hash", "")
+    write_native_nucleus(args.out, data, source=f"{args.split} ({args.part}, {len(part)} images)")
+    print(f"wrote {args.out}: " + ", ".join(f"{c} {v:.4f}" for c, v in data["native_share"].items())
+          + f" ({data['no_stain']} images without a central stain)")
     return 0
 
 

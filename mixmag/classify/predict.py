@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..errors import MixmagError
@@ -29,13 +30,15 @@ def expand_images(items) -> list[Path]:
 
 
 def classify_images(paths, clf, batch_size: int = 64) -> pd.DataFrame:
-    rows, probs = [], []
+    rows, probs, mags, zoomed = [], [], [], []
     for s in range(0, len(paths), batch_size):
         chunk = paths[s:s + batch_size]
         probs.extend(clf.predict([read_image(p) for p in chunk], batch_size))
+        if hasattr(clf, "last_magnification"):
+            mags.append(clf.last_magnification)
+            zoomed.append(clf.last_zoomed)
         rows += [str(p) for p in chunk]
     df = pd.DataFrame({"image": rows})
-    import numpy as np
 
     pr = np.asarray(probs).reshape(len(rows), len(clf.class_names))
     df["class_id"] = pr.argmax(1)
@@ -43,4 +46,7 @@ def classify_images(paths, clf, batch_size: int = 64) -> pd.DataFrame:
     df["class_conf"] = pr.max(1).round(6)
     for j, n in enumerate(clf.class_names):
         df[f"p_{n}"] = pr[:, j].round(6)
+    if mags:  # --zoom: the nucleus-based estimate and whether the zoomed pass answered
+        df["magnification_est"] = np.round(np.concatenate(mags), 4)
+        df["zoomed"] = np.concatenate(zoomed)
     return df

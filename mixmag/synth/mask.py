@@ -111,6 +111,22 @@ def _seed(stain: np.ndarray, is_platelet: bool, scale: float) -> np.ndarray | No
     return seed
 
 
+def nucleus_share(bgr: np.ndarray, class_name: str, work_size: int = 180) -> float | None:
+    """Fraction of the image's pixels covered by the stained nucleus at its centre (platelets: the
+    stained platelet), or None where no stain sits near the centre.
+
+    The same seed ``cell_mask`` starts from, without GrabCut: a few milliseconds an image. As a
+    fraction of the image it does not depend on the image's pixel size, so its square root against
+    a class's native share estimates how much the cell is magnified in a fixed field of view.
+    """
+    H, W = bgr.shape[:2]
+    scale = work_size / max(H, W)
+    small = cv2.resize(bgr, (max(1, round(W * scale)), max(1, round(H * scale))),
+                       interpolation=cv2.INTER_AREA)
+    seed = _seed(stain_map(small), class_name == "platelet", scale)
+    return None if seed is None else float(seed.sum()) / seed.size
+
+
 def _disk(r: float) -> np.ndarray:
     k = max(1, int(round(r)))
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1))

@@ -1,0 +1,126 @@
+"""Nucleus-based zoom (``mixmag classify --zoom``) on the split manifest's VAL sources: choose here.
+
+    python benchmarks/classify_zoom.py models/released/classifier-lite2-224/best.pt \
+        --probs runs/zoom/probs-val.npz --out benchmarks/results/classify-lite2-zoom-val.json
+
+Every val image at 0.5x / 1x / 1.5x (in-canvas, as benchmarks/classify_released.py), for each set
+of input sizes (``--size-sets``): pass 1, the magnification estimated from the nucleus with pass 1's
+class, and pass 2 (the image rescaled by 1 / estimate) for every image that any threshold in the
+grid would zoom. Pass 2 depends on the estimate only, not on the threshold, so one pass 2 serves
+the whole grid. Prints accuracy per scale, the 0.5x gap and the share zoomed for every
+(sizes, --zoom-below, --zoom-above); probabilities are kept in ``--probs`` and reused.
+The selection rule is in docs/classify.md (stated before the first run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from mixmag.classify import load_classifier  # noqa: E402
+from mixmag.classify.augment import rescale_in_canvas  # noqa: E402
+from mixmag.classify.zoom import ZoomedClassifier, find_native_nucleus  # noqa: E402
+from mixmag.cli import run_script  # noqa: E402
+from mixmag.data.split import load_manifest  # noqa: E402
+from mixmag.errors import MixmagError  # noqa: E402
+from mixmag.fileio import write_json  # noqa: E402
+
+from classify_released import SCALES  # noqa: E402  (benchmarks/classify_released.py)
+
+
+def _off(v: str):
+    return None if v == "off" else float(v)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("weights")
+    ap.add_argument("--size-sets", nargs="+", default=["224", "224+256"],
+                    help="input sizes averaged, '+'-joined (the first is pass 1 alone)")
+    ap.add_argument("--below", nargs="+", default=["off", "0.7", "0.75", "0.8"])
+    ap.add_argument("--above", nargs="+", default=["off", "1.3"])
+    ap.add_argument("--native-nucleus", help="default: nucleus.json beside the weights")
+    ap.add_argument("--split", default=str(REPO / "datasets" / "pbc-split.csv"))
+    ap.add_argument("--limit", type=int, default=0, help="every k-th val image, about N in all")
+    ap.add_argument("--probs", required=True, help=".npz of probabilities (written, or reused when present)")
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    below = [_off(v) for v in args.below]
+    above = [_off(v) for v in args.above]
+    lo = max(v for v in below if v is not None)  # pass 2 for anything any threshold zooms
+    hi = min((v for v in above if v is not None), default=np.inf)
+    m = load_manifest(args.split)
+    val = m[m["split"] == "val"]
+    if args.limit:
+        val = val.iloc[:: max(1, len(val) // args.limit)]
+    y = val["class_id"].to_numpy()
+    native = find_native_nucleus(args.weights, args.native_nucleus)
+    if Path(args.probs).is_file():
+        z = dict(np.load(args.probs))
+        if len(z["y"]) != len(y) or (z["y"] != y).any():
+            raise MixmagError(f"--probs {args.probs}: cached for another val set; delete it or give another path")
+    else:
+        images = [cv2.imread(p, cv2.IMREAD_COLOR) for p in val["abspath"]]
+        clf = load_classifier(args.weights)
+        zc = ZoomedClassifier(clf, native)
+        z = {"y": y}
+        t0 = time.time()
+        for ss in args.size_sets:
+            clf.set_sizes([int(v) for v in ss.split("+")])
+            for s in SCALES:
+                crops = [rescale_in_canvas(im, s) for im in images]
+                p1 = clf.predict(crops)
+                mag = zc.magnification(crops, p1.argmax(1))
+                idx = np.flatnonzero((mag < lo) | (mag > hi))
+                p2 = p1.copy()
+                if len(idx):
+                    p2[idx] = clf.predict([rescale_in_canvas(crops[i], float(1 / mag[i])) for i in idx])
+                z[f"p1_{ss}_{s}"], z[f"p2_{ss}_{s}"], z[f"m_{ss}_{s}"] = p1, p2, mag
+                print(f"{ss} at {s}x: pass 1 and {len(idx)} zoomed in {time.time() - t0:.0f}s", flush=True)
+        Path(args.probs).parent.mkdir(parents=True, exist_ok=True)
+        np.savez(args.probs, **z)
+    rows = {}
+    for ss, b, a in itertools.product(args.size_sets, below, above):
+        acc, share = {}, {}
+        for s in SCALES:
+            mag = z[f"m_{ss}_{s}"]
+            far = np.zeros(len(y), bool)
+            if b is not None:
+                far |= mag < b
+            if a is not None:
+                far |= mag > a
+            p = np.where(far[:, None], z[f"p2_{ss}_{s}"], z[f"p1_{ss}_{s}"])
+            acc[f"{s}x"] = round(100 * float((p.argmax(1) == y).mean()), 2)
+            share[f"{s}x"] = round(float(far.mean()), 3)
+        acc["gap_0.5x_vs_1x_points"] = round(acc["1.0x"] - acc["0.5x"], 2)
+        name = f"{ss} below {b or 'off'} above {a or 'off'}"
+        rows[name] = {"accuracy_percent": acc, "share_zoomed": share}
+        print(f"{name:>34}: " + "  ".join(f"{k} {v}" for k, v in acc.items())
+              + "   zoomed " + " ".join(f"{v:.3f}" for v in share.values()))
+    est = {}
+    for s in SCALES:  # how well the estimate names the scale (pass 1 of the first size set)
+        mag = z[f"m_{args.size_sets[0]}_{s}"]
+        near = np.array(SCALES)[np.abs(np.log(mag[:, None] / np.array(SCALES))).argmin(1)] if len(mag) else []
+        est[f"{s}x"] = {"median": round(float(np.nanmedian(mag)), 3),
+                        "nearest_scale_right": round(float(np.mean(np.isclose(near, s))), 3),
+                        "no_nucleus": int(np.isnan(mag).sum())}
+    print("estimate:", est)
+    write_json(args.out, {"command": "python " + " ".join([os.path.relpath(__file__, REPO), *sys.argv[1:]]),
+                          "date": time.strftime("%Y-%m-%d"), "part": "val", "n": int(len(y)),
+                          "weights": args.weights, "native_nucleus": native.get("source", ""),
+                          "rows": rows, "estimate": est})
+    return 0
+
+
+if __name__ == "__main__":
+    run_script(main, "classify_zoom")
