@@ -65,10 +65,12 @@ def main() -> None:
                     help="also score each checkpoint with its probabilities averaged over these "
                          "input sizes (mixmag classify --tta-sizes)")
     ap.add_argument("--tta-rule", default="mean", help="how --tta-sizes combine: mean or max-confidence")
-    ap.add_argument("--zoom-below", type=float, metavar="M",
-                    help="also score each model (with --tta-sizes, that variant) through mixmag "
-                         "classify --zoom with this threshold (nucleus.json beside the weights)")
-    ap.add_argument("--zoom-above", type=float, metavar="M", help="with --zoom-below: mixmag classify --zoom-above")
+    ap.add_argument("--zoom", action="store_true",
+                    help="score each model (with --tta-sizes, that variant) through mixmag classify "
+                         "--zoom only (nucleus.json beside the weights); its unzoomed figures are "
+                         "in earlier files")
+    ap.add_argument("--zoom-below", default="0.75", metavar="M|off", help="mixmag classify --zoom-below")
+    ap.add_argument("--zoom-above", default="off", metavar="M|off", help="mixmag classify --zoom-above")
     ap.add_argument("--limit", type=int, default=0, help="score only the first N test images")
     ap.add_argument("--out", help="default benchmarks/results/classify_released.json "
                     "(classify_released-resample.json with --protocol resample)")
@@ -102,15 +104,16 @@ def main() -> None:
             clf.set_sizes(sizes, rule)
             name = f"{name}@{'+'.join(map(str, sizes))}" + ("" if rule == "mean" else f"-{rule}")
         models[name] = clf
-    if args.zoom_below is not None:
-        from mixmag.classify.zoom import ZoomedClassifier, find_native_nucleus
+    if args.zoom:
+        from mixmag.classify.zoom import ZoomedClassifier, find_native_nucleus, threshold
 
         last = {}
         for (w, sizes), name in zip(runs, list(models)):
             last[w] = name  # the last variant of each checkpoint: with --tta-sizes, that one
-        for w, name in last.items():
-            zc = ZoomedClassifier(models[name], find_native_nucleus(w), args.zoom_below, args.zoom_above)
-            models[f"{name}+zoom{args.zoom_below}" + (f"-{args.zoom_above}" if args.zoom_above else "")] = zc
+        below, above = threshold(args.zoom_below), threshold(args.zoom_above)
+        models = {f"{name}+zoom-below-{args.zoom_below}-above-{args.zoom_above}":
+                  ZoomedClassifier(models[name], find_native_nucleus(w), below, above)
+                  for w, name in last.items()}
     res = {name: {} for name in models}
     for s in SCALES:  # each scale's images made once, for every model
         crops = [im if s == 1.0 else rescale_in_canvas(im, s) if args.protocol == "in-canvas"

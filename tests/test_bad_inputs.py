@@ -394,6 +394,16 @@ case("classify/tta-rule-unknown", lambda c, o: ["classify", c.image("cmyk"), "--
                                                 "--tta-sizes", "32", "48", "--tta-rule", "vote",
                                                 "--out", o],
      "error", r"--tta-rule vote: expected one of mean, max-confidence", out="file")
+case("classify/zoom-without-nucleus-file", lambda c, o: ["classify", c.image("cmyk"), "--weights",
+                                                      c.checkpoint(), "--zoom", "--out", o],
+     "error", r"--zoom: no nucleus\.json beside .*good\.pt; pass --native-nucleus FILE", out="file")
+case("classify/zoom-nucleus-not-json", lambda c, o: ["classify", c.image("cmyk"), "--weights",
+                                                     c.checkpoint(), "--zoom", "--native-nucleus",
+                                                     c.image("cmyk"), "--out", o],
+     "error", r"cannot read native nucleus shares", out="file")
+case("classify/zoom-above-without-zoom", lambda c, o: ["classify", c.image("cmyk"), "--weights",
+                                                       c.checkpoint(), "--zoom-above", "1.3", "--out", o],
+     "error", r"--native-nucleus / --zoom-below / --zoom-above: only with --zoom", out="file")
 case("classify/no-such-image", lambda c, o: ["classify", c.base / "ghost.jpg", "--weights",
                                              c.checkpoint(), "--out", o],
      "error", r"ghost\.jpg: no such file", out="file")

@@ -78,10 +78,11 @@ def register(sub) -> None:
                    help="scale normalisation: estimate each cell's magnification from its nucleus "
                         "and classify far-from-native cells again, zoomed to native size (columns "
                         "magnification_est, zoomed; docs/classify.md)")
-    c.add_argument("--zoom-below", type=float, default=0.75, metavar="M",
-                   help="with --zoom: zoom in on cells estimated below this magnification")
-    c.add_argument("--zoom-above", type=float, default=None, metavar="M",
-                   help="with --zoom: also zoom out of cells estimated above this (default: never)")
+    c.add_argument("--zoom-below", default=None, metavar="M|off",
+                   help="with --zoom: zoom in on cells estimated below this magnification "
+                        "(default 0.75)")
+    c.add_argument("--zoom-above", default=None, metavar="M|off",
+                   help="with --zoom: also zoom out of cells estimated above this (default off)")
     c.add_argument("--native-nucleus", metavar="FILE",
                    help="with --zoom: native nucleus shares (default: nucleus.json beside --weights)")
     c.add_argument("--overwrite", action="store_true")
@@ -185,12 +186,12 @@ def _classify(args: argparse.Namespace) -> int:
     if args.tta_sizes:
         clf.set_sizes(args.tta_sizes, args.tta_rule or "mean")
     if args.zoom:
-        from .zoom import ZoomedClassifier, find_native_nucleus
+        from .zoom import ZoomedClassifier, find_native_nucleus, threshold
 
         clf = ZoomedClassifier(clf, find_native_nucleus(args.weights, args.native_nucleus),
-                               args.zoom_below, args.zoom_above)
-    elif args.native_nucleus or args.zoom_above is not None:
-        raise MixmagError("--native-nucleus / --zoom-above: only with --zoom")
+                               threshold(args.zoom_below or "0.75"), threshold(args.zoom_above))
+    elif args.native_nucleus or args.zoom_below is not None or args.zoom_above is not None:
+        raise MixmagError("--native-nucleus / --zoom-below / --zoom-above: only with --zoom")
     df = classify_images(paths, clf, args.batch)
     if args.out:
         write_csv(args.out, df)

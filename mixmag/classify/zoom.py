@@ -83,6 +83,16 @@ def find_native_nucleus(weights: str | os.PathLike, explicit: str | None = None)
                       "(written by `mixmag native-nucleus --split MANIFEST --out FILE`)")
 
 
+def threshold(text: str | float | None) -> float | None:
+    """A --zoom-below / --zoom-above value: a magnification, or 'off'."""
+    if text is None or str(text).lower() == "off":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise MixmagError(f"zoom threshold {text!r}: expected a magnification such as 0.75, or off") from None
+
+
 class ZoomedClassifier:
     """``predict(crops BGR) -> (N, C)`` with a second, zoomed pass for cells far from native size.
 
@@ -90,8 +100,9 @@ class ZoomedClassifier:
     was found) and ``last_zoomed`` whether pass 2 answered for it.
     """
 
-    def __init__(self, clf, native: dict, zoom_below: float = 0.75, zoom_above: float | None = None):
-        if not 0 < zoom_below <= 1:
+    def __init__(self, clf, native: dict, zoom_below: float | None = 0.75,
+                 zoom_above: float | None = None):
+        if zoom_below is not None and not 0 < zoom_below <= 1:
             raise MixmagError(f"--zoom-below {zoom_below}: expected a magnification in (0, 1]")
         if zoom_above is not None and zoom_above < 1:
             raise MixmagError(f"--zoom-above {zoom_above}: expected a magnification >= 1")
@@ -118,7 +129,9 @@ class ZoomedClassifier:
     def predict(self, crops, batch_size: int = 64) -> np.ndarray:
         probs = np.asarray(self.clf.predict(crops, batch_size=batch_size), np.float32)
         m = self.magnification(crops, probs.argmax(1)) if len(crops) else np.zeros(0)
-        far = m < self.zoom_below  # NaN compares False: no nucleus, no zoom
+        far = np.zeros(len(m), bool)
+        if self.zoom_below is not None:
+            far |= m < self.zoom_below  # NaN compares False: no nucleus, no zoom
         if self.zoom_above is not None:
             far |= m > self.zoom_above
         idx = np.flatnonzero(far)
