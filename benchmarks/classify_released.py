@@ -71,6 +71,8 @@ def main() -> None:
                          "in earlier files")
     ap.add_argument("--zoom-below", default="0.75", metavar="M|off", help="mixmag classify --zoom-below")
     ap.add_argument("--zoom-above", default="off", metavar="M|off", help="mixmag classify --zoom-above")
+    ap.add_argument("--zoom-floor", type=float, default=None, metavar="M",
+                    help="mixmag classify --zoom-floor (default: its default)")
     ap.add_argument("--limit", type=int, default=0, help="score only the first N test images")
     ap.add_argument("--out", help="default benchmarks/results/classify_released.json "
                     "(classify_released-resample.json with --protocol resample)")
@@ -105,14 +107,15 @@ def main() -> None:
             name = f"{name}@{'+'.join(map(str, sizes))}" + ("" if rule == "mean" else f"-{rule}")
         models[name] = clf
     if args.zoom:
-        from mixmag.classify.zoom import ZoomedClassifier, find_native_nucleus, threshold
+        from mixmag.classify.zoom import FLOOR, ZoomedClassifier, find_native_nucleus, threshold
 
         last = {}
         for (w, sizes), name in zip(runs, list(models)):
             last[w] = name  # the last variant of each checkpoint: with --tta-sizes, that one
         below, above = threshold(args.zoom_below), threshold(args.zoom_above)
-        models = {f"{name}+zoom-below-{args.zoom_below}-above-{args.zoom_above}":
-                  ZoomedClassifier(models[name], find_native_nucleus(w), below, above)
+        floor = FLOOR if args.zoom_floor is None else args.zoom_floor
+        models = {f"{name}+zoom-below-{args.zoom_below}-above-{args.zoom_above}-floor-{floor}":
+                  ZoomedClassifier(models[name], find_native_nucleus(w), below, above, floor)
                   for w, name in last.items()}
     res = {name: {} for name in models}
     for s in SCALES:  # each scale's images made once, for every model

@@ -49,6 +49,9 @@ def main() -> int:
                     help="input sizes averaged, '+'-joined (the first is pass 1 alone)")
     ap.add_argument("--below", nargs="+", default=["off", "0.7", "0.75", "0.8"])
     ap.add_argument("--above", nargs="+", default=["off", "1.3"])
+    ap.add_argument("--floor", type=float, default=0.0,
+                    help="no zoom-in where the estimate is below this (mixmag classify --zoom-floor; "
+                         "0: the first run's grid, before the floor existed)")
     ap.add_argument("--native-nucleus", help="default: nucleus.json beside the weights")
     ap.add_argument("--split", default=str(REPO / "datasets" / "pbc-split.csv"))
     ap.add_argument("--limit", type=int, default=0, help="every k-th val image, about N in all")
@@ -96,7 +99,7 @@ def main() -> int:
             mag = z[f"m_{ss}_{s}"]
             far = np.zeros(len(y), bool)
             if b is not None:
-                far |= mag < b
+                far |= (mag < b) & (mag >= args.floor)
             if a is not None:
                 far |= mag > a
             p = np.where(far[:, None], z[f"p2_{ss}_{s}"], z[f"p1_{ss}_{s}"])
@@ -116,7 +119,7 @@ def main() -> int:
                         "no_nucleus": int(np.isnan(mag).sum())}
     print("estimate:", est)
     write_json(args.out, {"command": "python " + " ".join([os.path.relpath(__file__, REPO), *sys.argv[1:]]),
-                          "date": time.strftime("%Y-%m-%d"), "part": "val", "n": int(len(y)),
+                          "date": time.strftime("%Y-%m-%d"), "part": "val", "n": int(len(y)), "floor": args.floor,
                           "weights": args.weights, "native_nucleus": native.get("source", ""),
                           "rows": rows, "estimate": est})
     return 0

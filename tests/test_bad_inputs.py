@@ -403,7 +403,7 @@ case("classify/zoom-nucleus-not-json", lambda c, o: ["classify", c.image("cmyk")
      "error", r"cannot read native nucleus shares", out="file")
 case("classify/zoom-above-without-zoom", lambda c, o: ["classify", c.image("cmyk"), "--weights",
                                                        c.checkpoint(), "--zoom-above", "1.3", "--out", o],
-     "error", r"--native-nucleus / --zoom-below / --zoom-above: only with --zoom", out="file")
+     "error", r"--native-nucleus / --zoom-below / --zoom-above / --zoom-floor: only with --zoom", out="file")
 case("classify/no-such-image", lambda c, o: ["classify", c.base / "ghost.jpg", "--weights",
                                              c.checkpoint(), "--out", o],
      "error", r"ghost\.jpg: no such file", out="file")

@@ -83,6 +83,8 @@ def register(sub) -> None:
                         "(default 0.75)")
     c.add_argument("--zoom-above", default=None, metavar="M|off",
                    help="with --zoom: also zoom out of cells estimated above this (default off)")
+    c.add_argument("--zoom-floor", type=float, default=None, metavar="M",
+                   help="with --zoom: estimates below this are taken as failed, no zoom (default 0.35)")
     c.add_argument("--native-nucleus", metavar="FILE",
                    help="with --zoom: native nucleus shares (default: nucleus.json beside --weights)")
     c.add_argument("--overwrite", action="store_true")
@@ -186,12 +188,14 @@ def _classify(args: argparse.Namespace) -> int:
     if args.tta_sizes:
         clf.set_sizes(args.tta_sizes, args.tta_rule or "mean")
     if args.zoom:
-        from .zoom import ZoomedClassifier, find_native_nucleus, threshold
+        from .zoom import FLOOR, ZoomedClassifier, find_native_nucleus, threshold
 
         clf = ZoomedClassifier(clf, find_native_nucleus(args.weights, args.native_nucleus),
-                               threshold(args.zoom_below or "0.75"), threshold(args.zoom_above))
-    elif args.native_nucleus or args.zoom_below is not None or args.zoom_above is not None:
-        raise MixmagError("--native-nucleus / --zoom-below / --zoom-above: only with --zoom")
+                               threshold(args.zoom_below or "0.75"), threshold(args.zoom_above),
+                               FLOOR if args.zoom_floor is None else args.zoom_floor)
+    elif args.native_nucleus or any(v is not None for v in
+                                    (args.zoom_below, args.zoom_above, args.zoom_floor)):
+        raise MixmagError("--native-nucleus / --zoom-below / --zoom-above / --zoom-floor: only with --zoom")
     df = classify_images(paths, clf, args.batch)
     if args.out:
         write_csv(args.out, df)

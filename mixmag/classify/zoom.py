@@ -10,7 +10,8 @@ single-cell images:
 2. estimate the cell's magnification from its stained nucleus: ``m = sqrt(share / native[class])``,
    where ``share`` is the nucleus' fraction of the image (``mask.nucleus_share``) and ``native`` the
    median share of the pass-1 class on the training images at 1x (``nucleus.json``);
-3. where ``m`` is below ``zoom_below`` (or above ``zoom_above``, if set), rescale the image about
+3. where ``m`` is below ``zoom_below`` but not below ``floor`` (an estimate that low means the seed
+   was not the nucleus), or above ``zoom_above`` if set, rescale the image about
    its centre by 1 / m (PBC-like crops are centred on their cell) and classify again (pass 2),
    whose answer replaces pass 1's.
 
@@ -34,6 +35,10 @@ from ..synth.mask import nucleus_share
 from .augment import rescale_in_canvas
 
 FORMAT = "mixmag-native-nucleus/1"
+# Estimates below this are taken as failed (the seed found was not this cell's nucleus) and keep
+# pass 1's answer: 0.7 x the generator's smallest magnification (0.5x). On val, the three 1.5x
+# eosinophils that a zoom-in turned into "platelets" were estimated at 0.17-0.30.
+FLOOR = 0.35
 FILE_NAME = "nucleus.json"
 
 
@@ -101,9 +106,11 @@ class ZoomedClassifier:
     """
 
     def __init__(self, clf, native: dict, zoom_below: float | None = 0.75,
-                 zoom_above: float | None = None):
+                 zoom_above: float | None = None, floor: float = FLOOR):
         if zoom_below is not None and not 0 < zoom_below <= 1:
             raise MixmagError(f"--zoom-below {zoom_below}: expected a magnification in (0, 1]")
+        if not 0 <= floor < (zoom_below or 1):
+            raise MixmagError(f"--zoom-floor {floor}: expected a magnification in [0, --zoom-below)")
         if zoom_above is not None and zoom_above < 1:
             raise MixmagError(f"--zoom-above {zoom_above}: expected a magnification >= 1")
         share = native["native_share"]
@@ -111,7 +118,7 @@ class ZoomedClassifier:
         if absent:
             raise MixmagError(f"native nucleus shares lack classes {absent}; write the file from "
                               "a manifest holding every class")
-        self.clf, self.zoom_below, self.zoom_above = clf, zoom_below, zoom_above
+        self.clf, self.zoom_below, self.zoom_above, self.floor = clf, zoom_below, zoom_above, floor
         self.class_names = list(clf.class_names)
         self.input_size = clf.input_size
         self.native = np.array([share[c] for c in self.class_names], np.float64)
@@ -131,7 +138,7 @@ class ZoomedClassifier:
         m = self.magnification(crops, probs.argmax(1)) if len(crops) else np.zeros(0)
         far = np.zeros(len(m), bool)
         if self.zoom_below is not None:
-            far |= m < self.zoom_below  # NaN compares False: no nucleus, no zoom
+            far |= (m < self.zoom_below) & (m >= self.floor)  # NaN compares False: no zoom
         if self.zoom_above is not None:
             far |= m > self.zoom_above
         idx = np.flatnonzero(far)
