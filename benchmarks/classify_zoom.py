@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import sys
 import time
@@ -29,11 +30,11 @@ sys.path.insert(0, str(REPO))
 
 from mixmag.classify import load_classifier  # noqa: E402
 from mixmag.classify.augment import rescale_in_canvas  # noqa: E402
-from mixmag.classify.zoom import ZoomedClassifier, find_native_nucleus  # noqa: E402
+from mixmag.classify.zoom import ZoomedClassifier, find_native_nucleus, zoom_mask  # noqa: E402
 from mixmag.cli import run_script  # noqa: E402
 from mixmag.data.split import load_manifest  # noqa: E402
 from mixmag.errors import MixmagError  # noqa: E402
-from mixmag.fileio import write_json  # noqa: E402
+from mixmag.fileio import sha256_file, write_json  # noqa: E402
 
 from classify_released import SCALES  # noqa: E402  (benchmarks/classify_released.py)
 
@@ -60,23 +61,34 @@ def main() -> int:
     args = ap.parse_args()
     below = [_off(v) for v in args.below]
     above = [_off(v) for v in args.above]
-    lo = max(v for v in below if v is not None)  # pass 2 for anything any threshold zooms
-    hi = min((v for v in above if v is not None), default=np.inf)
+    lo = max((v for v in below if v is not None), default=-np.inf)  # pass 2 for anything any
+    hi = min((v for v in above if v is not None), default=np.inf)     # threshold zooms
     m = load_manifest(args.split)
     val = m[m["split"] == "val"]
     if args.limit:
         val = val.iloc[:: max(1, len(val) // args.limit)]
     y = val["class_id"].to_numpy()
     native = find_native_nucleus(args.weights, args.native_nucleus)
+    # what the cached probabilities depend on: reusing them for anything else would score pass 1
+    # as pass 2 for images that were never zoomed
+    key = {"weights_sha256": sha256_file(args.weights), "native": json.dumps(native["native_share"], sort_keys=True),
+           "size_sets": " ".join(args.size_sets), "lo": float(lo), "hi": float(hi)}
     if Path(args.probs).is_file():
         z = dict(np.load(args.probs))
         if len(z["y"]) != len(y) or (z["y"] != y).any():
             raise MixmagError(f"--probs {args.probs}: cached for another val set; delete it or give another path")
+        cached = {k: z[f"key_{k}"].item() for k in key if f"key_{k}" in z}
+        same = (cached.get("weights_sha256") == key["weights_sha256"] and cached.get("native") == key["native"]
+                and set(args.size_sets) <= set(cached.get("size_sets", "").split())
+                and key["lo"] <= cached.get("lo", -np.inf) and key["hi"] >= cached.get("hi", np.inf))
+        if not same:
+            raise MixmagError(f"--probs {args.probs}: cached for other weights, nucleus shares, sizes or a "
+                              "narrower zoom grid; delete it or give another path")
     else:
         images = [cv2.imread(p, cv2.IMREAD_COLOR) for p in val["abspath"]]
         clf = load_classifier(args.weights)
         zc = ZoomedClassifier(clf, native)
-        z = {"y": y}
+        z = {"y": y, **{f"key_{k}": np.array(v) for k, v in key.items()}}
         t0 = time.time()
         for ss in args.size_sets:
             clf.set_sizes([int(v) for v in ss.split("+")])
@@ -97,11 +109,7 @@ def main() -> int:
         acc, share = {}, {}
         for s in SCALES:
             mag = z[f"m_{ss}_{s}"]
-            far = np.zeros(len(y), bool)
-            if b is not None:
-                far |= (mag < b) & (mag >= args.floor)
-            if a is not None:
-                far |= mag > a
+            far = zoom_mask(mag, b, a, args.floor)  # the rule mixmag classify --zoom applies
             p = np.where(far[:, None], z[f"p2_{ss}_{s}"], z[f"p1_{ss}_{s}"])
             acc[f"{s}x"] = round(100 * float((p.argmax(1) == y).mean()), 2)
             share[f"{s}x"] = round(float(far.mean()), 3)
@@ -113,9 +121,10 @@ def main() -> int:
     est = {}
     for s in SCALES:  # how well the estimate names the scale (pass 1 of the first size set)
         mag = z[f"m_{args.size_sets[0]}_{s}"]
-        near = np.array(SCALES)[np.abs(np.log(mag[:, None] / np.array(SCALES))).argmin(1)] if len(mag) else []
+        ok = np.isfinite(mag)  # no nucleus: no estimate, counted as not right
+        near = np.array(SCALES)[np.abs(np.log(mag[ok, None] / np.array(SCALES))).argmin(1)]
         est[f"{s}x"] = {"median": round(float(np.nanmedian(mag)), 3),
-                        "nearest_scale_right": round(float(np.mean(np.isclose(near, s))), 3),
+                        "nearest_scale_right": round(float(np.isclose(near, s).sum() / len(mag)), 3),
                         "no_nucleus": int(np.isnan(mag).sum())}
     print("estimate:", est)
     write_json(args.out, {"command": "python " + " ".join([os.path.relpath(__file__, REPO), *sys.argv[1:]]),

@@ -72,6 +72,16 @@ class Ctx:
             write_image("cmyk", d)
         return d
 
+    def nucleus_json(self) -> Path:
+        """A valid native-nucleus file (every class 0.05), so zoom settings are what is judged."""
+        p = self.base / "nucleus.json"
+        if not p.exists():
+            from mixmag.classes import CLASS_NAMES
+            from mixmag.classify.zoom import FORMAT
+
+            p.write_text(json.dumps({"format": FORMAT, "native_share": {c: 0.05 for c in CLASS_NAMES}}))
+        return p
+
     def checkpoint(self, kind: str = "good") -> Path:
         if kind not in self._ck:
             self._ck[kind] = make_checkpoint(self.base / "ck" / f"{kind}.pt", kind)
@@ -401,6 +411,13 @@ case("classify/zoom-nucleus-not-json", lambda c, o: ["classify", c.image("cmyk")
                                                      c.checkpoint(), "--zoom", "--native-nucleus",
                                                      c.image("cmyk"), "--out", o],
      "error", r"cannot read native nucleus shares", out="file")
+for zid, extra, pat in (("below-above-1", ["--zoom-below", "1.5"], r"--zoom-below 1\.5: expected a magnification in \(0, 1\]"),
+                        ("below-word", ["--zoom-below", "low"], r"zoom threshold 'low': expected a magnification"),
+                        ("above-nan", ["--zoom-above", "nan"], r"zoom threshold 'nan': expected a magnification"),
+                        ("floor-over-below", ["--zoom-below", "0.3"], r"--zoom-floor 0\.35 \(default 0\.35\) must lie in \[0, --zoom-below 0\.3\)")):
+    case(f"classify/zoom-{zid}", lambda c, o, e=extra: ["classify", c.image("cmyk"), "--weights", c.checkpoint(),
+                                                       "--zoom", "--native-nucleus", c.nucleus_json(), *e, "--out", o],
+         "error", pat, out="file")
 case("classify/zoom-above-without-zoom", lambda c, o: ["classify", c.image("cmyk"), "--weights",
                                                        c.checkpoint(), "--zoom-above", "1.3", "--out", o],
      "error", r"--native-nucleus / --zoom-below / --zoom-above / --zoom-floor: only with --zoom", out="file")

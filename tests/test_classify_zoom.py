@@ -95,6 +95,36 @@ def test_zoom_restores_small_cells_and_leaves_native_ones(native):
     out.predict(crops)
     assert out.last_zoomed.tolist() == [False, True, True]
 
+    # an estimate below the floor (0.35) is a failed seed: pass 1 stands, unless the floor is 0
+    huge = {**native, "native_share": {c: 30 * v for c, v in native["native_share"].items()}}
+    guarded = ZoomedClassifier(plain, huge)
+    guarded.predict(crops[:1])
+    assert guarded.last_magnification[0] < 0.35 and not guarded.last_zoomed[0]
+    bare = ZoomedClassifier(plain, huge, floor=0.0)
+    bare.predict(crops[:1])
+    assert bare.last_zoomed[0]
+
+
+def test_zoom_mask_boundaries_match_the_documented_rule():
+    from mixmag.classify.zoom import zoom_mask
+
+    m = np.array([0.2, 0.35, 0.5, 0.75, 1.0, 1.3, 1.31, np.nan])
+    assert zoom_mask(m, 0.75, None, 0.35).tolist() == [False, True, True, False, False, False, False, False]
+    assert zoom_mask(m, None, 1.3, 0.35).tolist() == [False] * 6 + [True, False]
+    assert zoom_mask(m, 0.75, 1.3, 0.0).tolist() == [True, True, True, False, False, False, True, False]
+
+
+def test_image_without_nucleus_keeps_pass_one(native):
+    from mixmag.classify.zoom import ZoomedClassifier
+
+    plain = SizeSeeingClassifier(native["native_share"]["lymphocyte"])
+    blank = np.full((363, 360, 3), 215, np.uint8)  # plasma only: no stain anywhere
+    zc = ZoomedClassifier(plain, native)
+    plain.seen.clear()
+    probs = zc.predict([blank])
+    assert np.isnan(zc.last_magnification[0]) and not zc.last_zoomed[0]
+    assert plain.seen == [1] and np.allclose(probs, plain.predict([blank]))
+
 
 def test_zoom_refuses_bad_settings_and_incomplete_files(native):
     from mixmag.classify.zoom import ZoomedClassifier
@@ -104,6 +134,13 @@ def test_zoom_refuses_bad_settings_and_incomplete_files(native):
         ZoomedClassifier(plain, native, zoom_below=1.5)
     with pytest.raises(MixmagError, match="--zoom-above 0.9"):
         ZoomedClassifier(plain, native, zoom_above=0.9)
+    with pytest.raises(MixmagError, match="--zoom-floor 0.8"):
+        ZoomedClassifier(plain, native, floor=0.8)
+    from mixmag.classify.zoom import threshold
+
+    assert threshold("off") is None and threshold("0.7") == 0.7
+    with pytest.raises(MixmagError, match="expected a magnification"):
+        threshold("low")
     partial = {**native, "native_share": {"lymphocyte": 0.05}}
     with pytest.raises(MixmagError, match="lack classes"):
         ZoomedClassifier(plain, partial)
@@ -135,3 +172,25 @@ def test_native_nucleus_and_classify_zoom_cli(drawn_manifest, drawn_pbc, tmp_pat
     df = pd.read_csv(tmp_path / "p.csv")
     assert len(df) == 12 and {"magnification_est", "zoomed"} <= set(df.columns)
     assert df["magnification_est"].notna().all() and df["zoomed"].dtype == bool
+
+    # native lymphocytes and their 0.5x copies, in batches of 5 (rows must stay in step across
+    # batches); every class gets the lymphocytes' share, so the tiny model's class does not matter
+    import cv2
+
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for i, f in enumerate(sorted((drawn_pbc / "lymphocyte").glob("*.jpg"))[:6]):
+        img = cv2.imread(str(f))
+        cv2.imwrite(str(mixed / f"a{i}_native.png"), img)
+        cv2.imwrite(str(mixed / f"b{i}_half.png"), rescale_in_canvas(img, 0.5))
+    same = tmp_path / "same.json"
+    lym = data["native_share"]["lymphocyte"]
+    same.write_text(json.dumps({**data, "native_share": {c: lym for c in CLASS_NAMES}}))
+    r = run("classify", mixed, "--weights", weights, "--zoom", "--native-nucleus", same, "--batch", "5",
+            "--out", tmp_path / "mixed.csv")
+    assert r.returncode == 0, r.stderr
+    df = pd.read_csv(tmp_path / "mixed.csv")
+    half = df["image"].str.endswith("_half.png")
+    assert half.sum() == 6 and df.loc[half, "zoomed"].all() and not df.loc[~half, "zoomed"].any()
+    assert df.loc[half, "magnification_est"].between(0.4, 0.6).all()
+    assert df.loc[~half, "magnification_est"].between(0.8, 1.2).all()

@@ -190,8 +190,14 @@ def _classify(args: argparse.Namespace) -> int:
     if args.zoom:
         from .zoom import FLOOR, ZoomedClassifier, find_native_nucleus, threshold
 
-        clf = ZoomedClassifier(clf, find_native_nucleus(args.weights, args.native_nucleus),
-                               threshold(args.zoom_below or "0.75"), threshold(args.zoom_above),
+        native = find_native_nucleus(args.weights, args.native_nucleus)
+        if native.get("manifest_hash") and clf.manifest_hash \
+                and native["manifest_hash"] != clf.manifest_hash:
+            log.warning("native nucleus shares come from another split manifest (%s) than the "
+                        "classifier's (%s); fine if both are PBC at its own resolution",
+                        native["manifest_hash"], clf.manifest_hash)
+        clf = ZoomedClassifier(clf, native, threshold(args.zoom_below or "0.75"),
+                               threshold(args.zoom_above),
                                FLOOR if args.zoom_floor is None else args.zoom_floor)
     elif args.native_nucleus or any(v is not None for v in
                                     (args.zoom_below, args.zoom_above, args.zoom_floor)):
@@ -201,17 +207,16 @@ def _classify(args: argparse.Namespace) -> int:
         write_csv(args.out, df)
         print(f"wrote {args.out} ({len(df)} images)")
     else:
-        cols = ["image", "class_name", "class_conf"]
+        cols = ["image", "class_name", "class_conf"] + (["magnification_est", "zoomed"] if args.zoom else [])
         print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     return 0
 
 
 def _native_nucleus(args: argparse.Namespace) -> int:
-    import cv2
-
     from ..data.split import load_manifest
     from ..errors import MixmagError
     from ..fileio import prepare_output
+    from ..images import read_image
     from .zoom import native_nucleus, write_native_nucleus
 
     prepare_output(args.out, args.overwrite, "native nucleus shares")
@@ -219,7 +224,7 @@ def _native_nucleus(args: argparse.Namespace) -> int:
     part = m[m["split"] == args.part]
     if part.empty:
         raise MixmagError(f"{args.split}: no {args.part} images")
-    images = (cv2.imread(p, cv2.IMREAD_COLOR) for p in part["abspath"])
+    images = (read_image(p) for p in part["abspath"])  # an unreadable file: one line naming it
     data = native_nucleus(images, list(part["class_name"]), progress=True)
     data["manifest_hash"] = m.attrs.get("manifest_hash", "")
     write_native_nucleus(args.out, data, source=f"{args.split} ({args.part}, {len(part)} images)")

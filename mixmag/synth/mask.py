@@ -119,11 +119,14 @@ def nucleus_share(bgr: np.ndarray, class_name: str, work_size: int = 180) -> flo
     fraction of the image it does not depend on the image's pixel size, so its square root against
     a class's native share estimates how much the cell is magnified in a fixed field of view.
     """
-    H, W = bgr.shape[:2]
-    scale = work_size / max(H, W)
-    small = cv2.resize(bgr, (max(1, round(W * scale)), max(1, round(H * scale))),
-                       interpolation=cv2.INTER_AREA)
-    seed = _seed(stain_map(small), class_name == "platelet", scale)
+    try:
+        H, W = bgr.shape[:2]
+        scale = work_size / max(H, W)
+        small = cv2.resize(bgr, (max(1, round(W * scale)), max(1, round(H * scale))),
+                           interpolation=cv2.INTER_AREA)
+        seed = _seed(stain_map(small), class_name == "platelet", scale)
+    except (cv2.error, ValueError):  # degenerate images: no estimate, as with no stain
+        return None
     return None if seed is None else float(seed.sum()) / seed.size
 
 
