@@ -74,8 +74,9 @@ class Ctx:
 
     def nucleus_json(self) -> Path:
         """A valid native-nucleus file (every class 0.05), so zoom settings are what is judged."""
-        p = self.base / "nucleus.json"
+        p = self.base / "nucleus" / "shares.json"  # not where --weights ck/good.pt would find it
         if not p.exists():
+            p.parent.mkdir(parents=True, exist_ok=True)
             from mixmag.classes import CLASS_NAMES
             from mixmag.classify.zoom import FORMAT
 
@@ -418,9 +419,13 @@ for zid, extra, pat in (("below-above-1", ["--zoom-below", "1.5"], r"--zoom-belo
     case(f"classify/zoom-{zid}", lambda c, o, e=extra: ["classify", c.image("cmyk"), "--weights", c.checkpoint(),
                                                        "--zoom", "--native-nucleus", c.nucleus_json(), *e, "--out", o],
          "error", pat, out="file")
-case("classify/zoom-above-without-zoom", lambda c, o: ["classify", c.image("cmyk"), "--weights",
-                                                       c.checkpoint(), "--zoom-above", "1.3", "--out", o],
-     "error", r"--native-nucleus / --zoom-below / --zoom-above / --zoom-floor: only with --zoom", out="file")
+case("classify/zoom-above-with-no-zoom", lambda c, o: ["classify", c.image("cmyk"), "--weights",
+                                                       c.checkpoint(), "--no-zoom", "--zoom-above", "1.3",
+                                                       "--out", o],
+     "error", r"--native-nucleus / --zoom-below / --zoom-above / --zoom-floor: not with --no-zoom", out="file")
+case("classify/zoom-option-without-nucleus-file", lambda c, o: ["classify", c.image("cmyk"), "--weights",
+                                                                c.checkpoint(), "--zoom-below", "0.7", "--out", o],
+     "error", r"--zoom: no nucleus\.json beside .*good\.pt", out="file")
 case("classify/no-such-image", lambda c, o: ["classify", c.base / "ghost.jpg", "--weights",
                                              c.checkpoint(), "--out", o],
      "error", r"ghost\.jpg: no such file", out="file")

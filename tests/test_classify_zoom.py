@@ -167,11 +167,16 @@ def test_native_nucleus_and_classify_zoom_cli(drawn_manifest, drawn_pbc, tmp_pat
     again = run("native-nucleus", "--split", drawn_manifest, "--out", nuc)
     assert again.returncode != 0 and "--overwrite" in again.stderr  # nothing overwritten silently
 
-    r = run("classify", drawn_pbc / "lymphocyte", "--weights", weights, "--zoom", "--out", tmp_path / "p.csv")
+    # nucleus.json beside the weights switches the zoom on by default; --no-zoom switches it off
+    r = run("classify", drawn_pbc / "lymphocyte", "--weights", weights, "--out", tmp_path / "p.csv")
     assert r.returncode == 0, r.stderr
     df = pd.read_csv(tmp_path / "p.csv")
     assert len(df) == 12 and {"magnification_est", "zoomed"} <= set(df.columns)
     assert df["magnification_est"].notna().all() and df["zoomed"].dtype == bool
+    r = run("classify", drawn_pbc / "lymphocyte", "--weights", weights, "--no-zoom", "--out", tmp_path / "q.csv")
+    assert r.returncode == 0, r.stderr
+    plain = pd.read_csv(tmp_path / "q.csv")
+    assert "zoomed" not in plain.columns and plain["image"].tolist() == df["image"].tolist()
 
     # native lymphocytes and their 0.5x copies, in batches of 5 (rows must stay in step across
     # batches); every class gets the lymphocytes' share, so the tiny model's class does not matter

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +75,13 @@ def register(sub) -> None:
     c.add_argument("--tta-rule", default=None, metavar="RULE",
                    help="how --tta-sizes are combined: mean (default) or max-confidence (per image, "
                         "the size whose top probability is highest)")
-    c.add_argument("--zoom", action="store_true",
+    z = c.add_mutually_exclusive_group()
+    z.add_argument("--zoom", dest="zoom", action="store_true", default=None,
                    help="scale normalisation: estimate each cell's magnification from its nucleus "
                         "and classify far-from-native cells again, zoomed to native size (columns "
-                        "magnification_est, zoomed; docs/classify.md)")
+                        "magnification_est, zoomed; docs/classify.md). Default: on where "
+                        "nucleus.json sits beside --weights (the released Lite2-224), else off")
+    z.add_argument("--no-zoom", dest="zoom", action="store_false", help="never zoom")
     c.add_argument("--zoom-below", default=None, metavar="M|off",
                    help="with --zoom: zoom in on cells estimated below this magnification "
                         "(default 0.75)")
@@ -187,6 +191,15 @@ def _classify(args: argparse.Namespace) -> int:
     clf = load_classifier(args.weights, args.device)
     if args.tta_sizes:
         clf.set_sizes(args.tta_sizes, args.tta_rule or "mean")
+    options = args.native_nucleus or any(v is not None for v in
+                                         (args.zoom_below, args.zoom_above, args.zoom_floor))
+    if args.zoom is False and options:
+        raise MixmagError("--native-nucleus / --zoom-below / --zoom-above / --zoom-floor: not with --no-zoom")
+    if args.zoom is None:  # on where the shares are at hand (or asked for by a zoom option)
+        from .zoom import FILE_NAME
+
+        args.zoom = bool(options) or any(p.is_file() for p in (
+            Path(args.weights).with_name(FILE_NAME), Path(args.weights).parent.parent / FILE_NAME))
     if args.zoom:
         from .zoom import FLOOR, ZoomedClassifier, find_native_nucleus, threshold
 
@@ -199,9 +212,6 @@ def _classify(args: argparse.Namespace) -> int:
         clf = ZoomedClassifier(clf, native, threshold(args.zoom_below or "0.75"),
                                threshold(args.zoom_above),
                                FLOOR if args.zoom_floor is None else args.zoom_floor)
-    elif args.native_nucleus or any(v is not None for v in
-                                    (args.zoom_below, args.zoom_above, args.zoom_floor)):
-        raise MixmagError("--native-nucleus / --zoom-below / --zoom-above / --zoom-floor: only with --zoom")
     df = classify_images(paths, clf, args.batch)
     if args.out:
         write_csv(args.out, df)
