@@ -419,6 +419,7 @@ def main(argv=None) -> int:
             f["seconds_per_image"] = {"detector": round(t_det / len(sources), 4)}
             f["targets_met"] = check_targets(f)
             name = f"{dname} (detector classes)"
+            f["config"] = {"detector": dname, "classifier": None, "scale_norm": None, "mode": "detector"}
             report["configs"][name] = f
             print_config(name, f)
         for cname, clf in clfs.items():
@@ -448,6 +449,8 @@ def main(argv=None) -> int:
                     f["seconds_per_image"] = sec
                     f["targets_met"] = check_targets(f)
                     name = f"{dname}+{cname}/{norm}" + (f" ({mode})" if pipe.det_pbc else "")
+                    # the parts as fields, so readers (benchmarks/select_pair.py) need not parse names
+                    f["config"] = {"detector": dname, "classifier": cname, "scale_norm": norm, "mode": mode}
                     report["configs"][name] = f
                     print_config(name, f)
 

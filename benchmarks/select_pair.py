@@ -32,6 +32,19 @@ from mixmag.fileio import write_json  # noqa: E402
 _KEY = re.compile(r"^(?P<pair>\S+?)(?P<norm>/\w+)?(?: \((?P<mode>[^)]+)\))?$")
 
 
+def _parts(key: str, fig: dict) -> tuple[str, str] | None:
+    """(``DET+CLS/norm`` or ``DET``, mode) of one configuration: from its ``config`` fields
+    (benchmarks/detect.py records them since 2026-11-27), else parsed from the name (older files)."""
+    c = fig.get("config")
+    if isinstance(c, dict) and c.get("detector") and c.get("mode"):
+        name = c["detector"] + (f"+{c['classifier']}/{c['scale_norm']}" if c.get("classifier") else "")
+        return name, c["mode"]
+    m = _KEY.match(key)
+    if not m:
+        return None
+    return m["pair"] + (m["norm"] or ""), m["mode"] or ("classifier-on-boxes" if "+" in m["pair"] else "detector")
+
+
 def load(sets: list[str], pattern: str, mode: str) -> dict[str, dict[str, dict]]:
     """{pair: {set: figures}} for the configurations of ``mode``."""
     if "{set}" not in pattern:
@@ -46,9 +59,9 @@ def load(sets: list[str], pattern: str, mode: str) -> dict[str, dict[str, dict]]
             if not isinstance(configs, dict):
                 raise SystemExit(f"select_pair: {f} has no 'configs' (not a benchmarks/detect.py result)")
             for key, fig in configs.items():
-                m = _KEY.match(key)
-                if m and (m["mode"] or ("classifier-on-boxes" if "+" in m["pair"] else "detector")) == mode:
-                    name = m["pair"] + (m["norm"] or "")
+                parts = _parts(key, fig)
+                if parts and parts[1] == mode:
+                    name = parts[0]
                     if s in table.setdefault(name, {}):
                         raise SystemExit(f"select_pair: {name} appears twice for set {s} ({f})")
                     table[name][s] = fig

@@ -486,6 +486,13 @@ def test_select_pair_applies_the_stated_rule(tmp_path):
         configs[f"{base}/off (two-stage)"] = _fig(0.99)   # another mode: ignored
         (tmp_path / f"r-{s_}.json").write_text(json.dumps({"configs": configs}))
     (tmp_path / "r-v1-extra.json").write_text(json.dumps({"configs": {f"only+v1/off ({mode})": _fig(1.0)}}))
+    # newer files carry the parts as fields: they win over the name (here a name that parses as
+    # another pair and mode), so a renamed key cannot move a result into the wrong row
+    for s_, f1 in (("v1", 0.99), ("v2", 0.99)):
+        fig = {**_fig(f1), "config": {"detector": "fld", "classifier": "top", "scale_norm": "off",
+                                      "mode": mode}}
+        (tmp_path / f"r-{s_}-fields.json").write_text(json.dumps(
+            {"configs": {"misleading+name/on (two-stage)": fig}}))
     table = select_pair.load(["v1", "v2"], str(tmp_path / "r-{set}*.json"), mode)
     assert "only+v1/off" not in table  # missing from v2: left out
     res = select_pair.select(table, ["v1", "v2"], base, 0.002, 0.001, 0.001)
@@ -493,7 +500,10 @@ def test_select_pair_applies_the_stated_rule(tmp_path):
     assert verdict == {"det+base/off": False, "det+small/off": False, "det+edge/off": True,
                        "det+dip/off": False, "det+dropedge/off": True, "new+lost/off": False,
                        "new+near/off": True, "det+tie/off": True, "det+best/off": True,
-                       "cell+c/off": False}
+                       "cell+c/off": False, "fld+top/off": True}
+    assert res["adopted"] == "fld+top/off"
+    del table["fld+top/off"]
+    res = select_pair.select(table, ["v1", "v2"], base, 0.002, 0.001, 0.001)
     assert res["adopted"] == "det+best/off"
     with pytest.raises(SystemExit, match="baseline"):
         select_pair.select(table, ["v1", "v2"], "det+none", 0.002, 0.001, 0.001)
