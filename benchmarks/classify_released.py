@@ -97,7 +97,7 @@ def main() -> None:
     runs = [(w, None) for w in args.weights]
     runs += [(w, (px,)) for w in args.weights for px in (args.input_size or [])]
     runs += [(w, tuple(args.tta_sizes)) for w in args.weights if args.tta_sizes]
-    models, variant_of = {}, []
+    models, last = {}, {}  # last: each checkpoint's last variant (with --tta-sizes, that one)
     for w, sizes in runs:
         clf = load_classifier(w, device="cpu")
         name = _name(w)
@@ -106,11 +106,10 @@ def main() -> None:
             clf.set_sizes(sizes, rule)
             name = f"{name}@{'+'.join(map(str, sizes))}" + ("" if rule == "mean" else f"-{rule}")
         models[name] = clf
-        variant_of.append((w, name))
+        last[w] = name
     if args.zoom:
         from mixmag.classify.zoom import FLOOR, ZoomedClassifier, find_native_nucleus, threshold
 
-        last = {w: name for w, name in variant_of}  # the last variant: with --tta-sizes, that one
         below, above = threshold(args.zoom_below), threshold(args.zoom_above)
         floor = FLOOR if args.zoom_floor is None else args.zoom_floor
         models = {f"{name}+zoom-below-{args.zoom_below}-above-{args.zoom_above}-floor-{floor}":

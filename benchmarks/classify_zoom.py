@@ -30,17 +30,13 @@ sys.path.insert(0, str(REPO))
 
 from mixmag.classify import load_classifier  # noqa: E402
 from mixmag.classify.augment import rescale_in_canvas  # noqa: E402
-from mixmag.classify.zoom import ZoomedClassifier, find_native_nucleus, zoom_mask  # noqa: E402
+from mixmag.classify.zoom import ZoomedClassifier, find_native_nucleus, threshold, zoom_mask  # noqa: E402
 from mixmag.cli import run_script  # noqa: E402
 from mixmag.data.split import load_manifest  # noqa: E402
 from mixmag.errors import MixmagError  # noqa: E402
 from mixmag.fileio import sha256_file, write_json  # noqa: E402
 
 from classify_released import SCALES  # noqa: E402  (benchmarks/classify_released.py)
-
-
-def _off(v: str):
-    return None if v == "off" else float(v)
 
 
 def main() -> int:
@@ -59,8 +55,8 @@ def main() -> int:
     ap.add_argument("--probs", required=True, help=".npz of probabilities (written, or reused when present)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
-    below = [_off(v) for v in args.below]
-    above = [_off(v) for v in args.above]
+    below = [threshold(v) for v in args.below]
+    above = [threshold(v) for v in args.above]
     lo = max((v for v in below if v is not None), default=-np.inf)  # pass 2 for anything any
     hi = min((v for v in above if v is not None), default=np.inf)     # threshold zooms
     m = load_manifest(args.split)
@@ -90,10 +86,10 @@ def main() -> int:
         zc = ZoomedClassifier(clf, native)
         z = {"y": y, **{f"key_{k}": np.array(v) for k, v in key.items()}}
         t0 = time.time()
-        for ss in args.size_sets:
-            clf.set_sizes([int(v) for v in ss.split("+")])
-            for s in SCALES:
-                crops = [rescale_in_canvas(im, s) for im in images]
+        for s in SCALES:  # each scale's images made once, for every size set
+            crops = [rescale_in_canvas(im, s) for im in images]
+            for ss in args.size_sets:
+                clf.set_sizes([int(v) for v in ss.split("+")])
                 p1 = clf.predict(crops)
                 mag = zc.magnification(crops, p1.argmax(1))
                 idx = np.flatnonzero((mag < lo) | (mag > hi))

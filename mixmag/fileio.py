@@ -107,6 +107,15 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def beside_weights(weights: str | os.PathLike, name: str) -> Path | None:
+    """``name`` next to a weights file, or in the run folder above it (``runs/X/weights/best.pt``
+    -> ``runs/X/name``); None if neither exists."""
+    for cand in (Path(weights).with_name(name), Path(weights).parent.parent / name):
+        if cand.is_file():
+            return cand
+    return None
+
+
 def require_file(path: str | os.PathLike, what: str) -> Path:
     path = Path(path)
     if not path.is_file():

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -196,12 +195,12 @@ def _classify(args: argparse.Namespace) -> int:
     if args.zoom is False and options:
         raise MixmagError("--native-nucleus / --zoom-below / --zoom-above / --zoom-floor: not with --no-zoom")
     if args.zoom is None:  # on where the shares are at hand (or asked for by a zoom option)
+        from ..fileio import beside_weights
         from .zoom import FILE_NAME
 
-        args.zoom = bool(options) or any(p.is_file() for p in (
-            Path(args.weights).with_name(FILE_NAME), Path(args.weights).parent.parent / FILE_NAME))
+        args.zoom = bool(options) or beside_weights(args.weights, FILE_NAME) is not None
     if args.zoom:
-        from .zoom import FLOOR, ZoomedClassifier, find_native_nucleus, threshold
+        from .zoom import BELOW, FLOOR, ZoomedClassifier, find_native_nucleus, threshold
 
         native = find_native_nucleus(args.weights, args.native_nucleus)
         if native.get("manifest_hash") and clf.manifest_hash \
@@ -209,7 +208,7 @@ def _classify(args: argparse.Namespace) -> int:
             log.warning("native nucleus shares come from another split manifest (%s) than the "
                         "classifier's (%s); fine if both are PBC at its own resolution",
                         native["manifest_hash"], clf.manifest_hash)
-        clf = ZoomedClassifier(clf, native, threshold(args.zoom_below or "0.75"),
+        clf = ZoomedClassifier(clf, native, threshold(args.zoom_below or BELOW),
                                threshold(args.zoom_above),
                                FLOOR if args.zoom_floor is None else args.zoom_floor)
     df = classify_images(paths, clf, args.batch)

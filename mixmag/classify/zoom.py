@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MixmagError
-from ..fileio import write_json
+from ..fileio import beside_weights, write_json
 from ..synth.mask import nucleus_share
 from .augment import rescale_in_canvas
 
@@ -39,6 +39,7 @@ FORMAT = "mixmag-native-nucleus/1"
 # pass 1's answer: 0.7 x the generator's smallest magnification (0.5x). Set after seeing that the
 # three 1.5x val eosinophils a zoom-in turned into "platelets" were estimated at 0.17-0.31.
 FLOOR = 0.35
+BELOW = 0.75  # zoom in below this (rule 2's pick in docs/classify.md)
 FILE_NAME = "nucleus.json"
 
 
@@ -86,9 +87,9 @@ def find_native_nucleus(weights: str | os.PathLike, explicit: str | None = None)
     """The file given, else ``nucleus.json`` beside the classifier weights; a one-line error if neither."""
     if explicit:
         return load_native_nucleus(explicit)
-    for cand in (Path(weights).with_name(FILE_NAME), Path(weights).parent.parent / FILE_NAME):
-        if cand.is_file():
-            return load_native_nucleus(cand)
+    found = beside_weights(weights, FILE_NAME)
+    if found:
+        return load_native_nucleus(found)
     raise MixmagError(f"--zoom: no {FILE_NAME} beside {weights}; pass --native-nucleus FILE "
                       "(written by `mixmag native-nucleus --split MANIFEST --out FILE`)")
 
@@ -124,7 +125,7 @@ class ZoomedClassifier:
     was found) and ``last_zoomed`` whether pass 2 answered for it.
     """
 
-    def __init__(self, clf, native: dict, zoom_below: float | None = 0.75,
+    def __init__(self, clf, native: dict, zoom_below: float | None = BELOW,
                  zoom_above: float | None = None, floor: float = FLOOR):
         if zoom_below is not None and not 0 < zoom_below <= 1:
             raise MixmagError(f"--zoom-below {zoom_below}: expected a magnification in (0, 1]")

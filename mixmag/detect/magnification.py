@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import MixmagError
-from ..fileio import write_json
+from ..fileio import beside_weights, write_json
 
 FORMAT = "mixmag-native-sizes/1"
 FILE_NAME = "magnification.json"
@@ -72,10 +72,8 @@ def find_native_sizes(detector: str | os.PathLike, explicit: str | None = None) 
     """The native sizes given explicitly, else the JSON beside the detector weights, else None."""
     if explicit:
         return load_native_sizes(explicit)
-    for cand in (Path(detector).with_name(FILE_NAME), Path(detector).parent.parent / FILE_NAME):
-        if cand.is_file():
-            return load_native_sizes(cand)
-    return None
+    found = beside_weights(detector, FILE_NAME)
+    return load_native_sizes(found) if found else None
 
 
 class MagnificationEstimator:

@@ -111,6 +111,16 @@ def _seed(stain: np.ndarray, is_platelet: bool, scale: float) -> np.ndarray | No
     return seed
 
 
+def _centre_seed(bgr: np.ndarray, is_platelet: bool, work_size: int):
+    """The image at ``work_size`` px, its stain map, the centre seed (or None) and the scale."""
+    H, W = bgr.shape[:2]
+    scale = work_size / max(H, W)
+    small = cv2.resize(bgr, (max(1, round(W * scale)), max(1, round(H * scale))),
+                       interpolation=cv2.INTER_AREA)
+    stain = stain_map(small)
+    return small, stain, _seed(stain, is_platelet, scale), scale
+
+
 def nucleus_share(bgr: np.ndarray, class_name: str, work_size: int = 180) -> float | None:
     """Fraction of the image's pixels covered by the stained nucleus at its centre (platelets: the
     stained platelet), or None where no stain sits near the centre.
@@ -120,11 +130,7 @@ def nucleus_share(bgr: np.ndarray, class_name: str, work_size: int = 180) -> flo
     a class's native share estimates how much the cell is magnified in a fixed field of view.
     """
     try:
-        H, W = bgr.shape[:2]
-        scale = work_size / max(H, W)
-        small = cv2.resize(bgr, (max(1, round(W * scale)), max(1, round(H * scale))),
-                           interpolation=cv2.INTER_AREA)
-        seed = _seed(stain_map(small), class_name == "platelet", scale)
+        seed = _centre_seed(bgr, class_name == "platelet", work_size)[2]
     except (cv2.error, ValueError):  # degenerate images: no estimate, as with no stain
         return None
     return None if seed is None else float(seed.sum()) / seed.size
@@ -169,13 +175,8 @@ def _cell_mask(bgr: np.ndarray, class_name: str, work_size: int = 180,
     GrabCut runs at ``work_size`` px (about half of PBC's 360) for speed; the mask is brought back
     to full resolution by smooth (linear) upsampling and a 0.5 threshold.
     """
-    H, W = bgr.shape[:2]
     is_platelet = class_name == "platelet"
-    scale = work_size / max(H, W)
-    small = cv2.resize(bgr, (max(1, round(W * scale)), max(1, round(H * scale))),
-                       interpolation=cv2.INTER_AREA)
-    stain = stain_map(small)
-    seed = _seed(stain, is_platelet, scale)
+    small, stain, seed, scale = _centre_seed(bgr, is_platelet, work_size)
     if seed is None:
         return _fallback(bgr, class_name, None, "no-stain-at-centre")
     if is_platelet:
