@@ -98,6 +98,63 @@ def test_masks_on_real_pbc_are_plausible(pbc_root):
         assert np.median(ratio[c]) > 1.15, (c, ratio[c])
 
 
+def _pale_neutrophil() -> tuple[np.ndarray, tuple[int, int, int], tuple[int, int]]:
+    """A neutrophil whose cytoplasm has the red cells' colour (the case m4 shrinks to the nucleus),
+    with one red cell touching it; returns the image, the cell (cx, cy, r) and the red cell's centre."""
+    img = np.full((360, 360, 3), (200, 215, 240), np.uint8)       # cream plasma (BGR)
+    for c in [(40, 40), (320, 40), (40, 320), (320, 320), (60, 180)]:
+        cv2.circle(img, c, 30, (160, 150, 215), -1, cv2.LINE_AA)   # pink red cells, pale centre
+        cv2.circle(img, c, 13, (180, 180, 228), -1, cv2.LINE_AA)
+    rbc = (180 + 70 + 28, 180)
+    cv2.circle(img, rbc, 30, (160, 150, 215), -1, cv2.LINE_AA)     # touching the cell
+    cv2.circle(img, rbc, 13, (180, 180, 228), -1, cv2.LINE_AA)
+    cv2.circle(img, (180, 180), 70, (165, 152, 212), -1, cv2.LINE_AA)  # cytoplasm ~ red-cell colour
+    for k in range(3):
+        ang = 2 * np.pi * k / 3
+        cv2.circle(img, (int(180 + 22 * np.cos(ang)), int(180 + 22 * np.sin(ang))), 17,
+                   (120, 40, 90), -1, cv2.LINE_AA)
+    return img, (180, 180, 70), rbc
+
+
+def test_m5_mask_keeps_pale_cytoplasm_and_leaves_the_touching_red_cell_out():
+    img, (cx, cy, r), rbc = _pale_neutrophil()
+    m5 = cell_mask(img, "neutrophil", version="m5")
+    assert m5.ok, m5.status
+    assert 0.85 * np.pi * r ** 2 < m5.area < 1.15 * np.pi * r ** 2, m5.area
+    assert m5.mask[cy, cx + r - 8] and m5.mask[cy - r + 8, cx]       # cytoplasm near the membrane
+    assert not m5.mask[rbc[1], rbc[0]] and not m5.mask[rbc[1], rbc[0] + 20]
+
+
+def test_m5_mask_is_the_same_whatever_opencv_rng_state():
+    img, _, _ = _pale_neutrophil()
+    first = cell_mask(img, "neutrophil", version="m5").mask
+    for seed in (1, 99, 2024):
+        cv2.setRNGSeed(seed)
+        cv2.randu(np.zeros((8, 8), np.float32), 0, 1)
+        assert np.array_equal(cell_mask(img, "neutrophil", version="m5").mask, first)
+
+
+def test_unknown_mask_version_is_refused():
+    from mixmag.errors import MixmagError
+
+    with pytest.raises(MixmagError, match="mask version"):
+        cell_mask(np.zeros((64, 64, 3), np.uint8), "neutrophil", version="m9")
+
+
+def test_m5_recovers_real_neutrophil_cytoplasm(pbc_root):
+    """Real neutrophils: whole cells (mask >= 1.5x the nucleus) in most under m5, and m5 never
+    loses what m4 keeps by more than GrabCut's run-to-run wobble."""
+    files = sorted(p for p in (pbc_root / "neutrophil").iterdir() if not p.name.startswith("."))
+    whole = {"m4": 0, "m5": 0}
+    sample = files[:: len(files) // 24][:24]
+    for f in sample:
+        img = cv2.imread(str(f))
+        for v in whole:
+            r = cell_mask(img, "neutrophil", version=v)
+            whole[v] += r.area >= 1.5 * r.nucleus_area
+    assert whole["m5"] >= 0.75 * len(sample) and whole["m5"] >= whole["m4"] + 3, whole
+
+
 # --- background -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("palette", [

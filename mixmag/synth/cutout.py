@@ -6,7 +6,7 @@ ever works from cut-outs, so a run from the PBC folder (cut-outs made and cached
 run from a packed bundle (``pack_cutouts``, for a machine without PBC) give the same images.
 
 Cache: one small ``.npz`` per source under ``<cache>/cutouts/<MASK_VERSION>/<sha[:2]>/``, keyed by
-the source's sha256 and class, so a changed algorithm (new MASK_VERSION) never reuses stale masks.
+the source's sha256 and class, so a changed algorithm (new mask version) never reuses stale masks.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import pandas as pd
 from ..classes import CLASS_ID, CLASS_NAMES
 from ..errors import MixmagError
 from ..fileio import write_bytes
-from .mask import MASK_VERSION, cell_mask, stain_map, white_balance
+from .mask import MASK_VERSION, cell_mask, check_version, stain_map, white_balance
 
 MARGIN = 4            # px of context kept around the mask (the feathered edge lives there)
 FEATHER_SIGMA = 1.2   # px; alpha edge softness at source resolution
@@ -64,9 +64,10 @@ def source_palette(bgr: np.ndarray, cell: np.ndarray) -> np.ndarray:
     return np.stack([plasma, rbc]).round().astype(np.uint8)
 
 
-def make_cutout(bgr: np.ndarray, class_name: str) -> tuple[bytes, bytes, dict]:
+def make_cutout(bgr: np.ndarray, class_name: str,
+                mask_version: str = MASK_VERSION) -> tuple[bytes, bytes, dict]:
     """Segment the centre cell of one crop; return (crop JPEG, alpha PNG, meta)."""
-    res = cell_mask(bgr, class_name)
+    res = cell_mask(bgr, class_name, version=mask_version)
     m = res.mask > 0
     ys, xs = np.nonzero(m)
     H, W = m.shape
@@ -92,8 +93,8 @@ def decode_cutout(jpg: bytes | np.ndarray, png: bytes | np.ndarray, palette) -> 
 
 # --- per-source cache -------------------------------------------------------------------------
 
-def _cache_file(cache: Path, sha: str, class_name: str) -> Path:
-    return cache / "cutouts" / MASK_VERSION / sha[:2] / f"{sha}-{class_name}.npz"
+def _cache_file(cache: Path, sha: str, class_name: str, mask_version: str = MASK_VERSION) -> Path:
+    return cache / "cutouts" / mask_version / sha[:2] / f"{sha}-{class_name}.npz"
 
 
 def _pack_entry(jpg: bytes, png: bytes, meta: dict) -> bytes:
@@ -109,23 +110,24 @@ def _read_entry(path: Path) -> tuple[bytes, bytes, dict]:
 
 
 def _build_one(args) -> str:
-    abspath, sha, class_name, dest = args
+    abspath, sha, class_name, dest, mask_version = args
     from ..data.scan import MIN_SOURCE_SIDE
     from ..images import read_image
 
-    jpg, png, meta = make_cutout(read_image(abspath, min_side=MIN_SOURCE_SIDE), class_name)
+    jpg, png, meta = make_cutout(read_image(abspath, min_side=MIN_SOURCE_SIDE), class_name, mask_version)
     write_bytes(dest, _pack_entry(jpg, png, meta))
     return meta["status"]
 
 
 def ensure_cutouts(sources: pd.DataFrame, cache: Path, workers: int = 2,
-                   progress: bool = True) -> None:
+                   progress: bool = True, mask_version: str = MASK_VERSION) -> None:
     """Make (once) the cached cut-out of every source row (needs columns abspath, sha256, class_name)."""
+    check_version(mask_version)
     todo = []
     for r in sources[["abspath", "sha256", "class_name"]].drop_duplicates(["sha256", "class_name"]).itertuples(index=False):
-        dest = _cache_file(cache, r.sha256, r.class_name)
+        dest = _cache_file(cache, r.sha256, r.class_name, mask_version)
         if not dest.is_file():
-            todo.append((r.abspath, r.sha256, r.class_name, dest))
+            todo.append((r.abspath, r.sha256, r.class_name, dest, mask_version))
     if not todo:
         return
     from tqdm import tqdm
@@ -161,7 +163,7 @@ def _mp_context():
 
 
 def source_mask(abspath: str | os.PathLike, class_name: str, sha256: str | None = None,
-                cache: str | os.PathLike | None = None) -> np.ndarray:
+                cache: str | os.PathLike | None = None, mask_version: str = MASK_VERSION) -> np.ndarray:
     """The cell mask of one PBC source at full resolution (uint8 0/255), from the cache if present.
 
     This is the per-source mask function other stages use (e.g. to crop a classifier's input the
@@ -172,7 +174,7 @@ def source_mask(abspath: str | os.PathLike, class_name: str, sha256: str | None 
 
     sha256 = sha256 or sha256_file(abspath)
     cache = Path(cache) if cache else default_cache_dir()
-    f = _cache_file(cache, sha256, class_name)
+    f = _cache_file(cache, sha256, class_name, mask_version)
     if f.is_file():
         jpg, png, meta = _read_entry(f)
         W, H = meta["source_wh"]
@@ -181,7 +183,7 @@ def source_mask(abspath: str | os.PathLike, class_name: str, sha256: str | None 
         out = np.zeros((H, W), np.uint8)
         out[y1:y2, x1:x2] = np.where(alpha >= 128, 255, 0)
         return out
-    return cell_mask(read_image(abspath), class_name).mask
+    return cell_mask(read_image(abspath), class_name, version=mask_version).mask
 
 
 # --- the in-memory store the generator uses ---------------------------------------------------
@@ -195,12 +197,13 @@ class CutoutStore:
     """
 
     def __init__(self, table: pd.DataFrame, jpg_data=None, jpg_off=None, png_data=None,
-                 png_off=None, palette=None, origin: str = ""):
+                 png_off=None, palette=None, origin: str = "", mask_version: str = MASK_VERSION):
         self.table = table.reset_index(drop=True)
         self.jpg_data, self.jpg_off = jpg_data, jpg_off
         self.png_data, self.png_off = png_data, png_off
         self.palette = palette
         self.origin = origin
+        self.mask_version = mask_version
         self.entries: dict[int, tuple[bytes, bytes, np.ndarray]] = {}
         self.manifest = None
         self.cache = None
@@ -235,22 +238,25 @@ class CutoutStore:
         if not rows:
             return
         sub = self.manifest.iloc[rows]
-        ensure_cutouts(sub, self.cache, workers=workers, progress=progress)
+        ensure_cutouts(sub, self.cache, workers=workers, progress=progress,
+                       mask_version=self.mask_version)
         for i, sha, c in zip(rows, sub["sha256"], sub["class_name"]):
-            jpg, png, meta = _read_entry(_cache_file(self.cache, sha, c))
+            jpg, png, meta = _read_entry(_cache_file(self.cache, sha, c, self.mask_version))
             self.entries[i] = (jpg, png, np.array(meta["palette"], np.uint8).reshape(2, 3))
             self.table.at[i, "status"] = meta["status"]
             self.table.at[i, "mask_area"] = int(meta["mask_area"])
 
     @classmethod
     def from_manifest(cls, manifest: pd.DataFrame, cache: Path, workers: int = 2,
-                      progress: bool = True, load_all: bool = False) -> "CutoutStore":
+                      progress: bool = True, load_all: bool = False,
+                      mask_version: str = MASK_VERSION) -> "CutoutStore":
         table = pd.DataFrame({
             "source": manifest["path"].to_numpy(str), "sha256": manifest["sha256"].to_numpy(str),
             "class_name": manifest["class_name"].to_numpy(str),
             "class_id": [CLASS_ID[c] for c in manifest["class_name"]],
             "split": manifest["split"].to_numpy(str), "status": "not-loaded", "mask_area": 0})
-        store = cls(table, origin=f"manifest:{manifest.attrs.get('manifest_hash', '')}")
+        store = cls(table, origin=f"manifest:{manifest.attrs.get('manifest_hash', '')}",
+                    mask_version=check_version(mask_version))
         store.manifest = manifest.reset_index(drop=True)
         store.cache = Path(cache)
         if load_all:
@@ -280,7 +286,8 @@ class CutoutStore:
                 "class_id": z["class_id"].astype(int), "split": z["split"].astype(str),
                 "status": z["status"].astype(str), "mask_area": z["mask_area"].astype(int)})
             store = cls(table, z["jpg_data"], z["jpg_off"], z["png_data"], z["png_off"],
-                        z["palette"], origin=f"bundle:{meta.get('manifest_hash', '')}")
+                        z["palette"], origin=f"bundle:{meta.get('manifest_hash', '')}",
+                        mask_version=str(meta.get("mask_version", "m4")))
         except MixmagError:
             raise
         except Exception as e:
@@ -301,7 +308,7 @@ def _concat(blobs: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
 def pack_cutouts(manifest: pd.DataFrame, splits=("train", "val", "test"),
                  out_npz: str | os.PathLike = "cutouts.npz", max_per_class: int | None = None,
                  cache: str | os.PathLike | None = None, workers: int = 2, seed: int = 0,
-                 progress: bool = True) -> dict:
+                 progress: bool = True, mask_version: str = MASK_VERSION) -> dict:
     """Write a compact bundle of cut-outs (crop JPEG + alpha PNG per source, with class, split,
     source path and sha256) that ``synthesize(cutouts=...)`` runs from without the PBC folder.
 
@@ -318,10 +325,10 @@ def pack_cutouts(manifest: pd.DataFrame, splits=("train", "val", "test"),
     if m.empty:
         raise MixmagError(f"pack-cutouts: no sources in splits {list(splits)}")
     store = CutoutStore.from_manifest(m, Path(cache) if cache else default_cache_dir(), workers,
-                                      progress, load_all=True)
+                                      progress, load_all=True, mask_version=mask_version)
     t = store.table
     jpg_data, jpg_off, png_data, png_off, palette = store.flat()
-    meta = {"format": BUNDLE_FORMAT, "mask_version": MASK_VERSION,
+    meta = {"format": BUNDLE_FORMAT, "mask_version": mask_version,
             "manifest_hash": manifest.attrs.get("manifest_hash", ""), "splits": list(splits),
             "max_per_class": max_per_class, "n": len(t)}
     buf = io.BytesIO()

@@ -117,10 +117,17 @@ def _write_atomic(path: str, data) -> None:
 
 
 def load_store(split_csv=None, pbc=None, cutouts=None, cache=None, out=None, splits=SPLITS,
-               workers: int = 2, progress: bool = True) -> CutoutStore:
-    """The cut-outs to paste: from a bundle (--cutouts) or made/cached from the manifest."""
+               workers: int = 2, progress: bool = True, mask_version: str | None = None) -> CutoutStore:
+    """The cut-outs to paste: from a bundle (--cutouts) or made/cached from the manifest.
+
+    ``mask_version``: the cell-mask algorithm (default MASK_VERSION); a bundle carries its own, and
+    asking for another one is refused rather than silently ignored.
+    """
     if cutouts:
         store = CutoutStore.from_bundle(cutouts)
+        if mask_version and mask_version != store.mask_version:
+            raise MixmagError(f"--mask-version {mask_version}: the bundle {cutouts} holds "
+                              f"{store.mask_version} cut-outs; pack one with --mask-version {mask_version}")
     else:
         if not split_csv:
             raise MixmagError("give --split MANIFEST (with the PBC folder) or --cutouts BUNDLE.npz")
@@ -131,7 +138,8 @@ def load_store(split_csv=None, pbc=None, cutouts=None, cache=None, out=None, spl
         m = m[m["split"].isin(list(splits))].sort_values(["split", "class_id", "path"],
                                                          key=_split_order).reset_index(drop=True)
         m.attrs = dict(m.attrs)
-        store = CutoutStore.from_manifest(m, Path(cache) if cache else default_cache_dir(out))
+        store = CutoutStore.from_manifest(m, Path(cache) if cache else default_cache_dir(out),
+                                          mask_version=mask_version or MASK_VERSION)
         store.manifest_hash = m.attrs.get("manifest_hash", "")
         store.manifest_path = str(Path(split_csv).resolve())
     return store
@@ -248,7 +256,7 @@ def synthesize(out: str | os.PathLike, settings: SynthSettings, store: CutoutSto
     full = [{"image_id": i, "dropped": d} for i, _, d in results if d]
     planned = sum(len(p.cells) for p in plans)
     meta = {
-        "generator": GENERATOR_VERSION, "mixmag_version": __version__, "mask_version": MASK_VERSION,
+        "generator": GENERATOR_VERSION, "mixmag_version": __version__, "mask_version": store.mask_version,
         # the same seed gives other pixels under another OpenCV (GrabCut masks, resizes)
         "libraries": library_versions("opencv-python", "opencv-python-headless", "numpy"),
         "arguments": _jsonable(asdict(s)), "seed": s.seed,
@@ -318,7 +326,7 @@ def _signature(s: SynthSettings, store: CutoutStore) -> str:
     import hashlib
 
     h = hashlib.sha256(json.dumps(_jsonable(asdict(s)), sort_keys=True).encode())
-    h.update(GENERATOR_VERSION.encode() + MASK_VERSION.encode())
+    h.update(GENERATOR_VERSION.encode() + store.mask_version.encode())
     h.update("\n".join(store.table["sha256"] + store.table["split"]).encode())
     return h.hexdigest()[:16]
 

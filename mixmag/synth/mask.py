@@ -22,8 +22,15 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-# Bump when the algorithm changes: cached masks are keyed by it.
+# Bump when the algorithm changes: cached masks are keyed by it. MASK_VERSION is the default, the
+# version the released detector and classifiers were trained on; older versions stay selectable so
+# that a recorded dataset can be made again exactly.
 MASK_VERSION = "m4"
+MASK_VERSIONS = ("m4", "m5")
+# m5: GrabCut starts from a fixed RNG state (its colour models are seeded from OpenCV's global RNG,
+# so m4 masks can differ by a few pixels with what ran before), and pale cytoplasm that GrabCut
+# gives to the background is recovered (_with_pale_cytoplasm).
+GRABCUT_SEED = 12345
 
 # Plausible whole-cell area per class, in pixels at PBC resolution (~360 px crops, ~0.1 µm/px
 # is not documented; ranges were read off masks of every class on real crops and are wide).
@@ -160,16 +167,25 @@ def _fill_holes(mask: np.ndarray) -> np.ndarray:
 
 
 def cell_mask(bgr: np.ndarray, class_name: str, work_size: int = 180,
-              iterations: int = 4) -> MaskResult:
+              iterations: int = 4, version: str = MASK_VERSION) -> MaskResult:
     """Mask of the cell at the centre of one PBC crop; never raises on odd images (falls back)."""
+    check_version(version)
     try:
-        return _cell_mask(bgr, class_name, work_size, iterations)
+        return _cell_mask(bgr, class_name, work_size, iterations, version)
     except (cv2.error, ValueError) as e:
         return _fallback(bgr, class_name, None, f"error-{type(e).__name__}")
 
 
+def check_version(version: str) -> str:
+    if version not in MASK_VERSIONS:
+        from ..errors import MixmagError
+
+        raise MixmagError(f"mask version {version!r}: use one of {', '.join(MASK_VERSIONS)}")
+    return version
+
+
 def _cell_mask(bgr: np.ndarray, class_name: str, work_size: int = 180,
-               iterations: int = 4) -> MaskResult:
+               iterations: int = 4, version: str = MASK_VERSION) -> MaskResult:
     """Mask of the cell at the centre of one PBC crop (uint8 0/255 at the crop's resolution).
 
     GrabCut runs at ``work_size`` px (about half of PBC's 360) for speed; the mask is brought back
@@ -206,6 +222,8 @@ def _cell_mask(bgr: np.ndarray, class_name: str, work_size: int = 180,
     gc[core if core.any() else seed] = cv2.GC_FGD
     bgd = np.zeros((1, 65), np.float64)
     fgd = np.zeros((1, 65), np.float64)
+    if version != "m4":
+        cv2.setRNGSeed(GRABCUT_SEED)
     try:
         cv2.grabCut(small, gc, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
     except cv2.error:
@@ -220,7 +238,59 @@ def _cell_mask(bgr: np.ndarray, class_name: str, work_size: int = 180,
     m = cv2.morphologyEx(m.astype(np.uint8), cv2.MORPH_OPEN, _disk(3 * scale * 2)).astype(bool) | seed
     m = _largest_holding(m, seed)
     m = _fill_holes(m)
+    if version != "m4":
+        m = _with_pale_cytoplasm(m, od, seed, scale, class_name)
     return _finish(bgr, class_name, m, seed, "ok")
+
+
+def _with_pale_cytoplasm(m: np.ndarray, od: np.ndarray, seed: np.ndarray, scale: float,
+                         class_name: str) -> np.ndarray:
+    """Add the cell body that GrabCut missed; keep GrabCut's mask where the body is not clear.
+
+    A neutrophil's (and many an IG's) pale lilac cytoplasm has nearly the colour of red cells, so
+    GrabCut's colour models give it to the background and the mask shrinks to the nucleus (a third
+    of neutrophils under m4). Colour cannot tell the two apart pixel by pixel, but shape can: every
+    cell absorbs light and plasma does not, so the non-plasma region around the nucleus is the cell
+    plus any touching red cells. Each red cell is a disc whose inscribed circle (a maximum of the
+    distance transform) does not reach the nucleus, and is cut away. Where the rest of the cell's
+    outline borders plasma it is the true membrane; an ellipse fitted to those stretches must
+    follow them closely (a round cell: neutrophils, most IG and erythroblasts) and then gives the
+    body, red-cell overlaps included. Otherwise (irregular cells, crowded fields) GrabCut's mask
+    stands.
+    """
+    g = cv2.GaussianBlur(od[..., 1].astype(np.float32), (0, 0), 1.0)
+    body = _fill_holes((g > 0.08) | seed)
+    dt = cv2.distanceTransform(body.astype(np.uint8), cv2.DIST_L2, 5)
+    dseed = cv2.distanceTransform(1 - seed.astype(np.uint8), cv2.DIST_L2, 5)
+    peak = (dt >= cv2.dilate(dt, _disk(10 * scale)) - 1e-3) & (dt > 12 * scale) & (dseed > dt + 6 * scale)
+    cut = body.astype(np.uint8)
+    for y, x in zip(*np.nonzero(peak)):
+        cv2.circle(cut, (int(x), int(y)), int(round(dt[y, x] + 3 * scale)), 0, -1)
+    r_max = 1.1 * np.sqrt(seed.sum() / np.pi) + 40 * scale
+    cut &= (dseed <= r_max).astype(np.uint8)
+    b = cv2.morphologyEx(cut, cv2.MORPH_OPEN, _disk(8 * scale)).astype(bool) | seed
+    b = _fill_holes(_largest_holding(b, seed)).astype(np.uint8)
+    outline = b.astype(bool) & ~cv2.erode(b, _disk(1)).astype(bool)
+    free = outline & cv2.dilate((~body).astype(np.uint8), _disk(1)).astype(bool)
+    if free.sum() < max(20, 0.5 * outline.sum()):
+        return m
+    ys, xs = np.nonzero(free)
+    (cx, cy), (d1, d2), ang = cv2.fitEllipse(np.stack([xs, ys], 1).astype(np.float32))
+    if min(d1, d2) <= 0 or max(d1, d2) > 1.5 * min(d1, d2):
+        return m
+    ell = np.zeros_like(b)
+    cv2.ellipse(ell, ((cx, cy), (d1, d2), ang), 1, -1)
+    ring = np.zeros_like(b)
+    cv2.ellipse(ring, ((cx, cy), (d1, d2), ang), 1, 1)
+    off = cv2.distanceTransform(1 - ring, cv2.DIST_L2, 3)[ys, xs]
+    if np.mean(off <= 4 * scale) < 0.9 or not ell[seed].all():
+        return m
+    u = m | (ell.astype(bool) & body) | seed
+    u = _fill_holes(_largest_holding(u, seed))
+    lo, hi = AREA_RANGE[class_name]
+    if not lo <= u.sum() / scale ** 2 <= hi or u[0].any() or u[-1].any() or u[:, 0].any() or u[:, -1].any():
+        return m
+    return u
 
 
 def _upsample(m: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
