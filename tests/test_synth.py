@@ -414,6 +414,26 @@ def test_bundle_mode_matches_pbc_mode(drawn_manifest, cache, store, dataset, tmp
             assert h1[k] == h2[k], k
 
 
+def test_mask_version_is_recorded_and_a_bundle_keeps_its_own(drawn_manifest, cache, tmp_path, capsys):
+    out = tmp_path / "m5"
+    base = ["--n", "4", "--canvas", "256", "--cells", "2", "3", "--no-progress", "--workers", "1"]
+    assert main(["synthesize", "--split", str(drawn_manifest), "--out", str(out), "--cache", str(cache),
+                 "--mask-version", "m5", *base]) == 0
+    assert json.loads((out / "dataset.json").read_text())["mask_version"] == "m5"
+    assert (cache / "cutouts" / "m5").is_dir()
+    npz = tmp_path / "m5.npz"
+    assert main(["pack-cutouts", "--split", str(drawn_manifest), "--out", str(npz), "--cache", str(cache),
+                 "--mask-version", "m5", "--workers", "1"]) == 0
+    assert CutoutStore.from_bundle(npz).mask_version == "m5"
+    # a bundle's cut-outs are what they are: asking for other masks is refused, not ignored
+    assert main(["synthesize", "--cutouts", str(npz), "--out", str(tmp_path / "x"),
+                 "--mask-version", "m4", *base]) == 2
+    assert "holds m5 cut-outs" in capsys.readouterr().err
+    assert not (tmp_path / "x" / "dataset.json").exists()
+    assert main(["synthesize", "--cutouts", str(npz), "--out", str(tmp_path / "y"), *base]) == 0
+    assert json.loads((tmp_path / "y" / "dataset.json").read_text())["mask_version"] == "m5"
+
+
 # --- real PBC end to end -----------------------------------------------------------------------
 
 def test_real_pbc_composites_validate(pbc_root, tmp_path):
