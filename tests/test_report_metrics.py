@@ -509,3 +509,35 @@ def test_select_pair_applies_the_stated_rule(tmp_path):
         select_pair.select(table, ["v1", "v2"], "det+none", 0.002, 0.001, 0.001)
     with pytest.raises(SystemExit, match="set"):
         select_pair.load(["v1"], str(tmp_path / "r-v1.json"), mode)
+
+
+def test_one_class_a_cell_caps_ap_at_recall_as_map_cap_says():
+    """benchmarks/map_cap.py's ceiling is what pycocotools gives: with every box found and right
+    labels ranked first, a class whose recall is r scores (floor(100 r) + 1) / 101."""
+    import importlib.util
+
+    from mixmag.evaluate.coco import coco_map
+
+    spec = importlib.util.spec_from_file_location(
+        "map_cap", Path(__file__).resolve().parents[1] / "benchmarks" / "map_cap.py")
+    map_cap = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(map_cap)
+
+    wrong = {"ig": 4, "basophil": 3, "monocyte": 1}       # cells of 100 labelled neutrophil
+    truth, pred = [], []
+    for k, c in enumerate(CLASS_NAMES):
+        for i in range(100):
+            img = f"{c}-{i}.jpg"
+            box = {"image": img, "x1": 10.0, "y1": 10.0, "x2": 60.0, "y2": 60.0}
+            truth.append({**box, "class_id": k})
+            bad = i < wrong.get(c, 0)
+            pred.append({**box, "class_id": CLASS_NAMES.index("neutrophil") if bad else k,
+                         "score": 0.5 if bad else 0.9})
+    truth, pred = pd.DataFrame(truth), pd.DataFrame(pred)
+    res = coco_map(truth, sorted(truth["image"].unique()), pred)
+    recall = {c: 1 - wrong.get(c, 0) / 100 for c in CLASS_NAMES}
+    for c in CLASS_NAMES:
+        assert res["per_class"][c]["ap50"] == pytest.approx(map_cap.ap_cap(recall[c]), abs=1e-6), c
+    assert res["per_class"]["ig"]["ap50"] == pytest.approx(97 / 101, abs=1e-6)
+    cap = np.mean([map_cap.ap_cap(r) for r in recall.values()])
+    assert res["map50"] == pytest.approx(cap, abs=1e-6)

@@ -14,6 +14,8 @@
 # select_pair.py); the test split is never on the device.
 #
 #   carry .whl .bundle2;  run from the repo root:  MIXMAG_COMMIT=<sha> bash tools/gpu/crops_round.sh
+#   (the composites' masks are the bundle's: pack it with `mixmag pack-cutouts --mask-version m5`
+#   for an m5 round)
 #   TINY=1 bash tools/gpu/crops_round.sh     # the same steps on a CPU in about 75 s (dry run)
 #   bash tools/gpu/crops_round.sh more       # second call on the same warm machine (nothing carried;
 #                                            # TINY=1 ... more: its CPU dry run after a TINY=1 first call):
@@ -30,8 +32,10 @@ export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site:$PWD YOLO_CONFIG_DIR=$W/yolo-conf
 export MIXMAG_CACHE=$W/cache OMP_NUM_THREADS=2
 PY=${PY:-python3}
 SEED=${SEED:-31}
-INIT=models/released/classifier-lite0-160-crops4/best.pt
-DET=models/released/detector-yolo11n-640-8class/best.pt
+# starting points (ninth session's round); a next round may start from the present defaults:
+#   INIT=models/released/classifier-lite0-160-crops-gpu/best.pt DET=models/released/detector-yolo11n-640-8class-ft/best.pt
+INIT=${INIT:-models/released/classifier-lite0-160-crops4/best.pt}
+DET=${DET:-models/released/detector-yolo11n-640-8class/best.pt}
 PHASE=${1:-main}
 if [ "${TINY:-0}" = 1 ]; then
   DEV=cpu; AMP=""; NTR=16; NVA=4; SW=2; EA=1; EB=1; EC=1; CB=16; CW=0; CW2=0; DMIN=0.3; DMIN2=0.2
