@@ -152,7 +152,7 @@ def test_m5_recovers_real_neutrophil_cytoplasm(pbc_root):
         for v in whole:
             r = cell_mask(img, "neutrophil", version=v)
             whole[v] += r.area >= 1.5 * r.nucleus_area
-    assert whole["m5"] >= 0.75 * len(sample) and whole["m5"] >= whole["m4"] + 3, whole
+    assert whole["m5"] >= 0.75 * len(sample) and whole["m5"] > whole["m4"], whole
 
 
 # --- background -----------------------------------------------------------------------------

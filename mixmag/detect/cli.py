@@ -106,7 +106,7 @@ def register(sub) -> None:
                         "models/released/detector-yolo11n-640-8class-ft)")
     p.add_argument("--classifier", default=None,
                    help="classifier checkpoint (.pt, or classifier.onnx from export); default: the "
-                        "released models/released/classifier-lite0-160-crops-gpu unless --mode "
+                        "released models/released/classifier-lite0-160-crops-m5 unless --mode "
                         "detector; 'none': no classifier")
     p.add_argument("--backend", choices=["auto", "pytorch", "onnx"], default="auto",
                    help="onnx: run .pt models through ONNX Runtime, exported once into "

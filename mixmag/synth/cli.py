@@ -6,8 +6,8 @@ import argparse
 
 from .mask import MASK_VERSION, MASK_VERSIONS
 
-MASK_HELP = ("cell-mask algorithm: m4 (the released models' training data; loses the pale "
-             "cytoplasm of about a third of neutrophils) or m5 (recovers it; deterministic)")
+MASK_HELP = ("cell-mask algorithm: m5 (keeps the pale cytoplasm of neutrophils and IG; the same "
+             "mask every run) or m4 (the default until 2026-11-27: remakes older datasets exactly)")
 
 
 def register(sub) -> None:

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-# Bump when the algorithm changes: cached masks are keyed by it. MASK_VERSION is the default, the
-# version the released detector and classifiers were trained on; older versions stay selectable so
-# that a recorded dataset can be made again exactly.
-MASK_VERSION = "m4"
+# Bump when the algorithm changes: cached masks are keyed by it. MASK_VERSION is the default (the
+# released crop classifier, classifier-lite0-160-crops-m5, was adapted to it); older versions stay
+# selectable so that a recorded dataset can be made again exactly (m4 until 2026-11-27).
+MASK_VERSION = "m5"
 MASK_VERSIONS = ("m4", "m5")
 # m5: GrabCut starts from a fixed RNG state (its colour models are seeded from OpenCV's global RNG,
 # so m4 masks can differ by a few pixels with what ran before), and pale cytoplasm that GrabCut

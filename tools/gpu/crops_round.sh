@@ -33,7 +33,7 @@ export MIXMAG_CACHE=$W/cache OMP_NUM_THREADS=2
 PY=${PY:-python3}
 SEED=${SEED:-31}
 # starting points (ninth session's round); a next round may start from the present defaults:
-#   INIT=models/released/classifier-lite0-160-crops-gpu/best.pt DET=models/released/detector-yolo11n-640-8class-ft/best.pt
+#   INIT=models/released/classifier-lite0-160-crops-m5/best.pt DET=models/released/detector-yolo11n-640-8class-ft/best.pt
 INIT=${INIT:-models/released/classifier-lite0-160-crops4/best.pt}
 DET=${DET:-models/released/detector-yolo11n-640-8class/best.pt}
 PHASE=${1:-main}
