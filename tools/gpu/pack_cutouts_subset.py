@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from mixmag.data.split import load_manifest  # noqa: E402
 from mixmag.synth.cutout import pack_cutouts  # noqa: E402
+from mixmag.synth.mask import MASK_VERSION, MASK_VERSIONS  # noqa: E402
 
 
 def main() -> None:
@@ -31,6 +32,9 @@ def main() -> None:
                     help="per-class train counts that replace --train-per-class, e.g. ig=700")
     ap.add_argument("--out", required=True)
     ap.add_argument("--cache", default=None)
+    ap.add_argument("--mask-version", default=MASK_VERSION, choices=MASK_VERSIONS,
+                    help="cell masks (default %(default)s; the bundles of the first release and the "
+                         "ninth session's round were m4)")
     args = ap.parse_args()
     m = load_manifest(args.split)
     counts = {}
@@ -49,7 +53,8 @@ def main() -> None:
         parts.append(shuffled[rank < limit])
     sub = pd.concat(parts)
     sub.attrs = m.attrs
-    print(pack_cutouts(sub, splits=("train", "val"), out_npz=args.out, cache=args.cache, progress=False))
+    print(pack_cutouts(sub, splits=("train", "val"), out_npz=args.out, cache=args.cache, progress=False,
+                       mask_version=args.mask_version))
 
 
 if __name__ == "__main__":
