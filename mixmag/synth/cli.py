@@ -7,7 +7,8 @@ import argparse
 from .mask import MASK_VERSION, MASK_VERSIONS
 
 MASK_HELP = ("cell-mask algorithm: m5 (keeps the pale cytoplasm of neutrophils and IG; the same "
-             "mask every run) or m4 (the default until 2026-11-27: remakes older datasets exactly)")
+             "mask every run) or m4 (the default until 2026-11-27, for older datasets; its GrabCut depends on "
+             "OpenCV's RNG state, so a fresh cache can differ from the old one by a few pixels)")
 
 
 def register(sub) -> None:

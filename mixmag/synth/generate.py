@@ -187,7 +187,8 @@ def synthesize(out: str | os.PathLike, settings: SynthSettings, store: CutoutSto
                 raise MixmagError(f"--resume: {root} holds no run state to resume; "
                                   "use --overwrite to start again")
         elif prev != sig:
-            raise MixmagError(f"--resume: {root} was made with other settings or sources; "
+            raise MixmagError(f"--resume: {root} was made with other settings, sources or mask "
+                              "version (datasets made before 2026-11-27 used --mask-version m4); "
                               "rerun with the original arguments, or --overwrite")
     else:
         prepare_output(root, overwrite, "dataset")

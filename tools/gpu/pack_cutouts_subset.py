@@ -1,9 +1,12 @@
 """Pack a seeded per-class subset of train/val cut-outs for the GPU machine (fits the 64 MiB carry).
 
-    python tools/gpu/pack_cutouts_subset.py --split datasets/pbc-split.csv \
+The two bundles made so far (first release, ninth session), as made (m4 masks; drop the option for
+the present default, m5):
+
+    python tools/gpu/pack_cutouts_subset.py --mask-version m4 --split datasets/pbc-split.csv \
         --train-per-class 450 --val-per-class 40 --out .bundle2/cutouts.npz
     # per-class counts (the GPU crops round: more sources of the classes IG is confused with)
-    python tools/gpu/pack_cutouts_subset.py --split datasets/pbc-split.csv --train-per-class 280 \
+    python tools/gpu/pack_cutouts_subset.py --mask-version m4 --split datasets/pbc-split.csv --train-per-class 280 \
         --train-count ig=600 neutrophil=400 monocyte=400 erythroblast=350 --val-per-class 30 \
         --out .bundle2/cutouts.npz
 """
