@@ -205,8 +205,10 @@ def test_train_classifier_killed_midway_resumes_to_the_same_weights(drawn_manife
     with DataLoader workers the augmentation streams are not restored, see docs/reliability.md).
     The in-process reference runs on one torch thread like the subprocesses (OMP_NUM_THREADS=1):
     another thread count sums in another order, and run alone this test then failed."""
+    # 64 px, not 32: an epoch then takes ~2 s, not ~0.5 s, so SIGINT sent after epoch 1 lands
+    # before epoch 3 ends even on a loaded machine (at 32 px one CI run finished first)
     args = ["train-classifier", "--split", drawn_manifest, "--backbone", "microcellnet",
-            "--imgsz", "32", "--epochs", "3", "--batch", "16", "--no-test", "--scale-range", "0.8",
+            "--imgsz", "64", "--epochs", "3", "--batch", "16", "--no-test", "--scale-range", "0.8",
             "1.2", "--project", tmp_path]
     assert main([str(a) for a in [*args, "--name", "ref"]]) == 0
     want = _run_result(tmp_path / "ref")
