@@ -10,7 +10,7 @@ original image and every pasted version. The pasted cell at 1x differs from the 
 what the mask dropped or kept and by the background, so a class whose recall falls on cut-outs
 lost what identifies it (m4's neutrophils lose their cytoplasm). Also recorded per class: the share
 of masks at least 1.5x the nucleus' area ("whole cell"; lymphocytes and basophils rarely reach it
-because their nucleus fills the cell) and the masking time.
+because their nucleus fills the cell) and the time to make a cut-out (mask + encoding).
 
 Each version of a cell is pasted on the same background draw. m4's GrabCut depends on OpenCV's RNG
 state, which here is whatever the previous mask left (the generator's workers leave another), so
@@ -26,7 +26,6 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,7 +37,9 @@ from mixmag.classify.metrics import classification_metrics  # noqa: E402
 from mixmag.data.split import load_manifest  # noqa: E402
 from mixmag.fileio import write_json  # noqa: E402
 from mixmag.provenance import cpu_model  # noqa: E402
+from mixmag.images import read_image  # noqa: E402
 from mixmag.synth.background import make_bank, render_background  # noqa: E402
+from mixmag.synth.compose import _paste  # noqa: E402  (the generator's alpha blend)
 from mixmag.synth.cutout import decode_cutout, make_cutout  # noqa: E402
 from mixmag.synth.mask import MASK_VERSIONS  # noqa: E402
 
@@ -46,16 +47,15 @@ CANVAS = 512   # background side; PBC crops (360 x 363) are cut from its top-lef
 
 
 def pasted(img: np.ndarray, class_name: str, version: str, bank, rng) -> tuple[np.ndarray, dict, float]:
-    """The source's cell cut out with ``version`` and pasted back in place on a generated smear."""
+    """The source's cell cut out with ``version`` and pasted back in place on a generated smear;
+    also the cut-out's meta and the seconds ``make_cutout`` took (mask + encoding)."""
     t0 = time.perf_counter()
     jpg, png, meta = make_cutout(img, class_name, version)
     dt = time.perf_counter() - t0
     cut = decode_cutout(jpg, png, meta["palette"])
     H, W = img.shape[:2]
     canvas = render_background(bank, CANVAS, cut.palette, rng)[:H, :W].copy()
-    x1, y1, x2, y2 = meta["crop_xyxy"]
-    a = cut.alpha.astype(np.float32)[..., None] / 255
-    canvas[y1:y2, x1:x2] = (cut.bgr * a + canvas[y1:y2, x1:x2] * (1 - a) + 0.5).astype(np.uint8)
+    _paste(canvas, cut.bgr, cut.alpha, *meta["crop_xyxy"][:2])
     return canvas, meta, dt
 
 
@@ -82,7 +82,7 @@ def main() -> None:
     seconds = {v: 0.0 for v in args.versions}
     fallbacks = {v: 0 for v in args.versions}
     for i, (path, c) in enumerate(zip(val["abspath"], val["class_name"])):
-        img = cv2.imread(path, cv2.IMREAD_COLOR)
+        img = read_image(path)
         images["original"].append(img)
         for v in args.versions:
             # the same background draw for every version of a cell: the versions differ by the mask alone
@@ -109,14 +109,14 @@ def main() -> None:
             w = np.asarray(whole[k])
             row["whole_cell_share"] = {c: round(float(w[names == c].mean()), 4) for c in CLASS_NAMES}
             row["fallback_masks"] = fallbacks[k]
-            row["ms_per_mask"] = round(1000 * seconds[k] / len(y), 1)
+            row["ms_per_cutout"] = round(1000 * seconds[k] / len(y), 1)
         record["variants"][k] = row
         print(f"{k:9s} accuracy {met['accuracy']:.4f}  macro F1 {met['macro_f1']:.4f}  recall "
               + " ".join(f"{c[:4]} {row['recall'][c]:.3f}" for c in CLASS_NAMES))
         if k in whole:
             print(" " * 10 + "whole-cell share "
                   + " ".join(f"{c[:4]} {row['whole_cell_share'][c]:.2f}" for c in CLASS_NAMES)
-                  + f"; {row['ms_per_mask']} ms a mask, {row['fallback_masks']} fallbacks")
+                  + f"; {row['ms_per_cutout']} ms a cut-out, {row['fallback_masks']} fallbacks")
     write_json(args.out, record)
     print(f"wrote {args.out}")
 

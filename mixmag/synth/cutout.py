@@ -93,7 +93,7 @@ def decode_cutout(jpg: bytes | np.ndarray, png: bytes | np.ndarray, palette) -> 
 
 # --- per-source cache -------------------------------------------------------------------------
 
-def _cache_file(cache: Path, sha: str, class_name: str, mask_version: str = MASK_VERSION) -> Path:
+def _cache_file(cache: Path, sha: str, class_name: str, mask_version: str) -> Path:
     return cache / "cutouts" / mask_version / sha[:2] / f"{sha}-{class_name}.npz"
 
 

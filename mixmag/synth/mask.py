@@ -287,10 +287,20 @@ def _with_pale_cytoplasm(m: np.ndarray, od: np.ndarray, seed: np.ndarray, scale:
         return m
     u = m | (ell.astype(bool) & body) | seed
     u = _fill_holes(_largest_holding(u, seed))
-    lo, hi = AREA_RANGE[class_name]
-    if not lo <= u.sum() / scale ** 2 <= hi or u[0].any() or u[-1].any() or u[:, 0].any() or u[:, -1].any():
+    # the plausibility _finish applies, checked here so that a failure keeps GrabCut's mask
+    # instead of falling back to the nucleus hull
+    if not _area_ok(class_name, u.sum() / scale ** 2) or _touches_edge(u):
         return m
     return u
+
+
+def _area_ok(class_name: str, area: float) -> bool:
+    lo, hi = AREA_RANGE[class_name]
+    return lo <= area <= hi
+
+
+def _touches_edge(m: np.ndarray) -> bool:
+    return bool(m[0].any() or m[-1].any() or m[:, 0].any() or m[:, -1].any())
 
 
 def _upsample(m: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -305,11 +315,10 @@ def _finish(bgr, class_name, m_small, seed_small, status) -> MaskResult:
     m = _upsample(m_small, (H, W))
     seed = _upsample(seed_small, (H, W))
     area = int(m.sum())
-    lo, hi = AREA_RANGE[class_name]
-    edge = m[0].any() or m[-1].any() or m[:, 0].any() or m[:, -1].any()
-    if not (lo <= area <= hi):
-        return _fallback(bgr, class_name, seed_small, f"area-{'small' if area < lo else 'large'}")
-    if edge:
+    if not _area_ok(class_name, area):
+        small = area < AREA_RANGE[class_name][0]
+        return _fallback(bgr, class_name, seed_small, f"area-{'small' if small else 'large'}")
+    if _touches_edge(m):
         return _fallback(bgr, class_name, seed_small, "touches-edge")
     return MaskResult((m * 255).astype(np.uint8), status, area, int(seed.sum()))
 
