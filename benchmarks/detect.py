@@ -151,13 +151,15 @@ def _at(cells: pd.DataFrame, conf: float) -> pd.DataFrame:
 
 
 def figures(truth, cells: pd.DataFrame, conf: float, iou: float, map_conf: float | None = None,
-            sweep: list[float] | None = None) -> dict:
+            sweep: list[float] | None = None, n_boot: int = 0, boot_unit: str = "auto") -> dict:
     """The target figures of one configuration. ``cells`` may hold boxes the detector found below
     ``conf`` (a run at ``map_conf``). Given ``map_conf``, COCO mAP ranks them all, as COCO and
     ultralytics' val (conf 0.001) do; every other figure, and mAP without ``map_conf``, counts only
     the cells with det_conf >= conf, as predict at ``conf`` would have written them. ``sweep``: the
     matching figures again at each of these cut-offs (each >= ``map_conf``), as a detector run there
-    would give them, to choose predict's ``--conf``."""
+    would give them, to choose predict's ``--conf``. ``n_boot`` > 0: 95 % bootstrap intervals
+    of macro F1, per-class recall and the erythroblast's P/R at each scale, resampling
+    ``boot_unit`` (auto: images and source cells; see mixmag.evaluate.bootstrap)."""
     from mixmag.detect.magnification import estimate_vs_truth
     from mixmag.evaluate import evaluate
 
@@ -165,7 +167,8 @@ def figures(truth, cells: pd.DataFrame, conf: float, iou: float, map_conf: float
     # a no-op for boxes detected at conf; with boxes from a lower run, the ones a run at conf gives
     f1_cells = _at(cells, conf)
     # the matching figures from f1_cells; mAP from every box when there are lower ones (COCO once)
-    res = evaluate(truth, f1_cells, iou=iou, conf=conf, bootstrap=0, coco=not low, all_classes_map=not low)
+    res = evaluate(truth, f1_cells, iou=iou, conf=conf, bootstrap=n_boot, coco=not low,
+                   all_classes_map=not low, bootstrap_unit=boot_unit)
     m = (evaluate(truth, cells, iou=iou, conf=0.0, bootstrap=0, all_classes_map=True) if low else res)
     h, pc, mh, mpc = res.headline, res.per_class, m.headline, m.per_class
     out = {"macro_f1": h["macro_f1"], "loc_recall": h["loc_recall"],
@@ -187,6 +190,18 @@ def figures(truth, cells: pd.DataFrame, conf: float, iou: float, map_conf: float
             "cells": int(allrow["support"]), "macro_f1": allrow["macro_f1"],
             "loc_recall": allrow["loc_recall"], "erythroblast_precision": ery["precision"],
             "erythroblast_recall": ery["recall"], "erythroblast_support": int(ery["support"])}
+    b = res.bootstrap
+    if b:
+        out["bootstrap"] = {"n_boot": b["n_boot"], "seed": b["seed"], "unit": b["unit"],
+                            "n_units": b["n_units"], "macro_f1_ci": b["macro_f1"],
+                            "per_class_recall_ci": b["per_class_recall"],
+                            "per_class_precision_ci": b["per_class_precision"]}
+        for level, v in out["by_magnification"].items():
+            g = b["by_group"].get(level)
+            if g:
+                v["macro_f1_ci"] = g["macro_f1"]
+                v["erythroblast_precision_ci"] = g["per_class_precision"]["erythroblast"]
+                v["erythroblast_recall_ci"] = g["per_class_recall"]["erythroblast"]
     out["map_detector_conf"] = map_conf if low else conf
     out["magnification_estimate"] = estimate_vs_truth(res, 0.125)
     # every row predict writes counts (no report cut-off): the user's view of cells.csv
@@ -205,6 +220,8 @@ def figures(truth, cells: pd.DataFrame, conf: float, iou: float, map_conf: float
 def _clean(o):
     if isinstance(o, dict):
         return {k: _clean(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_clean(v) for v in o]
     if isinstance(o, (np.integer,)):
         return int(o)
     if isinstance(o, (float, np.floating)):
@@ -235,6 +252,10 @@ def _fmt(v, nd=4):
     return "–" if v is None else f"{v:.{nd}f}"
 
 
+def _ci(ci) -> str:
+    return "" if not ci or None in ci else f" [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
 def print_config(name: str, f: dict) -> None:
     ok = f["targets_met"]
     print(f"== {name}: macro F1 {_fmt(f['macro_f1'])}{'' if ok['macro_f1'] else ' (miss)'}, "
@@ -246,9 +267,15 @@ def print_config(name: str, f: dict) -> None:
         print(f"   mAP over all class hypotheses (ultralytics' multi-label val) @0.5 "
               f"{_fmt(f['map50_all_classes'])}, @0.5:0.95 {_fmt(f['map50_95_all_classes'])}; "
               f"mAP from boxes at detector cut-off {f.get('map_detector_conf')}")
+    b = f.get("bootstrap")
+    if b:
+        print(f"   95 % intervals ({b['n_boot']} resamples over {b['unit']}: {b['n_units']}): "
+              f"macro F1 {_ci(b['macro_f1_ci'])}")
     for level, m in f["by_magnification"].items():
-        print(f"   x{level:<4s} macro F1 {_fmt(m['macro_f1'])}  loc R {_fmt(m['loc_recall'])}  "
-              f"erythroblast P {_fmt(m['erythroblast_precision'])} R {_fmt(m['erythroblast_recall'])}"
+        print(f"   x{level:<4s} macro F1 {_fmt(m['macro_f1'])}{_ci(m.get('macro_f1_ci'))}  "
+              f"loc R {_fmt(m['loc_recall'])}  "
+              f"erythroblast P {_fmt(m['erythroblast_precision'])}{_ci(m.get('erythroblast_precision_ci'))} "
+              f"R {_fmt(m['erythroblast_recall'])}{_ci(m.get('erythroblast_recall_ci'))}"
               f"  ({m['cells']} cells)")
     me = f["magnification_estimate"]
     if me.get("n"):
@@ -300,6 +327,12 @@ def main(argv=None) -> int:
                     help="also the matching figures at each of these cut-offs, from the same boxes "
                          "(each must be >= the detector's cut-off, --map-conf or --conf)")
     ap.add_argument("--iou", type=float, default=0.5, help="matching IoU")
+    ap.add_argument("--bootstrap", type=int, default=0, metavar="N",
+                    help="N resamples for 95 %% intervals of macro F1, per-class recall and the "
+                         "erythroblast's P/R at each scale (0: off)")
+    ap.add_argument("--bootstrap-unit", default="auto", choices=["auto", "image", "source", "image+source"],
+                    help="what the bootstrap resamples (auto: images and source cells when the "
+                         "composites reuse sources, as generated sets do)")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--limit", type=int, default=0, help="first N images only")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave)")
@@ -415,7 +448,7 @@ def main(argv=None) -> int:
         if base is not None:
             probs = base.det_probs(boxes)
             f = figures(truth, cells_frame(base, sources, boxes, probs), args.conf, args.iou,
-                        args.map_conf, args.conf_sweep)
+                        args.map_conf, args.conf_sweep, args.bootstrap, args.bootstrap_unit)
             f["seconds_per_image"] = {"detector": round(t_det / len(sources), 4)}
             f["targets_met"] = check_targets(f)
             name = f"{dname} (detector classes)"
@@ -445,7 +478,7 @@ def main(argv=None) -> int:
                     # mAP stays at --conf (map_detector_conf says which)
                     f = figures(truth, cells_frame(pipe, sources, boxes, probs, mode), args.conf,
                                 args.iou, None if mode == "two-stage" else args.map_conf,
-                                args.conf_sweep)
+                                args.conf_sweep, args.bootstrap, args.bootstrap_unit)
                     f["seconds_per_image"] = sec
                     f["targets_met"] = check_targets(f)
                     name = f"{dname}+{cname}/{norm}" + (f" ({mode})" if pipe.det_pbc else "")

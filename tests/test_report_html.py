@@ -20,6 +20,8 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 def report(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("report_html")
     truth = synthetic_truth(10, 8, size=320, seed=7)
+    # as generated composites do, cells reuse source images: the intervals resample both
+    truth["source"] = truth["class_name"] + "/" + (np.arange(len(truth)) % 11).astype(str)
     root = write_dataset(base / "ds", truth)
     synthetic_predictions(truth, seed=8, accuracy=0.75, p_spurious=0.1).to_csv(base / "p.csv",
                                                                               index=False)
@@ -38,6 +40,13 @@ def test_html_is_self_contained(report):
     assert "url(" not in html and "@import" not in html
     hrefs = re.findall(r"href=['\"]([^'\"]+)", html)
     assert all(h.startswith("#") for h in hrefs)
+
+
+def test_html_says_what_the_intervals_resampled(report):
+    html = report.read_text()
+    assert "percentile bootstrap over images and source cells together" in html
+    # the erythroblast's per-scale precision and recall carry intervals
+    assert re.search(r"Erythroblast by magnification.*?recall \[95 % CI\]", html, re.S)
 
 
 def _chromium(args, tmp_path, timeout=90):

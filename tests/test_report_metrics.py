@@ -350,22 +350,78 @@ def test_confusion_and_matching_invariants(scene):
 @settings(max_examples=25, deadline=None)
 @given(st.integers(0, 10_000))
 def test_bootstrap_interval_brackets_the_resampled_figure(seed):
-    from mixmag.evaluate.bootstrap import bootstrap_f1
+    from mixmag.evaluate.bootstrap import bootstrap_crossed
     from mixmag.evaluate.metrics import f1
 
     rng = np.random.default_rng(seed)
-    counts = rng.integers(0, 4, (30, 8, 3)).astype(np.int32)
-    b = bootstrap_f1(counts, 300, seed=seed)
+    n = 300
+    true = rng.integers(0, 9, n)
+    pred = np.where(rng.random(n) < 0.7, true, rng.integers(0, 9, n))
+    pred[(true == SPURIOUS) & (pred == MISSED)] = 0  # no row is both spurious and missed
+    units = {"image": rng.integers(0, 30, n), "source": np.where(true < 8, rng.integers(0, 80, n), -1)}
+    b = bootstrap_crossed(true, pred, units, 300, seed=seed, groups=rng.choice(["a", "b"], n),
+                          n_units={"image": 30, "source": 80})
     lo, hi = b["macro_f1"]
     assert 0 <= lo <= hi <= 1
-    tot = counts.sum(0)
-    point = np.nanmean(f1(tot[:, 0], tot[:, 1], tot[:, 2]))
+    cm = np.zeros((9, 9), int)
+    np.add.at(cm, (true, pred), 1)
+    tp = np.diag(cm)[:8]
+    point = np.nanmean(f1(tp, cm[:, :8].sum(0) - tp, cm[:8].sum(1) - tp))
     assert lo - 0.2 <= point <= hi + 0.2
-    for k, name in enumerate(CLASS_NAMES):
-        l2, h2 = b["per_class_f1"][name]
-        assert 0 <= l2 <= h2 <= 1
+    for name in CLASS_NAMES:
+        for fig in ("per_class_f1", "per_class_precision", "per_class_recall"):
+            l2, h2 = b[fig][name]
+            assert 0 <= l2 <= h2 <= 1
+    assert set(b["by_group"]) == {"a", "b"} and b["n_units"] == {"image": 30, "source": 80}
     # same seed, same intervals
-    assert bootstrap_f1(counts, 300, seed=seed) == b
+    again = bootstrap_crossed(true, pred, units, 300, seed=seed, n_units={"image": 30, "source": 80})
+    assert again["macro_f1"] == b["macro_f1"]
+
+
+def test_bootstrap_over_sources_widens_the_interval_of_a_reused_hard_cell():
+    """Composites reuse source cells. One erythroblast source wrong in each of its 4 images holds
+    recall at 0.98 (196/200). Over images the 4 errors look independent, so the interval stays
+    below 1; resampling sources too, about a third of resamples leave that cell out (recall 1)
+    and some draw it several times: the interval is wider and reaches 1."""
+    from mixmag.evaluate.bootstrap import bootstrap_crossed
+
+    src = np.repeat(np.arange(50), 4)  # 50 sources, 4 copies each
+    img = np.random.default_rng(0).permutation(200) % 60  # spread over 60 images
+    pred = np.full(200, ERY)
+    pred[src == 7] = LYM
+    true = np.full(200, ERY)
+    by_img = bootstrap_crossed(true, pred, {"image": img}, 2000, seed=1)["per_class_recall"]["erythroblast"]
+    both = bootstrap_crossed(true, pred, {"image": img, "source": src}, 2000,
+                             seed=1)["per_class_recall"]["erythroblast"]
+    assert by_img[1] < 1.0 and both[1] == 1.0
+    assert both[1] - both[0] > 1.5 * (by_img[1] - by_img[0])
+    assert both[0] < 0.95 < by_img[0]
+
+
+def test_report_resamples_sources_when_the_truth_reuses_them():
+    """``auto`` picks images and sources for generator truth that reuses sources (recorded in
+    settings), images when every source is unique; the erythroblast gets intervals at each
+    magnification that bracket its figure; ``source`` without a source column is refused."""
+    from mixmag.errors import MixmagError
+
+    truth = synthetic_truth(40, seed=3)
+    pred = synthetic_predictions(truth, seed=4)
+    assert evaluate(truth, pred, bootstrap=50, coco=False).settings["bootstrap_unit"] == "image"
+    reused = truth.copy()
+    reused["source"] = reused["class_name"] + "/" + (np.arange(len(reused)) % 37).astype(str)
+    res = evaluate(reused, pred, bootstrap=200, coco=False)
+    assert res.settings["bootstrap_unit"] == "image+source"
+    assert res.bootstrap["n_units"]["source"] == reused["source"].nunique()
+    bm = res.erythroblast["by_magnification"]
+    assert bm
+    for v in bm.values():
+        for k in ("precision", "recall"):
+            lo, hi = v[f"{k}_ci"]
+            assert lo <= v[k] <= hi
+    with pytest.raises(MixmagError, match="no 'source' column"):
+        evaluate(truth.drop(columns="source"), pred, bootstrap=10, coco=False, bootstrap_unit="source")
+    with pytest.raises(MixmagError, match="--bootstrap-unit"):
+        evaluate(truth, pred, bootstrap=10, coco=False, bootstrap_unit="cells")
 
 
 def test_map_over_all_class_hypotheses_credits_the_runner_up_class():
@@ -455,6 +511,31 @@ def test_benchmark_map_conf_adds_low_boxes_to_map_only():
     assert both["conf_sweep"]["0.05"]["loc_recall"] == 1.0 and both["conf_sweep"]["0.05"]["n_missed"] == 0
     assert both["conf_sweep"]["0.25"]["loc_recall"] == 0.75
     assert both["conf_sweep"]["0.25"]["macro_f1"] == both["macro_f1"]
+
+
+def test_benchmark_intervals_bracket_the_per_scale_erythroblast_figures():
+    """benchmarks/detect.py --bootstrap: macro F1 and the erythroblast's P/R at each scale get
+    95 % intervals around their figures, resampling images and source cells when sources repeat;
+    without it the figures are those of a run without intervals."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from detect import figures
+
+    truth = synthetic_truth(30, seed=5)
+    truth["source"] = truth["class_name"] + "/" + (np.arange(len(truth)) % 23).astype(str)
+    pred = synthetic_predictions(truth, seed=6)
+    pred["det_conf"] = pred["score"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        plain = figures(truth, pred, conf=0.25, iou=0.5)
+        boot = figures(truth, pred, conf=0.25, iou=0.5, n_boot=300)
+    assert "bootstrap" not in plain and boot["bootstrap"]["unit"] == "image+source"
+    lo, hi = boot["bootstrap"]["macro_f1_ci"]
+    assert lo <= boot["macro_f1"] <= hi and hi - lo > 0
+    for level, m in boot["by_magnification"].items():
+        for k in ("precision", "recall"):
+            v, (lo, hi) = m[f"erythroblast_{k}"], m[f"erythroblast_{k}_ci"]
+            assert lo <= v <= hi, (level, k)
+    assert {k: v for k, v in boot.items() if k != "bootstrap" and k != "by_magnification"} == \
+        {k: v for k, v in plain.items() if k != "by_magnification"}
 
 
 def _fig(f1, loc=0.997):

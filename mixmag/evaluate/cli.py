@@ -31,7 +31,12 @@ def register(sub) -> None:
                    help="drop predictions scoring below this before matching (default 0.25)")
     p.add_argument("--sweep", action="store_true", help="also report figures for conf 0.05..0.95")
     p.add_argument("--bootstrap", type=int, default=1000,
-                   help="bootstrap resamples over images for 95%% intervals (0: off)")
+                   help="bootstrap resamples for 95%% intervals (0: off)")
+    p.add_argument("--bootstrap-unit", default="auto",
+                   choices=["auto", "image", "source", "image+source"],
+                   help="what the bootstrap resamples: images, the truth's source cells, or both "
+                        "crossed; auto (default): both when the truth reuses source cells, as "
+                        "`mixmag synthesize` does, else images")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--no-coco", action="store_true", help="skip COCO mAP (faster)")
     p.add_argument("--map-all-classes", action="store_true",
@@ -52,7 +57,7 @@ def _report(args: argparse.Namespace) -> int:
     from .evaluation import _check_settings
 
     t0 = time.perf_counter()
-    _check_settings(args.iou, args.conf, args.bootstrap)
+    _check_settings(args.iou, args.conf, args.bootstrap, args.bootstrap_unit)
     if args.worst < 0:
         raise MixmagError(f"--worst {args.worst}: must be >= 0")
     if args.single_cell and (args.truth or args.pred):
@@ -124,7 +129,7 @@ def _detection(args):
                          "predictions cover; pass --split to choose)")
     result = evaluate(truth, pred, iou=args.iou, conf=args.conf, bootstrap=args.bootstrap,
                       sweep=args.sweep, coco=not args.no_coco, seed=args.seed,
-                      all_classes_map=args.map_all_classes,
+                      all_classes_map=args.map_all_classes, bootstrap_unit=args.bootstrap_unit,
                       inputs={"pred": str(args.pred), "split": args.split or ", ".join(
                           sorted(set(truth.images["split"]) - {""})) or None})
     result.notes = notes + result.notes

@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..classes import CLASS_NAMES, NUM_CLASSES
 from ..errors import MixmagError
-from .bootstrap import bootstrap_f1
+from .bootstrap import bootstrap_crossed
 from .load import BOX, Truth, predictions_from_frame, truth_from_frame
 from .match import match, outcome_table, overlapping_pairs
 from .metrics import (MISSED, SPURIOUS, by_group, confusion, magnification_bins, per_class_table,
@@ -98,7 +98,10 @@ def _records(df: pd.DataFrame) -> list[dict]:
     return [_clean(r) for r in df.to_dict(orient="records")]
 
 
-def _check_settings(iou: Sequence[float], conf: float, n_boot: int) -> None:
+BOOTSTRAP_UNITS = ("auto", "image", "source", "image+source")
+
+
+def _check_settings(iou: Sequence[float], conf: float, n_boot: int, unit: str = "auto") -> None:
     for t in iou:
         if not (isinstance(t, (int, float)) and 0 < float(t) <= 1):
             raise MixmagError(f"--iou {t}: IoU thresholds must be in (0, 1]; e.g. --iou 0.5 0.75")
@@ -106,11 +109,27 @@ def _check_settings(iou: Sequence[float], conf: float, n_boot: int) -> None:
         raise MixmagError(f"--conf {conf}: the confidence threshold must be in [0, 1]")
     if n_boot < 0:
         raise MixmagError(f"--bootstrap {n_boot}: must be >= 0 (0 turns it off)")
+    if unit not in BOOTSTRAP_UNITS:
+        raise MixmagError(f"--bootstrap-unit {unit}: choose one of {', '.join(BOOTSTRAP_UNITS)}")
+
+
+def bootstrap_units(truth_cells: pd.DataFrame, unit: str = "auto") -> str:
+    """The resampling unit ``auto`` stands for: images and source cells together when the truth
+    names a source for its cells and some source appears more than once (generated composites
+    reuse source cells), else images. An explicit ``source`` needs that column."""
+    has_src = "source" in truth_cells.columns and truth_cells["source"].notna().all()
+    if unit == "auto":
+        return "image+source" if has_src and truth_cells["source"].duplicated().any() else "image"
+    if "source" in unit and not has_src:
+        raise MixmagError(f"--bootstrap-unit {unit}: the truth has no 'source' column naming each "
+                          "cell's source image (cells.csv of `mixmag synthesize` has one); use image")
+    return unit
 
 
 def evaluate(truth, pred: pd.DataFrame, iou: float | Sequence[float] = 0.5, conf: float = 0.25,
              *, images=None, bootstrap: int = 1000, sweep: bool = False, coco: bool = True,
-             all_classes_map: bool = False, seed: int = 0, inputs: dict | None = None) -> Result:
+             all_classes_map: bool = False, seed: int = 0, inputs: dict | None = None,
+             bootstrap_unit: str = "auto") -> Result:
     """Match ``pred`` to ``truth`` and compute the report's figures.
 
     truth: a :class:`~mixmag.evaluate.load.Truth` (from ``load_truth``) or a DataFrame of the
@@ -122,7 +141,9 @@ def evaluate(truth, pred: pd.DataFrame, iou: float | Sequence[float] = 0.5, conf
         to truth by file name.
     iou: one threshold or several; the first drives the tables, all appear in ``by_iou``.
     conf: predictions scoring below it are dropped before matching (mAP ignores it).
-    bootstrap: resamples over images for 95 % intervals (0: off). sweep: figures per conf.
+    bootstrap: resamples for 95 % intervals (0: off). bootstrap_unit: what is resampled, "image",
+        "source" (the truth's source cell) or "image+source" (both, crossed); "auto": both when
+        the truth reuses source cells (see :func:`bootstrap_units`). sweep: figures per conf.
     all_classes_map: also COCO mAP with every class a cell may be as its own detection
         (``coco.class_hypotheses``; ultralytics' val protocol), beside the headline mAP of one
         class a cell: headline ``map50_all_classes``/``map50_95_all_classes`` and per-class
@@ -132,7 +153,7 @@ def evaluate(truth, pred: pd.DataFrame, iou: float | Sequence[float] = 0.5, conf
     ious = [float(iou)] if np.isscalar(iou) else [float(t) for t in iou]
     if not ious:
         raise MixmagError("--iou: give at least one IoU threshold")
-    _check_settings(ious, conf, bootstrap)
+    _check_settings(ious, conf, bootstrap, bootstrap_unit)
     if not isinstance(truth, Truth):
         truth = truth_from_frame(truth, images=images)
     pred = predictions_from_frame(pred, truth)
@@ -188,11 +209,7 @@ def evaluate(truth, pred: pd.DataFrame, iou: float | Sequence[float] = 0.5, conf
 
     counts = per_image_counts(out["true"].to_numpy(), out["pred"].to_numpy(),
                               out["img"].to_numpy(), len(names))
-    boot = bootstrap_f1(counts, bootstrap, seed) if bootstrap else None
-    if boot:
-        ci = boot["per_class_f1"]
-        table["f1_ci_low"] = [ci[n][0] for n in table["class_name"]]
-        table["f1_ci_high"] = [ci[n][1] for n in table["class_name"]]
+    unit = bootstrap_units(cells, bootstrap_unit) if bootstrap else None
 
     # magnification: truth's for matched and missed cells; a spurious box takes the magnification
     # of the cell it overlaps most (or the nearest one), since that is the scale that fooled it
@@ -209,6 +226,12 @@ def evaluate(truth, pred: pd.DataFrame, iou: float | Sequence[float] = 0.5, conf
         if n_unassigned:
             notes.append(f"{n_unassigned} spurious predictions on images without truth cells have "
                          "no magnification and are left out of the magnification table")
+
+    boot = _bootstrap(out, cells, len(names), unit, bootstrap, seed) if bootstrap else None
+    if boot:
+        ci = boot["per_class_f1"]
+        table["f1_ci_low"] = [ci[n][0] for n in table["class_name"]]
+        table["f1_ci_high"] = [ci[n][1] for n in table["class_name"]]
 
     per_image = _per_image(names, counts, t_img, p_img, keep, truth, out)
     headline = {
@@ -229,6 +252,7 @@ def evaluate(truth, pred: pd.DataFrame, iou: float | Sequence[float] = 0.5, conf
     res = Result(
         mode="detection",
         settings={"iou": ious, "conf": conf, "matching": MATCHING_RULE, "bootstrap": bootstrap,
+                  "bootstrap_unit": unit,
                   "seed": seed, "sweep": bool(sweep), "edge_tolerance_px": 1.0,
                   "coco_max_dets": coco_res["max_dets"] if coco_res else None},
         inputs={"truth": truth.source, "truth_kind": truth.kind, "n_truth_images": len(names),
@@ -238,6 +262,23 @@ def evaluate(truth, pred: pd.DataFrame, iou: float | Sequence[float] = 0.5, conf
         per_magnification=per_mag, coco=coco_res, bootstrap=boot, sweep=sweep_df,
         per_image=per_image, outcomes=out, erythroblast=ery, truth=truth, pred=pred, notes=notes)
     return res
+
+
+def _bootstrap(out: pd.DataFrame, cells: pd.DataFrame, n_images: int, unit: str, n_boot: int,
+               seed: int) -> dict:
+    """Intervals over the outcome rows, resampling ``unit``; per magnification too."""
+    units, n_units = {}, {}
+    if "image" in unit:
+        units["image"], n_units["image"] = out["img"].to_numpy(), n_images
+    if "source" in unit:
+        codes, uniq = pd.factorize(cells["source"])
+        t = out["t"].to_numpy()
+        # a spurious box (t = -1) has no source cell: only its image is resampled
+        units["source"] = np.where(t >= 0, codes[np.maximum(t, 0)], -1)
+        n_units["source"] = len(uniq)
+    groups = out["magnification"].to_numpy() if "magnification" in out else None
+    return bootstrap_crossed(out["true"].to_numpy(), out["pred"].to_numpy(), units, n_boot, seed,
+                             groups=groups, n_units=n_units)
 
 
 def _per_image(names, counts, t_img, p_img, keep, truth, out) -> pd.DataFrame:
@@ -267,6 +308,9 @@ def _erythroblast(table: pd.DataFrame, cm: np.ndarray, per_mag, boot) -> dict:
         if k in table:
             out[k] = row[k]
     out["f1_ci"] = boot["per_class_f1"]["erythroblast"] if boot else None
+    if boot:
+        out["precision_ci"] = boot["per_class_precision"]["erythroblast"]
+        out["recall_ci"] = boot["per_class_recall"]["erythroblast"]
     out["erythroblast_as_lymphocyte"] = int(cm[e, ly])
     out["lymphocyte_as_erythroblast"] = int(cm[ly, e])
     out["erythroblast_missed"] = int(cm[e, MISSED])
@@ -280,6 +324,13 @@ def _erythroblast(table: pd.DataFrame, cm: np.ndarray, per_mag, boot) -> dict:
         out["by_magnification"] = {r.magnification: {"support": int(r.support), "f1": r.f1,
                                                      "precision": r.precision, "recall": r.recall}
                                    for r in sel.itertuples()}
+        groups = (boot or {}).get("by_group", {})
+        for level, v in out["by_magnification"].items():
+            if level in groups:
+                g = groups[level]
+                v.update({"precision_ci": g["per_class_precision"]["erythroblast"],
+                          "recall_ci": g["per_class_recall"]["erythroblast"],
+                          "f1_ci": g["per_class_f1"]["erythroblast"]})
     return out
 
 

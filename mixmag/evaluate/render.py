@@ -231,8 +231,7 @@ def _per_class_section(r) -> Section:
                     "found cells are labelled). Undefined figures (no support or no predictions) "
                     f"show {DASH} and are left out of averages.")
     if h.get("macro_f1_ci"):
-        text.append(f"Intervals: percentile bootstrap over images ({r.bootstrap['n_boot']:,} "
-                    "resamples).")
+        text.append(bootstrap_note(r))
     return Section("Per-class figures", "per-class", text=text,
                    tables=[Table(headers, rows, emphasise_rows=set(range(n, n + 3)))])
 
@@ -262,11 +261,34 @@ def _erythroblast_section(r) -> Section:
     s.tables.append(Table(["figure", "value"], rows, css="narrow"))
     bm = e.get("by_magnification")
     if bm:
-        s.tables.append(Table(["magnification", "support", "precision", "recall", "F1"],
-                              [[Cell(k), _c(v["support"]), _c(v["precision"], True),
-                                _c(v["recall"], True), _c(v["f1"], True)] for k, v in bm.items()],
+        ci = " [95 % CI]" if any("recall_ci" in v for v in bm.values()) else ""
+        s.tables.append(Table(["magnification", "support", "precision" + ci, "recall" + ci, "F1"],
+                              [[Cell(k), _c(v["support"]), ci_cell(v["precision"], v.get("precision_ci")),
+                                ci_cell(v["recall"], v.get("recall_ci")), _c(v["f1"], True)]
+                               for k, v in bm.items()],
                               caption="Erythroblast by magnification", css="narrow"))
+        if ci:
+            s.text.append(bootstrap_note(r))
     return s
+
+
+def bootstrap_note(r) -> str:
+    """What the intervals resampled, in words."""
+    b = r.bootstrap or {}
+    n, unit = b.get("n_boot", 0), b.get("unit", "image")
+    units = b.get("n_units", {})
+    if unit == "image+source":
+        how = (f"over images and source cells together ({units.get('image', 0):,} images, "
+               f"{units.get('source', 0):,} source cells; each resample draws both with "
+               "replacement and weighs a cell by the product of its image's and its source's "
+               "draws). The generator reuses source cells, and a cell labelled wrong is wrong in "
+               "every copy, so copies are not independent evidence; resampling images alone "
+               "would give intervals that are too narrow")
+    elif unit == "source":
+        how = f"over source cells ({units.get('source', 0):,})"
+    else:
+        how = "over images"
+    return f"Intervals: percentile bootstrap {how} ({n:,} resamples)."
 
 
 def _confusion_section(r, figures) -> Section:

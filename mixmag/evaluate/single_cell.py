@@ -16,10 +16,10 @@ import pandas as pd
 
 from ..classes import CLASS_NAMES, NUM_CLASSES
 from ..errors import MixmagError
-from .bootstrap import bootstrap_f1
+from .bootstrap import bootstrap_crossed
 from .evaluation import Result, _check_settings, _erythroblast
 from .load import _classes, _numeric, _read_csv, _row_label
-from .metrics import by_group, confusion, magnification_bins, per_class_table, per_image_counts, summary
+from .metrics import by_group, confusion, magnification_bins, per_class_table, summary
 
 TRUE_NAMES = ("true_class", "true", "y_true", "class_name", "label")
 PRED_NAMES = ("pred_class", "predicted", "pred", "y_pred", "prediction")
@@ -104,27 +104,28 @@ def evaluate_single_cell(table: pd.DataFrame, *, bootstrap: int = 1000, seed: in
     cm = confusion(true, pred)
     t = per_class_table(cm)
     s = summary(cm, t)
-    # each row is one cell image: the resampling unit
-    counts = per_image_counts(true, pred, np.arange(n), n)
-    boot = bootstrap_f1(counts, bootstrap, seed) if bootstrap else None
-    if boot:
-        t["f1_ci_low"] = [boot["per_class_f1"][c][0] for c in t["class_name"]]
-        t["f1_ci_high"] = [boot["per_class_f1"][c][1] for c in t["class_name"]]
     probs = _probability_figures(table, true, t)
     out = pd.DataFrame({"t": np.arange(n), "p": np.arange(n), "img": np.arange(n),
                         "true": true, "pred": pred})
-    per_mag = None
+    per_mag, labels = None, None
     if "magnification" in table.columns and np.isfinite(table["magnification"]).any():
         labels, bins = magnification_bins(table["magnification"].to_numpy(float))
         out["magnification"] = labels
         per_mag = by_group(out, labels, bins)
+    # each row is one cell image: the resampling unit
+    boot = (bootstrap_crossed(true, pred, {"image": np.arange(n)}, bootstrap, seed, groups=labels)
+            if bootstrap else None)
+    if boot:
+        t["f1_ci_low"] = [boot["per_class_f1"][c][0] for c in t["class_name"]]
+        t["f1_ci_high"] = [boot["per_class_f1"][c][1] for c in t["class_name"]]
     headline = {"n_images": n, **s, "accuracy": s["accuracy_matched"],
                 "macro_f1_ci": boot["macro_f1"] if boot else None}
     if probs:
         headline.update({k: probs[k] for k in ("top2_accuracy", "roc_auc_macro", "log_loss")})
     per_image = pd.DataFrame({"image": table["image"].to_numpy(), "true": true, "pred": pred})
     return Result(mode="single-cell",
-                  settings={"bootstrap": bootstrap, "seed": seed},
+                  settings={"bootstrap": bootstrap, "bootstrap_unit": "image" if bootstrap else None,
+                            "seed": seed},
                   inputs={"n_cells": n, **(inputs or {})}, headline=headline, per_class=t,
                   confusion=cm, per_magnification=per_mag, bootstrap=boot, per_image=per_image,
                   outcomes=out, erythroblast=_erythroblast(t, cm, per_mag, boot),
