@@ -103,6 +103,24 @@ def _read(group):
     return [read_image(s.path) for s in group]
 
 
+def box_cache(cache_dir, dname: str, dpath: str, root: Path, split: str, n_sources: int,
+              det_conf: float) -> Path:
+    """Where one detector's boxes on one split are kept: keyed by the weights file, the dataset
+    and the cut-off, so nothing stale is reused."""
+    key = hashlib.sha1(f"{Path(dpath).resolve()}|{Path(dpath).stat().st_mtime}|{root.resolve()}|"
+                       f"{_dataset_stamp(root)}|"
+                       f"{split}|{n_sources}|{det_conf}".encode()).hexdigest()[:12]
+    return Path(cache_dir) / f"{dname}-{key}.npz"
+
+
+def prob_cache(boxes: Path, cname: str, cpath: str, backend: str, norm: str, n: int) -> Path:
+    """Where one classifier's probabilities on those boxes are kept; keyed by the checkpoint file
+    too, so a retrained model under the same name does not reuse the old one's."""
+    ckey = hashlib.sha1("|".join(f"{Path(q).resolve()}|{Path(q).stat().st_mtime}"
+                                 for q in cpath.split("+")).encode()).hexdigest()[:8]
+    return boxes.with_name(f"{boxes.stem}+{cname}-{ckey}-{backend}-{norm}-{n}.npz")
+
+
 def detect_all(pipe, sources, cache: Path | None) -> tuple[list[np.ndarray], float]:
     if cache is not None and cache.is_file():
         z = np.load(cache, allow_pickle=False)
@@ -430,12 +448,8 @@ def main(argv=None) -> int:
                                                           "two-stage", scale_norm=False,
                                                           conf=det_conf, batch=args.batch)) \
             if len(det.names) > 1 else None
-        cache = None
-        if args.cache_dir:
-            key = hashlib.sha1(f"{Path(dpath).resolve()}|{Path(dpath).stat().st_mtime}|{root.resolve()}|"
-                               f"{_dataset_stamp(root)}|"
-                               f"{args.split}|{len(all_sources)}|{det_conf}".encode()).hexdigest()[:12]
-            cache = Path(args.cache_dir) / f"{dname}-{key}.npz"
+        cache = (box_cache(args.cache_dir, dname, dpath, root, args.split, len(all_sources), det_conf)
+                 if args.cache_dir else None)
         probe = base or Pipeline(det, next(iter(clfs.values()), None), sizes,
                                  PredictOptions(mode="two-stage", scale_norm=False, conf=det_conf,
                                                 batch=args.batch))
@@ -460,12 +474,8 @@ def main(argv=None) -> int:
                 pipe = Pipeline(det, clf, sizes, PredictOptions(
                     mode="classifier-on-boxes", scale_norm=norm == "on", conf=det_conf,
                     batch=args.batch))
-                # keyed by the checkpoint file too: a retrained model under the same name must
-                # not reuse the old model's probabilities
-                ckey = hashlib.sha1("|".join(f"{Path(q).resolve()}|{Path(q).stat().st_mtime}"
-                                             for q in cpaths[cname].split("+")).encode()).hexdigest()[:8]
-                pcache = (cache.with_name(f"{cache.stem}+{cname}-{ckey}-{args.backend}-{norm}-"
-                                          f"{len(sources)}.npz") if cache is not None else None)
+                pcache = (prob_cache(cache, cname, cpaths[cname], args.backend, norm, len(sources))
+                          if cache is not None else None)
                 p_clf, t_clf = classifier_all(pipe, sources, boxes, pcache)
                 sec = {"detector": round(t_det / len(sources), 4),
                        "classifier": round(t_clf / len(sources), 4)}

@@ -538,6 +538,36 @@ def test_benchmark_intervals_bracket_the_per_scale_erythroblast_figures():
         {k: v for k, v in plain.items() if k != "by_magnification"}
 
 
+def test_paired_comparison_credits_only_the_cells_a_candidate_fixes():
+    """benchmarks/compare_pairs.py: both pairs are scored on the same resamples of images and
+    source cells, so a candidate that fixes one hard source (4 copies) and changes nothing else is
+    never behind; it is ahead exactly in the resamples that draw that source (about 1 - 1/e)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from compare_pairs import compare
+
+    from mixmag.evaluate.bootstrap import Rows
+
+    src = np.repeat(np.arange(50), 4)
+    img = np.random.default_rng(0).permutation(200) % 60
+    mag = np.where(np.arange(200) % 2, "1×", "0.5×").astype(object)
+    true = np.full(200, ERY)
+    base_pred = true.copy()
+    base_pred[src == 7] = LYM
+    units = {"image": img, "source": src}
+    out = compare(Rows(true, base_pred, units, mag), Rows(true, true.copy(), units, mag),
+                  {"image": 60, "source": 50}, 1000, 0)
+    r = out["pooled"]["erythroblast_recall"]
+    assert r["baseline"] == 0.98 and r["candidate"] == 1.0 and r["difference"] == 0.02
+    assert r["difference_ci"][0] == 0.0 and r["difference_ci"][1] > 0.02
+    assert 0.5 < r["candidate_ahead"] < 0.75 and abs(r["candidate_ahead"] + r["tied"] - 1) < 1e-9
+    # the same pair against itself: every difference is 0
+    same = compare(Rows(true, base_pred, units, mag), Rows(true, base_pred, units, mag),
+                   {"image": 60, "source": 50}, 200, 0)
+    assert all(v["difference_ci"] == [0.0, 0.0] for v in same["pooled"].values()
+               if v["difference_ci"] is not None)
+    assert set(same["by_magnification"]) == {"1×", "0.5×"}
+
+
 def _fig(f1, loc=0.997):
     return {"macro_f1": f1, "loc_recall": loc, "map50": 0.97}
 

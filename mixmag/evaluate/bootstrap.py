@@ -17,6 +17,8 @@ It is mildly conservative (it over-states the variance a little), the side to er
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..classes import CLASS_NAMES, NUM_CLASSES
@@ -66,6 +68,68 @@ def outcome_indicators(true: np.ndarray, pred: np.ndarray) -> np.ndarray:
     return m.reshape(n, K * 3)
 
 
+@dataclass
+class Rows:
+    """Outcome rows to resample: class ids (8 = spurious / missed, as in the confusion matrix),
+    each row's unit index per factor (-1: not in that factor, weight 1 there; a spurious box has
+    no source cell) and an optional group label per row (e.g. its magnification)."""
+
+    true: np.ndarray
+    pred: np.ndarray
+    units: dict[str, np.ndarray]
+    groups: np.ndarray | None = None
+
+
+def resampled_counts(rowsets: list[Rows], n_boot: int, seed: int = 0,
+                     n_units: dict[str, int] | None = None, chunk_bytes: int = 64 << 20):
+    """TP/FP/FN sums of each row set under the same pigeonhole resamples.
+
+    Every row set gets the same draws of every unit, so figures of two configurations scored on
+    the same truth (same images, same source cells) can be compared resample by resample.
+    Returns, per row set, ``(totals, by_group)``: (n_boot, 8, 3) arrays, by_group keyed by label.
+    n_units: each factor's number of units where some have no rows (images without cells);
+    default: the largest index + 1 over the row sets.
+    """
+    factors = list(dict.fromkeys(k for r in rowsets for k in r.units))
+    sizes = {k: max((int(np.max(r.units[k])) + 1 for r in rowsets
+                     if k in r.units and len(r.units[k])), default=0) for k in factors}
+    sizes.update(n_units or {})
+    rng = np.random.default_rng(seed)
+    prepared = []
+    for r in rowsets:
+        g = None if r.groups is None else np.asarray(r.groups, dtype=object)
+        labels = [] if g is None else [x for x in dict.fromkeys(g.tolist()) if x not in ("", None)]
+        prepared.append((outcome_indicators(r.true, r.pred),
+                         {k: np.asarray(v, np.int64) for k, v in r.units.items()},
+                         {x: g == x for x in labels}))
+    width = max(max((len(r.true) for r in rowsets), default=0), *sizes.values(), 1)
+    step = max(1, int(chunk_bytes // (8 * width)))
+    tot = [[] for _ in rowsets]
+    by = [{x: [] for x in sel} for _, _, sel in prepared]
+    done = 0
+    while done < n_boot:
+        b = min(step, n_boot - done)
+        draws = {}
+        for k in factors:
+            n = sizes[k]
+            if n:
+                draws[k] = rng.multinomial(n, np.full(n, 1.0 / n), size=b).astype(np.float64)
+        for j, (ind, idx, sel) in enumerate(prepared):
+            w = np.ones((b, len(ind)))
+            for k, u in idx.items():
+                if k in draws:
+                    w *= np.where(u >= 0, draws[k][:, np.maximum(u, 0)], 1.0)
+            tot[j].append(w @ ind)
+            for x, m in sel.items():
+                by[j][x].append(w[:, m] @ ind[m])
+        done += b
+
+    def shaped(parts):
+        return np.concatenate(parts).reshape(n_boot, K, 3)
+
+    return [(shaped(t), {x: shaped(v) for x, v in bj.items()}) for t, bj in zip(tot, by)], sizes
+
+
 def bootstrap_crossed(true: np.ndarray, pred: np.ndarray, units: dict[str, np.ndarray],
                       n_boot: int = 1000, seed: int = 0, level: float = 0.95,
                       groups: np.ndarray | None = None, n_units: dict[str, int] | None = None,
@@ -83,42 +147,10 @@ def bootstrap_crossed(true: np.ndarray, pred: np.ndarray, units: dict[str, np.nd
     """
     if n_boot <= 0 or len(true) == 0 or not units:
         return {}
-    rng = np.random.default_rng(seed)
-    ind = outcome_indicators(true, pred)
-    idx = {k: np.asarray(v, np.int64) for k, v in units.items()}
-    sizes = {k: int(v.max()) + 1 if (v >= 0).any() else 0 for k, v in idx.items()}
-    sizes.update(n_units or {})
-    labels = None
+    [(tot, by)], sizes = resampled_counts([Rows(true, pred, units, groups)], n_boot, seed,
+                                          n_units, chunk_bytes)
+    out = {"n_boot": int(n_boot), "seed": int(seed), "level": level, "unit": "+".join(units),
+           "n_units": dict(sizes), **_intervals(tot, level)}
     if groups is not None:
-        groups = np.asarray(groups, dtype=object)
-        labels = [g for g in dict.fromkeys(groups.tolist()) if g not in ("", None)]
-    n_rows = len(true)
-    width = max(n_rows, *sizes.values(), 1)
-    step = max(1, int(chunk_bytes // (8 * width)))
-    tot, by = [], {g: [] for g in labels or []}
-    done = 0
-    while done < n_boot:
-        b = min(step, n_boot - done)
-        w = np.ones((b, n_rows))
-        for k, u in idx.items():
-            n = sizes[k]
-            if n == 0:
-                continue
-            draw = rng.multinomial(n, np.full(n, 1.0 / n), size=b).astype(np.float64)
-            # weight 1 where the row has no unit in this factor
-            w *= np.where(u >= 0, draw[:, np.maximum(u, 0)], 1.0)
-        tot.append(w @ ind)
-        for g in by:
-            sel = groups == g
-            by[g].append(w[:, sel] @ ind[sel])
-        done += b
-
-    def shaped(parts):
-        return np.concatenate(parts).reshape(n_boot, K, 3)
-
-    out = {"n_boot": int(n_boot), "seed": int(seed), "level": level, "unit": "+".join(idx),
-           "n_units": dict(sizes),
-           **_intervals(shaped(tot), level)}
-    if labels is not None:
-        out["by_group"] = {g: _intervals(shaped(by[g]), level) for g in labels}
+        out["by_group"] = {g: _intervals(v, level) for g, v in by.items()}
     return out
