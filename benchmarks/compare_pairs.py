@@ -59,21 +59,16 @@ def pair_cells(dpath: str, cpath: str, root: Path, split: str, norm: str, cache_
 
 
 def _figures(s: np.ndarray) -> dict[str, np.ndarray]:
-    """Figures per resample from (n, 8, 3) TP/FP/FN sums (NaN where undefined)."""
+    """The compared figures per resample from (n, 8, 3) TP/FP/FN sums (NaN where undefined)."""
     from mixmag.classes import CLASS_NAMES
-    from mixmag.evaluate.metrics import f1
+    from mixmag.evaluate.bootstrap import figures_of_counts
 
-    tp, fp, fn = s[..., 0], s[..., 1], s[..., 2]
-    per = f1(tp, fp, fn)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        valid = np.isfinite(per)
-        out = {"macro_f1": np.where(valid.any(1), np.where(valid, per, 0).sum(1) /
-                                    np.maximum(valid.sum(1), 1), np.nan)}
-        e = CLASS_NAMES.index("erythroblast")
-        out["erythroblast_precision"] = np.where(tp[:, e] + fp[:, e] > 0, tp[:, e] / (tp[:, e] + fp[:, e]), np.nan)
-        out["erythroblast_recall"] = np.where(tp[:, e] + fn[:, e] > 0, tp[:, e] / (tp[:, e] + fn[:, e]), np.nan)
+    f = figures_of_counts(s)
+    e = CLASS_NAMES.index("erythroblast")
+    out = {"macro_f1": f["macro_f1"], "erythroblast_precision": f["precision"][:, e],
+           "erythroblast_recall": f["recall"][:, e]}
     for k, name in enumerate(CLASS_NAMES):
-        out[f"f1_{name}"] = per[:, k]
+        out[f"f1_{name}"] = f["f1"][:, k]
     return out
 
 

@@ -27,8 +27,9 @@ from .metrics import f1
 K = NUM_CLASSES
 
 
-def _intervals(s: np.ndarray, level: float) -> dict:
-    """Percentile intervals of the figures of ``s`` (n_boot, 8, 3) resampled TP, FP, FN."""
+def figures_of_counts(s: np.ndarray) -> dict[str, np.ndarray]:
+    """Figures of each resample from ``s`` (n, 8, 3) TP, FP, FN sums, NaN where undefined:
+    ``macro_f1``, ``micro_f1`` (n,) and ``f1``, ``precision``, ``recall`` (n, 8)."""
     tp, fp, fn = s[..., 0], s[..., 1], s[..., 2]
     per_class = f1(tp, fp, fn)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -37,6 +38,13 @@ def _intervals(s: np.ndarray, level: float) -> dict:
         valid = np.isfinite(per_class)
         macro = np.where(valid, per_class, 0).sum(1) / np.maximum(valid.sum(1), 1)
     macro[valid.sum(1) == 0] = np.nan
+    return {"macro_f1": macro, "micro_f1": f1(tp.sum(1), fp.sum(1), fn.sum(1)), "f1": per_class,
+            "precision": prec, "recall": rec}
+
+
+def _intervals(s: np.ndarray, level: float) -> dict:
+    """Percentile intervals of the figures of ``s`` (n_boot, 8, 3) resampled TP, FP, FN."""
+    fig = figures_of_counts(s)
     lo_q, hi_q = (1 - level) / 2 * 100, (1 + level) / 2 * 100
 
     def ci(x):
@@ -46,10 +54,9 @@ def _intervals(s: np.ndarray, level: float) -> dict:
         lo, hi = np.percentile(x, [lo_q, hi_q])
         return [float(lo), float(hi)]
 
-    return {"macro_f1": ci(macro), "micro_f1": ci(f1(tp.sum(1), fp.sum(1), fn.sum(1))),
-            "per_class_f1": {n: ci(per_class[:, k]) for k, n in enumerate(CLASS_NAMES)},
-            "per_class_precision": {n: ci(prec[:, k]) for k, n in enumerate(CLASS_NAMES)},
-            "per_class_recall": {n: ci(rec[:, k]) for k, n in enumerate(CLASS_NAMES)}}
+    return {"macro_f1": ci(fig["macro_f1"]), "micro_f1": ci(fig["micro_f1"]),
+            **{f"per_class_{k}": {n: ci(fig[k][:, j]) for j, n in enumerate(CLASS_NAMES)}
+               for k in ("f1", "precision", "recall")}}
 
 
 def outcome_indicators(true: np.ndarray, pred: np.ndarray) -> np.ndarray:
