@@ -12,6 +12,10 @@ baseline's on every set; of several that pass, the highest mean wins (a tie: the
 then the name). A configuration without a mode in its name (a one-class detector with a classifier)
 counts as classifier-on-boxes, which is what it is. Configurations missing from a set are listed
 and left out. Prints the table and the verdict; the test split is never read here.
+
+Val sets drawn from one split share its source cells, so their per-set figures are not
+independent; benchmarks/compare_pairs.py gives the paired 95 % interval of a difference on the
+pooled sets, the better ground for a rule.
 """
 
 from __future__ import annotations
