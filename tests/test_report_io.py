@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -108,6 +109,13 @@ def test_cli_writes_every_output(ds, tmp_path, capsys):
     assert m["settings"]["iou"] == [0.5, 0.75] and set(m["by_iou"]) == {"0.5", "0.75"}
     assert m["confusion"]["rows"][-1] == "spurious" and m["confusion"]["columns"][-1] == "missed"
     assert len(m["per_class"]) == 8 and m["bootstrap"]["n_boot"] == 200
+    # this truth names a different source for every cell: images alone are resampled
+    assert m["settings"]["bootstrap_unit"] == "image" and "source" not in stdout
+    code, stdout, err = run(["--truth", ds["root"], "--pred", ds["base"] / "predict", "--out",
+                             tmp_path / "src", "--split", "test", "--bootstrap", "50",
+                             "--bootstrap-unit", "source"], capsys)
+    assert code == 0, err
+    assert re.search(r"macro F1 [0-9.]+ \[[0-9.]+, [0-9.]+; sources\]", stdout), stdout
     pc = pd.read_csv(out / "per_class.csv")
     assert list(pc["class_name"]) == list(CLASS_NAMES)
     assert {"precision", "recall", "f1", "support", "ap50", "ap50_95", "f1_ci_low"} <= set(pc)

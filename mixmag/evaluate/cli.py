@@ -88,7 +88,10 @@ def _report(args: argparse.Namespace) -> int:
     h = result.headline
     line = f"macro F1 {_f(h['macro_f1'])}"
     if h.get("macro_f1_ci"):
-        line += f" [{_f(h['macro_f1_ci'][0])}, {_f(h['macro_f1_ci'][1])}]"
+        unit = (result.bootstrap or {}).get("unit", "image")
+        # say when the interval also resamples source cells: it is wider than an image-only one
+        line += (f" [{_f(h['macro_f1_ci'][0])}, {_f(h['macro_f1_ci'][1])}"
+                 f"{'' if unit == 'image' else '; ' + unit.replace('+', ' + ') + 's'}]")
     if result.mode == "detection":
         line += (f", mAP@0.5 {_f(h.get('map50'))}, mAP@0.5:0.95 {_f(h.get('map50_95'))}, "
                  f"localisation P/R {_f(h['loc_precision'])}/{_f(h['loc_recall'])}, "
