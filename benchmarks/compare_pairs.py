@@ -9,12 +9,13 @@
 Both pairs (DETECTOR.pt+CLASSIFIER.pt, classifier on boxes, scale normalisation off unless
 --scale-norm on) are scored on the same generated sets, pooled. The differences candidate −
 baseline in macro F1, each class's F1 and the erythroblast's precision and recall at each scale
-get 95 % intervals from a paired bootstrap: every resample draws images and source cells (the
-pigeonhole bootstrap of mixmag.evaluate.bootstrap) and scores both pairs on that same draw, so what
-the two pairs share (the same hard cells) cancels. Val sets made from one split share its source
-cells, so pooling them resamples each source once, not once per set. Also printed: the share of
-resamples in which the candidate is ahead. Boxes and probabilities are cached as
-benchmarks/detect.py caches them (same keys), so pairs it has scored cost nothing here.
+get 95 % intervals from a paired bootstrap: every resample draws source cells (each cell with
+every copy of its source, a spurious box with its image; mixmag.evaluate.bootstrap) and scores
+both pairs on that same draw, so what the two pairs share (the same hard cells) cancels. Val sets
+made from one split share its source cells, so pooling them resamples each source once, not once
+per set. Also printed: the share of resamples in which the candidate scores higher ("ahead"; a
+description of the resamples, not the probability that it is better). Boxes and probabilities
+are cached as benchmarks/detect.py caches them (same keys), so pairs it has scored cost nothing.
 """
 
 from __future__ import annotations
@@ -72,11 +73,11 @@ def _figures(s: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
-def compare(base_rows, cand_rows, n_units, n_boot: int, seed: int) -> dict:
+def compare(base_rows, cand_rows, n_clusters: int, n_boot: int, seed: int) -> dict:
     """Point figures of both pairs and the paired intervals of their differences."""
     from mixmag.evaluate.bootstrap import resampled_counts
 
-    [(bt, bg), (ct, cg)], sizes = resampled_counts([base_rows, cand_rows], n_boot, seed, n_units)
+    [(bt, bg), (ct, cg)], n = resampled_counts([base_rows, cand_rows], n_boot, seed, n_clusters)
     (b0, b0g), (c0, c0g) = _point(base_rows), _point(cand_rows)
 
     def table(tb, tc, pb, pc):
@@ -92,7 +93,7 @@ def compare(base_rows, cand_rows, n_units, n_boot: int, seed: int) -> dict:
                        "tied": _r(float((d == 0).mean())) if len(d) else None}
         return rows
 
-    out = {"n_boot": n_boot, "seed": seed, "unit": "image+source", "n_units": sizes,
+    out = {"n_boot": n_boot, "seed": seed, "unit": "source", "n_clusters": n,
            "pooled": table(bt, ct, b0, c0), "by_magnification": {}}
     for level in bg:
         if level in cg:
@@ -107,7 +108,7 @@ def _point(rows):
     from mixmag.evaluate.bootstrap import K, outcome_indicators
 
     ind = outcome_indicators(rows.true, rows.pred)
-    g = np.asarray(rows.groups, dtype=object)
+    g = np.asarray(rows.groups if rows.groups is not None else [""] * len(ind), dtype=object)
     return (ind.sum(0).reshape(1, K, 3),
             {x: ind[g == x].sum(0).reshape(1, K, 3) for x in dict.fromkeys(g.tolist()) if x not in ("", None)})
 
@@ -168,25 +169,30 @@ def main(argv=None) -> int:
     # one code per source cell across the sets: sets from one split share their sources
     codes = {s: i for i, s in enumerate(pd.unique(pd.concat(truths)))}
 
+    n_src = len(codes)
+
     def pooled(parts):
-        true, pred, img, src, mag = [], [], [], [], []
+        true, pred, cluster, mag = [], [], [], []
         for o, sources, off in parts:
             t = o["t"].to_numpy()
             true.append(o["true"].to_numpy())
             pred.append(o["pred"].to_numpy())
-            img.append(o["img"].to_numpy() + off)
-            src.append(np.where(t >= 0, [codes[sources[i]] if i >= 0 else -1 for i in t], -1))
+            # a cell goes with its source, a spurious box with its image (numbered after the sources)
+            cluster.append(np.array([codes[sources[i]] if i >= 0 else n_src + off + j
+                                     for i, j in zip(t, o["img"].to_numpy())], np.int64))
             mag.append(o["magnification"].to_numpy() if "magnification" in o else np.full(len(o), ""))
-        return Rows(np.concatenate(true), np.concatenate(pred),
-                    {"image": np.concatenate(img), "source": np.concatenate(src)},
-                    np.concatenate(mag))
+        mag = np.concatenate(mag)
+        if any(str(m).startswith("[") for m in mag):
+            # quantile bins differ between sets and pairs: no per-scale rows then
+            mag = np.full(len(mag), "")
+        return Rows(np.concatenate(true), np.concatenate(pred), np.concatenate(cluster), mag)
 
-    out = compare(pooled(rows["baseline"]), pooled(rows["candidate"]),
-                  {"image": offset, "source": len(codes)}, args.bootstrap, args.seed)
+    out = compare(pooled(rows["baseline"]), pooled(rows["candidate"]), n_src + offset,
+                  args.bootstrap, args.seed)
     out = {"command": " ".join(["python", *sys.argv]), "data": args.data, "split": args.split,
            "baseline": args.baseline, "candidate": args.candidate, "scale_norm": args.scale_norm, **out}
-    print(f"pooled over {len(args.data)} set(s), {offset} images, {len(codes)} source cells; "
-          f"{args.bootstrap} paired resamples of images and source cells")
+    print(f"pooled over {len(args.data)} set(s), {offset} images, {n_src} source cells; "
+          f"{args.bootstrap} paired resamples of source cells")
     print(f"{'figure':<26s} {'baseline':>9s} {'candidate':>9s} {'diff':>8s}  {'95 % interval':>18s}  ahead")
 
     def show(label, v):

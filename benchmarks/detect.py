@@ -177,7 +177,7 @@ def figures(truth, cells: pd.DataFrame, conf: float, iou: float, map_conf: float
     matching figures again at each of these cut-offs (each >= ``map_conf``), as a detector run there
     would give them, to choose predict's ``--conf``. ``n_boot`` > 0: 95 % bootstrap intervals
     of macro F1, per-class recall and the erythroblast's P/R at each scale, resampling
-    ``boot_unit`` (auto: images and source cells; see mixmag.evaluate.bootstrap)."""
+    ``boot_unit`` (auto: source cells on generated sets; see mixmag.evaluate.bootstrap)."""
     from mixmag.detect.magnification import estimate_vs_truth
     from mixmag.evaluate import evaluate
 
@@ -211,7 +211,7 @@ def figures(truth, cells: pd.DataFrame, conf: float, iou: float, map_conf: float
     b = res.bootstrap
     if b:
         out["bootstrap"] = {"n_boot": b["n_boot"], "seed": b["seed"], "unit": b["unit"],
-                            "n_units": b["n_units"], "macro_f1_ci": b["macro_f1"],
+                            "n_clusters": b["n_clusters"], "macro_f1_ci": b["macro_f1"],
                             "per_class_recall_ci": b["per_class_recall"],
                             "per_class_precision_ci": b["per_class_precision"]}
         for level, v in out["by_magnification"].items():
@@ -287,7 +287,7 @@ def print_config(name: str, f: dict) -> None:
               f"mAP from boxes at detector cut-off {f.get('map_detector_conf')}")
     b = f.get("bootstrap")
     if b:
-        print(f"   95 % intervals ({b['n_boot']} resamples over {b['unit']}: {b['n_units']}): "
+        print(f"   95 % intervals ({b['n_boot']} resamples of {b['n_clusters']} {b['unit']} clusters): "
               f"macro F1 {_ci(b['macro_f1_ci'])}")
     for level, m in f["by_magnification"].items():
         print(f"   x{level:<4s} macro F1 {_fmt(m['macro_f1'])}{_ci(m.get('macro_f1_ci'))}  "
@@ -348,9 +348,9 @@ def main(argv=None) -> int:
     ap.add_argument("--bootstrap", type=int, default=0, metavar="N",
                     help="N resamples for 95 %% intervals of macro F1, per-class recall and the "
                          "erythroblast's P/R at each scale (0: off)")
-    ap.add_argument("--bootstrap-unit", default="auto", choices=["auto", "image", "source", "image+source"],
-                    help="what the bootstrap resamples (auto: images and source cells when the "
-                         "composites reuse sources, as generated sets do)")
+    ap.add_argument("--bootstrap-unit", default="auto", choices=["auto", "image", "source"],
+                    help="what the bootstrap resamples (auto: source cells when the composites "
+                         "reuse sources, as generated sets do; else images)")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--limit", type=int, default=0, help="first N images only")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave)")

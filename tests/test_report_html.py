@@ -20,7 +20,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 def report(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("report_html")
     truth = synthetic_truth(10, 8, size=320, seed=7)
-    # as generated composites do, cells reuse source images: the intervals resample both
+    # as generated composites do, cells reuse source images: the intervals resample sources
     truth["source"] = truth["class_name"] + "/" + (np.arange(len(truth)) % 11).astype(str)
     root = write_dataset(base / "ds", truth)
     synthetic_predictions(truth, seed=8, accuracy=0.75, p_spurious=0.1).to_csv(base / "p.csv",
@@ -44,7 +44,7 @@ def test_html_is_self_contained(report):
 
 def test_html_says_what_the_intervals_resampled(report):
     html = report.read_text()
-    assert "percentile bootstrap over images and source cells together" in html
+    assert "percentile bootstrap over source cells" in html
     # the erythroblast's per-scale precision and recall carry intervals
     assert re.search(r"Erythroblast by magnification.*?recall \[95 % CI\]", html, re.S)
 

@@ -204,6 +204,11 @@ def test_single_cell_mode(tmp_path, capsys):
     assert (tmp_path / "r" / "pr_curve.png").is_file()
     pm = pd.read_csv(tmp_path / "r" / "per_magnification.csv")
     assert set(pm["magnification"]) == {"0.5×", "1×"}
+    # a table of cell images has no source cells to resample: refused in one line, nothing written
+    code, stdout, err = run(["--single-cell", tmp_path / "sc.csv", "--out", tmp_path / "r2",
+                             "--bootstrap-unit", "source"], capsys)
+    assert code == 2 and "single-cell table has no source cells" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "r2").exists()
 
 
 # ------------------------------------------------------------------ bad input

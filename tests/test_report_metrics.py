@@ -350,7 +350,7 @@ def test_confusion_and_matching_invariants(scene):
 @settings(max_examples=25, deadline=None)
 @given(st.integers(0, 10_000))
 def test_bootstrap_interval_brackets_the_resampled_figure(seed):
-    from mixmag.evaluate.bootstrap import bootstrap_crossed
+    from mixmag.evaluate.bootstrap import bootstrap_clustered
     from mixmag.evaluate.metrics import f1
 
     rng = np.random.default_rng(seed)
@@ -358,9 +358,9 @@ def test_bootstrap_interval_brackets_the_resampled_figure(seed):
     true = rng.integers(0, 9, n)
     pred = np.where(rng.random(n) < 0.7, true, rng.integers(0, 9, n))
     pred[(true == SPURIOUS) & (pred == MISSED)] = 0  # no row is both spurious and missed
-    units = {"image": rng.integers(0, 30, n), "source": np.where(true < 8, rng.integers(0, 80, n), -1)}
-    b = bootstrap_crossed(true, pred, units, 300, seed=seed, groups=rng.choice(["a", "b"], n),
-                          n_units={"image": 30, "source": 80})
+    cluster = rng.integers(0, 30, n)
+    b = bootstrap_clustered(true, pred, cluster, 300, seed=seed, groups=rng.choice(["a", "b"], n),
+                            n_clusters=30)
     lo, hi = b["macro_f1"]
     assert 0 <= lo <= hi <= 1
     cm = np.zeros((9, 9), int)
@@ -372,36 +372,53 @@ def test_bootstrap_interval_brackets_the_resampled_figure(seed):
         for fig in ("per_class_f1", "per_class_precision", "per_class_recall"):
             l2, h2 = b[fig][name]
             assert 0 <= l2 <= h2 <= 1
-    assert set(b["by_group"]) == {"a", "b"} and b["n_units"] == {"image": 30, "source": 80}
-    # same seed, same intervals
-    again = bootstrap_crossed(true, pred, units, 300, seed=seed, n_units={"image": 30, "source": 80})
-    assert again["macro_f1"] == b["macro_f1"]
+    assert set(b["by_group"]) == {"a", "b"} and b["n_clusters"] == 30
+    # same seed, same intervals, however the resamples are chunked
+    again = bootstrap_clustered(true, pred, cluster, 300, seed=seed, n_clusters=30,
+                                chunk_bytes=8 * n * 7)
+    assert again["macro_f1"] == b["macro_f1"] and again["per_class_f1"] == b["per_class_f1"]
+
+
+def test_image_bootstrap_reproduces_the_earlier_intervals():
+    """With image clusters, evaluate() gives the intervals the earlier image bootstrap gave for the
+    same data and seed (values recorded from commit 57feb7d)."""
+    truth = synthetic_truth(12, 6, size=320, seed=11)
+    pred = synthetic_predictions(truth, seed=12, accuracy=0.8)
+    r = evaluate(truth, pred, bootstrap=200, coco=False, seed=5)
+    assert r.settings["bootstrap_unit"] == "image"
+    assert r.headline["macro_f1_ci"] == pytest.approx([0.7748044959090356, 0.8995604666489537], abs=1e-12)
+    assert r.bootstrap["per_class_f1"]["erythroblast"] == pytest.approx([0.4990384615384617, 0.9166666666666666], abs=1e-12)
+    assert r.bootstrap["per_class_f1"]["ig"] == pytest.approx([0.8694927536231883, 1.0], abs=1e-12)
 
 
 def test_bootstrap_over_sources_widens_the_interval_of_a_reused_hard_cell():
     """Composites reuse source cells. One erythroblast source wrong in each of its 4 images holds
-    recall at 0.98 (196/200). Over images the 4 errors look independent, so the interval stays
-    below 1; resampling sources too, about a third of resamples leave that cell out (recall 1)
-    and some draw it several times: the interval is wider and reaches 1."""
-    from mixmag.evaluate.bootstrap import bootstrap_crossed
+    recall at 0.98 (196/200). Over images (or with every copy its own source: no reuse) the 4
+    errors look independent and the interval stays below 1; drawing each source with all its
+    copies, about a third of resamples leave that cell out (recall 1) and some draw it twice or
+    more, so the interval is wider and reaches 1."""
+    from mixmag.evaluate.bootstrap import bootstrap_clustered
 
     src = np.repeat(np.arange(50), 4)  # 50 sources, 4 copies each
     img = np.random.default_rng(0).permutation(200) % 60  # spread over 60 images
     pred = np.full(200, ERY)
     pred[src == 7] = LYM
     true = np.full(200, ERY)
-    by_img = bootstrap_crossed(true, pred, {"image": img}, 2000, seed=1)["per_class_recall"]["erythroblast"]
-    both = bootstrap_crossed(true, pred, {"image": img, "source": src}, 2000,
-                             seed=1)["per_class_recall"]["erythroblast"]
-    assert by_img[1] < 1.0 and both[1] == 1.0
-    assert both[1] - both[0] > 1.5 * (by_img[1] - by_img[0])
-    assert both[0] < 0.95 < by_img[0]
+
+    def recall_ci(cluster):
+        return bootstrap_clustered(true, pred, cluster, 2000, seed=1)["per_class_recall"]["erythroblast"]
+
+    by_img, no_reuse, reused = recall_ci(img), recall_ci(np.arange(200)), recall_ci(src)
+    assert by_img[1] < 1.0 and no_reuse[1] < 1.0 and reused[1] == 1.0
+    assert reused[1] - reused[0] > 1.5 * max(by_img[1] - by_img[0], no_reuse[1] - no_reuse[0])
+    assert reused[0] < 0.95 < min(by_img[0], no_reuse[0])
 
 
 def test_report_resamples_sources_when_the_truth_reuses_them():
-    """``auto`` picks images and sources for generator truth that reuses sources (recorded in
-    settings), images when every source is unique; the erythroblast gets intervals at each
-    magnification that bracket its figure; ``source`` without a source column is refused."""
+    """``auto`` resamples source cells for generator truth that reuses them (recorded in settings;
+    spurious boxes go with their image), images when every source is unique; the erythroblast
+    gets intervals at each magnification that bracket its figure; ``source`` without a complete
+    source column, and an unknown unit, are refused."""
     from mixmag.errors import MixmagError
 
     truth = synthetic_truth(40, seed=3)
@@ -410,18 +427,18 @@ def test_report_resamples_sources_when_the_truth_reuses_them():
     reused = truth.copy()
     reused["source"] = reused["class_name"] + "/" + (np.arange(len(reused)) % 37).astype(str)
     res = evaluate(reused, pred, bootstrap=200, coco=False)
-    assert res.settings["bootstrap_unit"] == "image+source"
-    assert res.bootstrap["n_units"]["source"] == reused["source"].nunique()
+    assert res.settings["bootstrap_unit"] == "source"
+    assert res.bootstrap["n_clusters"] == reused["source"].nunique() + 40
     bm = res.erythroblast["by_magnification"]
     assert bm
     for v in bm.values():
         for k in ("precision", "recall"):
             lo, hi = v[f"{k}_ci"]
             assert lo <= v[k] <= hi
-    with pytest.raises(MixmagError, match="no 'source' column"):
+    with pytest.raises(MixmagError, match="no complete 'source' column"):
         evaluate(truth.drop(columns="source"), pred, bootstrap=10, coco=False, bootstrap_unit="source")
     with pytest.raises(MixmagError, match="--bootstrap-unit"):
-        evaluate(truth, pred, bootstrap=10, coco=False, bootstrap_unit="cells")
+        evaluate(truth, pred, bootstrap=10, coco=False, bootstrap_unit="image+source")
 
 
 def test_map_over_all_class_hypotheses_credits_the_runner_up_class():
@@ -515,7 +532,7 @@ def test_benchmark_map_conf_adds_low_boxes_to_map_only():
 
 def test_benchmark_intervals_bracket_the_per_scale_erythroblast_figures():
     """benchmarks/detect.py --bootstrap: macro F1 and the erythroblast's P/R at each scale get
-    95 % intervals around their figures, resampling images and source cells when sources repeat;
+    95 % intervals around their figures, resampling source cells when sources repeat;
     without it the figures are those of a run without intervals."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     from detect import figures
@@ -527,7 +544,7 @@ def test_benchmark_intervals_bracket_the_per_scale_erythroblast_figures():
     with contextlib.redirect_stdout(io.StringIO()):
         plain = figures(truth, pred, conf=0.25, iou=0.5)
         boot = figures(truth, pred, conf=0.25, iou=0.5, n_boot=300)
-    assert "bootstrap" not in plain and boot["bootstrap"]["unit"] == "image+source"
+    assert "bootstrap" not in plain and boot["bootstrap"]["unit"] == "source"
     lo, hi = boot["bootstrap"]["macro_f1_ci"]
     assert lo <= boot["macro_f1"] <= hi and hi - lo > 0
     for level, m in boot["by_magnification"].items():
@@ -539,30 +556,26 @@ def test_benchmark_intervals_bracket_the_per_scale_erythroblast_figures():
 
 
 def test_paired_comparison_credits_only_the_cells_a_candidate_fixes():
-    """benchmarks/compare_pairs.py: both pairs are scored on the same resamples of images and
-    source cells, so a candidate that fixes one hard source (4 copies) and changes nothing else is
-    never behind; it is ahead exactly in the resamples that draw that source (about 1 - 1/e)."""
+    """benchmarks/compare_pairs.py: both pairs are scored on the same resamples of source cells,
+    so a candidate that fixes one hard source (4 copies) and changes nothing else is never behind;
+    it is ahead exactly in the resamples that draw that source (about 1 - 1/e)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     from compare_pairs import compare
 
     from mixmag.evaluate.bootstrap import Rows
 
     src = np.repeat(np.arange(50), 4)
-    img = np.random.default_rng(0).permutation(200) % 60
     mag = np.where(np.arange(200) % 2, "1×", "0.5×").astype(object)
     true = np.full(200, ERY)
     base_pred = true.copy()
     base_pred[src == 7] = LYM
-    units = {"image": img, "source": src}
-    out = compare(Rows(true, base_pred, units, mag), Rows(true, true.copy(), units, mag),
-                  {"image": 60, "source": 50}, 1000, 0)
+    out = compare(Rows(true, base_pred, src, mag), Rows(true, true.copy(), src, mag), 50, 1000, 0)
     r = out["pooled"]["erythroblast_recall"]
     assert r["baseline"] == 0.98 and r["candidate"] == 1.0 and r["difference"] == 0.02
     assert r["difference_ci"][0] == 0.0 and r["difference_ci"][1] > 0.02
     assert 0.5 < r["candidate_ahead"] < 0.75 and abs(r["candidate_ahead"] + r["tied"] - 1) < 1e-9
     # the same pair against itself: every difference is 0
-    same = compare(Rows(true, base_pred, units, mag), Rows(true, base_pred, units, mag),
-                   {"image": 60, "source": 50}, 200, 0)
+    same = compare(Rows(true, base_pred, src, mag), Rows(true, base_pred, src, mag), 50, 200, 0)
     assert all(v["difference_ci"] == [0.0, 0.0] for v in same["pooled"].values()
                if v["difference_ci"] is not None)
     assert set(same["by_magnification"]) == {"1×", "0.5×"}

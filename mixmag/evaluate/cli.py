@@ -32,11 +32,11 @@ def register(sub) -> None:
     p.add_argument("--sweep", action="store_true", help="also report figures for conf 0.05..0.95")
     p.add_argument("--bootstrap", type=int, default=1000,
                    help="bootstrap resamples for 95%% intervals (0: off)")
-    p.add_argument("--bootstrap-unit", default="auto",
-                   choices=["auto", "image", "source", "image+source"],
-                   help="what the bootstrap resamples: images, the truth's source cells, or both "
-                        "crossed; auto (default): both when the truth reuses source cells, as "
-                        "`mixmag synthesize` does, else images")
+    p.add_argument("--bootstrap-unit", default="auto", choices=["auto", "image", "source"],
+                   help="what the bootstrap resamples: whole images, or source cells (each cell "
+                        "with every copy of its source; spurious boxes with their image); auto "
+                        "(default): source when the truth reuses source cells, as `mixmag "
+                        "synthesize` does, else image")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--no-coco", action="store_true", help="skip COCO mAP (faster)")
     p.add_argument("--map-all-classes", action="store_true",
@@ -58,6 +58,9 @@ def _report(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     _check_settings(args.iou, args.conf, args.bootstrap, args.bootstrap_unit)
+    if args.single_cell and args.bootstrap_unit == "source":
+        raise MixmagError("--bootstrap-unit source: a single-cell table has no source cells; each "
+                          "row (one cell image) is resampled")
     if args.worst < 0:
         raise MixmagError(f"--worst {args.worst}: must be >= 0")
     if args.single_cell and (args.truth or args.pred):
@@ -91,7 +94,7 @@ def _report(args: argparse.Namespace) -> int:
         unit = (result.bootstrap or {}).get("unit", "image")
         # say when the interval also resamples source cells: it is wider than an image-only one
         line += (f" [{_f(h['macro_f1_ci'][0])}, {_f(h['macro_f1_ci'][1])}"
-                 f"{'' if unit == 'image' else '; ' + unit.replace('+', ' + ') + 's'}]")
+                 f"{'' if unit == 'image' else '; ' + unit + 's'}]")
     if result.mode == "detection":
         line += (f", mAP@0.5 {_f(h.get('map50'))}, mAP@0.5:0.95 {_f(h.get('map50_95'))}, "
                  f"localisation P/R {_f(h['loc_precision'])}/{_f(h['loc_recall'])}, "

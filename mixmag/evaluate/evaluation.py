@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..classes import CLASS_NAMES, NUM_CLASSES
 from ..errors import MixmagError
-from .bootstrap import bootstrap_crossed
+from .bootstrap import bootstrap_clustered
 from .load import BOX, Truth, predictions_from_frame, truth_from_frame
 from .match import match, outcome_table, overlapping_pairs
 from .metrics import (MISSED, SPURIOUS, by_group, confusion, magnification_bins, per_class_table,
@@ -98,7 +98,7 @@ def _records(df: pd.DataFrame) -> list[dict]:
     return [_clean(r) for r in df.to_dict(orient="records")]
 
 
-BOOTSTRAP_UNITS = ("auto", "image", "source", "image+source")
+BOOTSTRAP_UNITS = ("auto", "image", "source")
 
 
 def _check_settings(iou: Sequence[float], conf: float, n_boot: int, unit: str = "auto") -> None:
@@ -114,15 +114,16 @@ def _check_settings(iou: Sequence[float], conf: float, n_boot: int, unit: str = 
 
 
 def bootstrap_units(truth_cells: pd.DataFrame, unit: str = "auto") -> str:
-    """The resampling unit ``auto`` stands for: images and source cells together when the truth
-    names a source for its cells and some source appears more than once (generated composites
-    reuse source cells), else images. An explicit ``source`` needs that column."""
+    """The cluster ``auto`` stands for: the source cell when the truth names one for every cell
+    and some source appears more than once (generated composites reuse source cells), else the
+    image. An explicit ``source`` needs that column, complete."""
     has_src = "source" in truth_cells.columns and truth_cells["source"].notna().all()
     if unit == "auto":
-        return "image+source" if has_src and truth_cells["source"].duplicated().any() else "image"
-    if "source" in unit and not has_src:
-        raise MixmagError(f"--bootstrap-unit {unit}: the truth has no 'source' column naming each "
-                          "cell's source image (cells.csv of `mixmag synthesize` has one); use image")
+        return "source" if has_src and truth_cells["source"].duplicated().any() else "image"
+    if unit == "source" and not has_src:
+        raise MixmagError("--bootstrap-unit source: the truth has no complete 'source' column "
+                          "naming each cell's source image (cells.csv of `mixmag synthesize` has "
+                          "one); use image")
     return unit
 
 
@@ -141,9 +142,10 @@ def evaluate(truth, pred: pd.DataFrame, iou: float | Sequence[float] = 0.5, conf
         to truth by file name.
     iou: one threshold or several; the first drives the tables, all appear in ``by_iou``.
     conf: predictions scoring below it are dropped before matching (mAP ignores it).
-    bootstrap: resamples for 95 % intervals (0: off). bootstrap_unit: what is resampled, "image",
-        "source" (the truth's source cell) or "image+source" (both, crossed); "auto": both when
-        the truth reuses source cells (see :func:`bootstrap_units`). sweep: figures per conf.
+    bootstrap: resamples for 95 % intervals (0: off). bootstrap_unit: the cluster resampled,
+        "image" or "source" (the truth's source cell; spurious boxes go with their image);
+        "auto": source when the truth reuses source cells (see :func:`bootstrap_units`).
+        sweep: figures per conf.
     all_classes_map: also COCO mAP with every class a cell may be as its own detection
         (``coco.class_hypotheses``; ultralytics' val protocol), beside the headline mAP of one
         class a cell: headline ``map50_all_classes``/``map50_95_all_classes`` and per-class
@@ -266,19 +268,19 @@ def evaluate(truth, pred: pd.DataFrame, iou: float | Sequence[float] = 0.5, conf
 
 def _bootstrap(out: pd.DataFrame, cells: pd.DataFrame, n_images: int, unit: str, n_boot: int,
                seed: int) -> dict:
-    """Intervals over the outcome rows, resampling ``unit``; per magnification too."""
-    units, n_units = {}, {}
-    if "image" in unit:
-        units["image"], n_units["image"] = out["img"].to_numpy(), n_images
-    if "source" in unit:
+    """Intervals over the outcome rows, resampling images or source cells; per magnification too."""
+    img = out["img"].to_numpy()
+    n = n_images
+    cluster = img
+    if unit == "source":
         codes, uniq = pd.factorize(cells["source"])
         t = out["t"].to_numpy()
-        # a spurious box (t = -1) has no source cell: only its image is resampled
-        units["source"] = np.where(t >= 0, codes[np.maximum(t, 0)], -1)
-        n_units["source"] = len(uniq)
+        # a cell goes with its source; a spurious box (t = -1) has none and goes with its image
+        cluster = np.where(t >= 0, codes[np.maximum(t, 0)], len(uniq) + img)
+        n = len(uniq) + n_images
     groups = out["magnification"].to_numpy() if "magnification" in out else None
-    return bootstrap_crossed(out["true"].to_numpy(), out["pred"].to_numpy(), units, n_boot, seed,
-                             groups=groups, n_units=n_units)
+    return bootstrap_clustered(out["true"].to_numpy(), out["pred"].to_numpy(), cluster, n_boot,
+                               seed, groups=groups, n_clusters=n, unit=unit)
 
 
 def _per_image(names, counts, t_img, p_img, keep, truth, out) -> pd.DataFrame:

@@ -275,17 +275,11 @@ def _erythroblast_section(r) -> Section:
 def bootstrap_note(r) -> str:
     """What the intervals resampled, in words."""
     b = r.bootstrap or {}
-    n, unit = b.get("n_boot", 0), b.get("unit", "image")
-    units = b.get("n_units", {})
-    if unit == "image+source":
-        how = (f"over images and source cells together ({units.get('image', 0):,} images, "
-               f"{units.get('source', 0):,} source cells; each resample draws both with "
-               "replacement and weighs a cell by the product of its image's and its source's "
-               "draws). The generator reuses source cells, and a cell labelled wrong is wrong in "
-               "every copy, so copies are not independent evidence; resampling images alone "
-               "would give intervals that are too narrow")
-    elif unit == "source":
-        how = f"over source cells ({units.get('source', 0):,})"
+    n, unit, k = b.get("n_boot", 0), b.get("unit", "image"), b.get("n_clusters", 0)
+    if unit == "source":
+        how = (f"over source cells ({k:,} clusters): each cell is drawn with every copy of its "
+               "source, a spurious box with its image. The generator reuses source cells, and a "
+               "cell labelled wrong is wrong in every copy, so copies are not independent evidence")
     else:
         how = "over images"
     return f"Intervals: percentile bootstrap {how} ({n:,} resamples)."

@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..classes import CLASS_NAMES, NUM_CLASSES
 from ..errors import MixmagError
-from .bootstrap import bootstrap_crossed
+from .bootstrap import bootstrap_clustered
 from .evaluation import Result, _check_settings, _erythroblast
 from .load import _classes, _numeric, _read_csv, _row_label
 from .metrics import by_group, confusion, magnification_bins, per_class_table, summary
@@ -113,8 +113,7 @@ def evaluate_single_cell(table: pd.DataFrame, *, bootstrap: int = 1000, seed: in
         out["magnification"] = labels
         per_mag = by_group(out, labels, bins)
     # each row is one cell image: the resampling unit
-    boot = (bootstrap_crossed(true, pred, {"image": np.arange(n)}, bootstrap, seed, groups=labels)
-            if bootstrap else None)
+    boot = bootstrap_clustered(true, pred, np.arange(n), bootstrap, seed, groups=labels) if bootstrap else None
     if boot:
         t["f1_ci_low"] = [boot["per_class_f1"][c][0] for c in t["class_name"]]
         t["f1_ci_high"] = [boot["per_class_f1"][c][1] for c in t["class_name"]]
