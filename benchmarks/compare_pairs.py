@@ -78,7 +78,7 @@ def compare(base_rows, cand_rows, n_clusters: int, n_boot: int, seed: int) -> di
     from mixmag.evaluate.bootstrap import resampled_counts
 
     [(bt, bg), (ct, cg)], n = resampled_counts([base_rows, cand_rows], n_boot, seed, n_clusters)
-    (b0, b0g), (c0, c0g) = _point(base_rows), _point(cand_rows)
+    (b0, b0g), (c0, c0g) = _point(base_rows, n), _point(cand_rows, n)
 
     def table(tb, tc, pb, pc):
         fb, fc, pfb, pfc = _figures(tb), _figures(tc), _figures(pb), _figures(pc)
@@ -103,14 +103,12 @@ def compare(base_rows, cand_rows, n_clusters: int, n_boot: int, seed: int) -> di
     return out
 
 
-def _point(rows):
-    """TP/FP/FN sums of the rows as they are (every unit once), pooled and per group."""
-    from mixmag.evaluate.bootstrap import K, outcome_indicators
+def _point(rows, n: int):
+    """TP/FP/FN sums of the rows as they are (every cluster once), pooled and per group."""
+    from mixmag.evaluate.bootstrap import cluster_counts
 
-    ind = outcome_indicators(rows.true, rows.pred)
-    g = np.asarray(rows.groups if rows.groups is not None else [""] * len(ind), dtype=object)
-    return (ind.sum(0).reshape(1, K, 3),
-            {x: ind[g == x].sum(0).reshape(1, K, 3) for x in dict.fromkeys(g.tolist()) if x not in ("", None)})
+    counts, groups = cluster_counts(rows, n)
+    return counts.sum(0, keepdims=True), {x: c.sum(0, keepdims=True) for x, c in groups.items()}
 
 
 def _r(v):
@@ -172,14 +170,14 @@ def main(argv=None) -> int:
     n_src = len(codes)
 
     def pooled(parts):
+        from mixmag.evaluate.bootstrap import source_clusters
+
         true, pred, cluster, mag = [], [], [], []
         for o, sources, off in parts:
-            t = o["t"].to_numpy()
             true.append(o["true"].to_numpy())
             pred.append(o["pred"].to_numpy())
-            # a cell goes with its source, a spurious box with its image (numbered after the sources)
-            cluster.append(np.array([codes[sources[i]] if i >= 0 else n_src + off + j
-                                     for i, j in zip(t, o["img"].to_numpy())], np.int64))
+            cluster.append(source_clusters(o["t"].to_numpy(), o["img"].to_numpy() + off,
+                                           np.array([codes[x] for x in sources]), n_src))
             mag.append(o["magnification"].to_numpy() if "magnification" in o else np.full(len(o), ""))
         mag = np.concatenate(mag)
         if any(str(m).startswith("[") for m in mag):

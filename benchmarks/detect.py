@@ -222,6 +222,7 @@ def figures(truth, cells: pd.DataFrame, conf: float, iou: float, map_conf: float
                 v["erythroblast_recall_ci"] = g["per_class_recall"]["erythroblast"]
     out["map_detector_conf"] = map_conf if low else conf
     out["magnification_estimate"] = estimate_vs_truth(res, 0.125)
+    out["erythroblast_errors"] = erythroblast_errors(res)
     # every row predict writes counts (no report cut-off): the user's view of cells.csv
     h0 = evaluate(truth, f1_cells, iou=iou, conf=0.0, bootstrap=0, coco=False).headline
     out["macro_f1_conf0"], out["loc_recall_conf0"] = h0["macro_f1"], h0["loc_recall"]
@@ -233,6 +234,25 @@ def figures(truth, cells: pd.DataFrame, conf: float, iou: float, map_conf: float
             out["conf_sweep"][f"{c:g}"] = {k: hc[k] for k in ("macro_f1", "loc_recall", "loc_precision",
                                                             "n_missed", "n_spurious")}
     return _clean(out)
+
+
+def erythroblast_errors(res) -> list[dict]:
+    """One record per erythroblast labelled otherwise or missed, and per cell or box labelled
+    erythroblast that is not one: its source cell (when the truth names sources; generated sets
+    reuse them, so several records may be copies of one cell), magnification, true class and
+    what it was called."""
+    from mixmag.classes import CLASS_NAMES
+
+    o, e = res.outcomes, CLASS_NAMES.index("erythroblast")
+    names = list(CLASS_NAMES)
+    cells = res.truth.cells
+    src = cells["source"].to_numpy() if "source" in cells else None
+    rows = o[(o["true"] == e) != (o["pred"] == e)]
+    return [{"source": None if src is None or r.t < 0 else str(src[r.t]),
+             "magnification": getattr(r, "magnification", None) or None,
+             "true": names[r.true] if r.true < len(names) else "spurious",
+             "called": names[r.pred] if r.pred < len(names) else "missed"}
+            for r in rows.itertuples()]
 
 
 def _clean(o):
@@ -295,6 +315,11 @@ def print_config(name: str, f: dict) -> None:
               f"erythroblast P {_fmt(m['erythroblast_precision'])}{_ci(m.get('erythroblast_precision_ci'))} "
               f"R {_fmt(m['erythroblast_recall'])}{_ci(m.get('erythroblast_recall_ci'))}"
               f"  ({m['cells']} cells)")
+    errs = f.get("erythroblast_errors") or []
+    if errs:
+        srcs = {x["source"] for x in errs if x["source"]}
+        print(f"   erythroblast errors: {len(errs)} (labelled otherwise, missed, or taken for one), "
+              f"from {len(srcs)} source cells")
     me = f["magnification_estimate"]
     if me.get("n"):
         print(f"   magnification estimate: within ±0.125 {me['within_0.125']:.4f}, nearest scale "
@@ -327,6 +352,8 @@ def throughput(det, clf, sizes, mode, scale_norm, sources, batch) -> dict:
 # ---------------------------------------------------------------- main
 
 def main(argv=None) -> int:
+    from mixmag.evaluate.evaluation import BOOTSTRAP_UNITS
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog=__doc__.split("\n", 2)[2])
@@ -348,7 +375,7 @@ def main(argv=None) -> int:
     ap.add_argument("--bootstrap", type=int, default=0, metavar="N",
                     help="N resamples for 95 %% intervals of macro F1, per-class recall and the "
                          "erythroblast's P/R at each scale (0: off)")
-    ap.add_argument("--bootstrap-unit", default="auto", choices=["auto", "image", "source"],
+    ap.add_argument("--bootstrap-unit", default="auto", choices=BOOTSTRAP_UNITS,
                     help="what the bootstrap resamples (auto: source cells when the composites "
                          "reuse sources, as generated sets do; else images)")
     ap.add_argument("--batch", type=int, default=16)

@@ -553,6 +553,12 @@ def test_benchmark_intervals_bracket_the_per_scale_erythroblast_figures():
             assert lo <= v <= hi, (level, k)
     assert {k: v for k, v in boot.items() if k != "bootstrap" and k != "by_magnification"} == \
         {k: v for k, v in plain.items() if k != "by_magnification"}
+    # every erythroblast error is recorded once, with the source cell it was cut from
+    ery = row(evaluate(truth, pred, conf=0.25, bootstrap=0, coco=False), "erythroblast")
+    errs = plain["erythroblast_errors"]
+    assert len(errs) == ery["fp"] + ery["fn"] > 0
+    assert sum(x["true"] == "erythroblast" for x in errs) == ery["fn"]
+    assert all(x["source"] in set(truth["source"]) for x in errs if x["true"] != "spurious")
 
 
 def test_paired_comparison_credits_only_the_cells_a_candidate_fixes():

@@ -1,8 +1,9 @@
 """Bootstrap 95 % intervals for macro F1 and per-class F1, precision and recall.
 
-Cells are resampled in clusters, never one by one, and nothing is re-matched: each resample is a
-weighted sum of the outcome rows' TP/FP/FN indicators, the weights being how often each row's
-cluster was drawn (``numpy.random.Generator.multinomial``), in chunks to bound memory.
+Cells are resampled in clusters, never one by one, and nothing is re-matched: each cluster's
+TP/FP/FN counts are tallied once (``metrics.per_image_counts``), and a resample is their sum
+weighted by how often each cluster was drawn (``numpy.random.Generator.multinomial``), in chunks
+to bound memory.
 
 The cluster is the image by default: cells of one image share its background, crowding and
 scales. Generated composites add a dependence that matters more: the generator reuses each
@@ -10,13 +11,14 @@ source cell in several images (the m5 test composites hold 297 erythroblasts cut
 sources), and a source the classifier gets wrong is wrong in every copy. Resampling images then
 counts those copies as independent evidence. With ``source`` clusters every cell is drawn with
 its source, and a spurious box (which has no source) with its image. On the m5 test composites
-the spread of macro F1 is 0.00221 resampling single cells, 0.00225 resampling images and 0.00251
-resampling sources: source reuse is the dependence that widens the intervals there.
+the 1.5× erythroblast recall interval is [0.916, 1] over images and [0.907, 1] over sources
+(benchmarks/results/detect-m5-test-ci-{image,auto}.json).
 
 Images and sources are not crossed here. Multiplying an image draw by a source draw (Owen's
-pigeonhole bootstrap) counts each cell's own noise about three times when clusters hold one or
-two cells, as these do (an earlier version did so; its intervals were up to 1.7 times too wide).
-A two-way interval would need the Cameron-Gelbach-Miller combination (image + source - cell).
+pigeonhole bootstrap) gives each cell a weight of variance 3 when clusters hold one or two
+cells, as these do, so its own noise is counted about three times; an earlier version did so and
+gave that interval as [0.857, 1]. A two-way interval would need the Cameron-Gelbach-Miller
+combination (image + source - cell variance).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..classes import CLASS_NAMES, NUM_CLASSES
-from .metrics import f1
+from .metrics import _div, f1, per_image_counts
 
 K = NUM_CLASSES
 
@@ -36,14 +38,10 @@ def figures_of_counts(s: np.ndarray) -> dict[str, np.ndarray]:
     ``macro_f1``, ``micro_f1`` (n,) and ``f1``, ``precision``, ``recall`` (n, 8)."""
     tp, fp, fn = s[..., 0], s[..., 1], s[..., 2]
     per_class = f1(tp, fp, fn)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        prec = np.where(tp + fp > 0, tp / (tp + fp), np.nan)
-        rec = np.where(tp + fn > 0, tp / (tp + fn), np.nan)
-        valid = np.isfinite(per_class)
-        macro = np.where(valid, per_class, 0).sum(1) / np.maximum(valid.sum(1), 1)
-    macro[valid.sum(1) == 0] = np.nan
+    # macro: the mean over the classes whose F1 is defined in that resample
+    macro = _div(np.nansum(per_class, 1), np.isfinite(per_class).sum(1))
     return {"macro_f1": macro, "micro_f1": f1(tp.sum(1), fp.sum(1), fn.sum(1)), "f1": per_class,
-            "precision": prec, "recall": rec}
+            "precision": _div(tp, tp + fp), "recall": _div(tp, tp + fn)}
 
 
 def _intervals(s: np.ndarray, level: float) -> dict:
@@ -63,22 +61,6 @@ def _intervals(s: np.ndarray, level: float) -> dict:
                for k in ("f1", "precision", "recall")}}
 
 
-def outcome_indicators(true: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """(n_rows, 8·3) 0/1 table: which TP/FP/FN count of which class each outcome row adds to.
-    A wrong class adds both its true class's FN and its predicted class's FP."""
-    true, pred = np.asarray(true), np.asarray(pred)
-    n = len(true)
-    m = np.zeros((n, K, 3), np.float64)
-    rows = np.arange(n)
-    hit = true == pred
-    m[rows[hit], true[hit], 0] = 1
-    fp = ~hit & (pred < K)
-    m[rows[fp], pred[fp], 1] = 1
-    fn = ~hit & (true < K)
-    m[rows[fn], true[fn], 2] = 1
-    return m.reshape(n, K * 3)
-
-
 @dataclass
 class Rows:
     """Outcome rows to resample: class ids (8 = spurious / missed, as in the confusion matrix),
@@ -91,6 +73,25 @@ class Rows:
     groups: np.ndarray | None = None
 
 
+def source_clusters(t: np.ndarray, img: np.ndarray, source_code: np.ndarray, n_sources: int) -> np.ndarray:
+    """Cluster of each outcome row when source cells are resampled: a cell (``t`` >= 0, its row in
+    the truth) goes with its source (``source_code[t]``), a spurious box (t = -1), which has no
+    source, with its image (numbered after the sources: ``n_sources + img``)."""
+    t = np.asarray(t)
+    return np.where(t >= 0, np.asarray(source_code)[np.maximum(t, 0)], n_sources + np.asarray(img))
+
+
+def cluster_counts(rows: Rows, n: int) -> tuple[np.ndarray, dict]:
+    """TP/FP/FN per cluster and class, (n, 8, 3), in all and per non-empty group label."""
+    counts = per_image_counts(rows.true, rows.pred, rows.cluster, n)
+    if rows.groups is None:
+        return counts, {}
+    g = np.asarray(rows.groups, dtype=object)
+    labels = [x for x in dict.fromkeys(g.tolist()) if x not in ("", None)]
+    return counts, {x: per_image_counts(rows.true[g == x], rows.pred[g == x], rows.cluster[g == x], n)
+                    for x in labels}
+
+
 def resampled_counts(rowsets: list[Rows], n_boot: int, seed: int = 0, n_clusters: int | None = None,
                      chunk_bytes: int = 64 << 20):
     """TP/FP/FN sums of each row set under the same cluster resamples.
@@ -101,28 +102,27 @@ def resampled_counts(rowsets: list[Rows], n_boot: int, seed: int = 0, n_clusters
     clusters. n_clusters: where some clusters have no rows (images without cells); default: the
     largest index + 1 over the row sets. The draws do not depend on the chunking.
     """
-    n = max([int(np.max(r.cluster)) + 1 for r in rowsets if len(r.cluster)] + [0])
-    n = max(n, n_clusters or 0)
-    rng = np.random.default_rng(seed)
-    prepared = []
+    rowsets = [Rows(np.asarray(r.true), np.asarray(r.pred), np.asarray(r.cluster, np.int64), r.groups)
+               for r in rowsets]
+    n = max([int(r.cluster.max()) + 1 for r in rowsets if len(r.cluster)] + [n_clusters or 0])
+    # each cluster's counts once; a resample is then a product of draw counts with them
+    tables = []
     for r in rowsets:
-        g = None if r.groups is None else np.asarray(r.groups, dtype=object)
-        labels = [] if g is None else [x for x in dict.fromkeys(g.tolist()) if x not in ("", None)]
-        prepared.append((outcome_indicators(r.true, r.pred), np.asarray(r.cluster, np.int64),
-                         {x: g == x for x in labels}))
-    width = max([len(r.true) for r in rowsets] + [n, 1])
-    step = max(1, int(chunk_bytes // (8 * width)))
+        counts, groups = cluster_counts(r, n)
+        tables.append((counts.reshape(n, -1).astype(np.float64),
+                       {x: c.reshape(n, -1).astype(np.float64) for x, c in groups.items()}))
+    rng = np.random.default_rng(seed)
+    step = max(1, int(chunk_bytes // (8 * max(n, 1))))
     tot = [[] for _ in rowsets]
-    by = [{x: [] for x in sel} for _, _, sel in prepared]
+    by = [{x: [] for x in groups} for _, groups in tables]
     done = 0
     while done < n_boot:
         b = min(step, n_boot - done)
         draw = rng.multinomial(n, np.full(n, 1.0 / n), size=b).astype(np.float64)
-        for j, (ind, cl, sel) in enumerate(prepared):
-            w = draw[:, cl]
-            tot[j].append(w @ ind)
-            for x, m in sel.items():
-                by[j][x].append(w[:, m] @ ind[m])
+        for j, (counts, groups) in enumerate(tables):
+            tot[j].append(draw @ counts)
+            for x, c in groups.items():
+                by[j][x].append(draw @ c)
         done += b
 
     def shaped(parts):

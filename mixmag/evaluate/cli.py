@@ -11,6 +11,8 @@ log = logging.getLogger(__name__)
 
 
 def register(sub) -> None:
+    from .evaluation import BOOTSTRAP_UNITS
+
     p = sub.add_parser(
         "report", help="per-class P/R/F1, confusion matrix, COCO mAP and an HTML report",
         description="Match predicted boxes to true cells (IoU, one-to-one, class-agnostic) and "
@@ -32,7 +34,7 @@ def register(sub) -> None:
     p.add_argument("--sweep", action="store_true", help="also report figures for conf 0.05..0.95")
     p.add_argument("--bootstrap", type=int, default=1000,
                    help="bootstrap resamples for 95%% intervals (0: off)")
-    p.add_argument("--bootstrap-unit", default="auto", choices=["auto", "image", "source"],
+    p.add_argument("--bootstrap-unit", default="auto", choices=BOOTSTRAP_UNITS,
                    help="what the bootstrap resamples: whole images, or source cells (each cell "
                         "with every copy of its source; spurious boxes with their image); auto "
                         "(default): source when the truth reuses source cells, as `mixmag "

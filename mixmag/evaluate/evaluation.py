@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..classes import CLASS_NAMES, NUM_CLASSES
 from ..errors import MixmagError
-from .bootstrap import bootstrap_clustered
+from .bootstrap import bootstrap_clustered, source_clusters
 from .load import BOX, Truth, predictions_from_frame, truth_from_frame
 from .match import match, outcome_table, overlapping_pairs
 from .metrics import (MISSED, SPURIOUS, by_group, confusion, magnification_bins, per_class_table,
@@ -269,14 +269,10 @@ def evaluate(truth, pred: pd.DataFrame, iou: float | Sequence[float] = 0.5, conf
 def _bootstrap(out: pd.DataFrame, cells: pd.DataFrame, n_images: int, unit: str, n_boot: int,
                seed: int) -> dict:
     """Intervals over the outcome rows, resampling images or source cells; per magnification too."""
-    img = out["img"].to_numpy()
-    n = n_images
-    cluster = img
+    cluster, n = out["img"].to_numpy(), n_images
     if unit == "source":
         codes, uniq = pd.factorize(cells["source"])
-        t = out["t"].to_numpy()
-        # a cell goes with its source; a spurious box (t = -1) has none and goes with its image
-        cluster = np.where(t >= 0, codes[np.maximum(t, 0)], len(uniq) + img)
+        cluster = source_clusters(out["t"].to_numpy(), cluster, codes, len(uniq))
         n = len(uniq) + n_images
     groups = out["magnification"].to_numpy() if "magnification" in out else None
     return bootstrap_clustered(out["true"].to_numpy(), out["pred"].to_numpy(), cluster, n_boot,
