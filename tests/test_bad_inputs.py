@@ -20,16 +20,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from badinputs import (BAD_IMAGES, ODD_IMAGES, manifest_variant, pbc_variant, small_pbc,
                        write_image)
 from mixmag.cli import main
+from mixmag.zoo import load_zoo
 
 REPO = Path(__file__).resolve().parents[1]
-DETECTOR = REPO / "models" / "released" / "detector-yolo11n-640-8class" / "best.pt"
+DETECTOR = load_zoo().default("detect").file  # the zoo's default detector
 
 # filled by the tests below, printed by the pytest_terminal_summary hook in conftest.py
 HANDLED: dict[str, bool] = {}
@@ -142,7 +142,7 @@ def ctx(tmp_path_factory) -> Ctx:
 
 @pytest.fixture(autouse=True)
 def _cached_detector(monkeypatch):
-    """Load the released detector once for all predict/export cases (it is read-only)."""
+    """Load the default detector once for all predict/export cases (it is read-only)."""
     from mixmag.detect import detector as det
 
     cache = _cached_detector.cache
@@ -182,7 +182,7 @@ _cached_detector.cache = {}
 
 def needs_detector():
     if not DETECTOR.is_file():
-        pytest.skip(f"released detector {DETECTOR} absent")
+        pytest.skip(f"default detector {DETECTOR} absent")
 
 
 # ------------------------------------------------------------------ the table

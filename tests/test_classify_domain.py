@@ -58,7 +58,7 @@ def random_ckpt(tmp_path_factory) -> Path:
 
 
 def test_jitter_keeps_boxes_valid_and_near():
-    from mixmag.classify.domain import jitter_boxes
+    from mixmag.pipeline.adapt import jitter_boxes
 
     b = np.array([[10, 10, 50, 40], [100, 100, 103, 102]], float)
     j = jitter_boxes(b, 0.05, np.random.default_rng(0))
@@ -71,7 +71,7 @@ def test_jitter_keeps_boxes_valid_and_near():
 def test_adapt_writes_a_loadable_checkpoint_that_beats_the_base(base_ckpt, composites, drawn_manifest,
                                                                 tmp_path):
     from mixmag.classify import load_classifier
-    from mixmag.classify.domain import AdaptConfig, adapt_classifier
+    from mixmag.pipeline.adapt import AdaptConfig, adapt_classifier
 
     out = tmp_path / "adapted"
     r = adapt_classifier(AdaptConfig(weights=str(base_ckpt), dataset=str(composites), out=str(out),
@@ -94,7 +94,7 @@ def test_adapt_writes_a_loadable_checkpoint_that_beats_the_base(base_ckpt, compo
 
 
 def test_adapt_refuses_test_only_data_and_overwrite(random_ckpt, composites, tmp_path):
-    from mixmag.classify.domain import AdaptConfig, adapt_classifier, composite_features
+    from mixmag.pipeline.adapt import AdaptConfig, adapt_classifier, composite_features
 
     with pytest.raises(MixmagError, match="only train and val"):
         composite_features(None, composites, "test", AdaptConfig("w", "d", "o"), None)

@@ -36,7 +36,7 @@ def composites(drawn_manifest, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def crop_bundle(composites, drawn_manifest, tmp_path_factory) -> Path:
-    from mixmag.classify.crop_bundle import CropSettings, pack_crops
+    from mixmag.pipeline.crop_bundle import CropSettings, pack_crops
 
     out = tmp_path_factory.mktemp("cb") / "crops.npz"
     pack_crops(composites, out, CropSettings(size=48, pbc_share=0.3), pbc_split=drawn_manifest,
@@ -53,8 +53,8 @@ def _cells(ds: Path) -> pd.DataFrame:
 def test_crops_are_what_predict_cuts_with_truth_labels_and_splits(composites):
     """jitter 0 + lossless WebP: every stored crop equals plain_crops of its truth box, pixel for pixel."""
     from mixmag.classify.bundle import Bundle
-    from mixmag.classify.crop_bundle import CropSettings, pack_crops
-    from mixmag.detect.crops import plain_crops
+    from mixmag.pipeline.crop_bundle import CropSettings, pack_crops
+    from mixmag.pipeline.crops import plain_crops
     from mixmag.images import read_image
 
     out = composites.parent / "exact.npz"
@@ -76,7 +76,7 @@ def test_crops_are_what_predict_cuts_with_truth_labels_and_splits(composites):
 
 
 def test_test_split_is_never_read(composites, tmp_path, monkeypatch):
-    import mixmag.classify.crop_bundle as cb
+    import mixmag.pipeline.crop_bundle as cb
 
     seen = []
     real = cb.read_image
@@ -91,7 +91,7 @@ def test_test_split_is_never_read(composites, tmp_path, monkeypatch):
 
 def test_jitter_moves_boxes_but_not_with_thread_order(composites, tmp_path):
     from mixmag.classify.bundle import Bundle
-    from mixmag.classify.crop_bundle import CropSettings, pack_crops
+    from mixmag.pipeline.crop_bundle import CropSettings, pack_crops
 
     s = CropSettings(size=32, jitter=0.05, copies=2, seed=3)
     pack_crops(composites, tmp_path / "a.npz", s, workers=1, progress=False)
@@ -127,7 +127,7 @@ def test_pbc_share_adds_manifest_images_of_the_same_split(crop_bundle, drawn_man
 
 
 def test_other_manifest_and_bad_settings_are_refused(composites, drawn_manifest, tmp_path):
-    from mixmag.classify.crop_bundle import CropSettings, pack_crops
+    from mixmag.pipeline.crop_bundle import CropSettings, pack_crops
 
     other = tmp_path / "other"
     shutil.copytree(composites, other, ignore=shutil.ignore_patterns("*.jpg"))

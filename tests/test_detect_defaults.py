@@ -1,6 +1,6 @@
-"""`mixmag predict` defaults (released models), `--classifier none`, `--backend onnx` parity, and
-the train-detector input size (fast: one small image through the released detector; a tiny
-random detector exported once)."""
+"""`mixmag predict` defaults (the zoo's default pipeline), `--classifier none`, `--backend onnx`
+parity, and the train-detector input size (fast: one small image through the default detector; a
+tiny random detector exported once)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,11 @@ from test_detect_drawn import draw_disks
 from test_detect_export import _tiny_detector
 
 from mixmag.cli import build_parser, main
-from mixmag.detect import defaults
+from mixmag.zoo import load_zoo
+
+ZOO = load_zoo()
+DETECTOR = ZOO.default("detect")
+CLASSIFIER = ZOO.default("classify")
 
 
 def test_train_detector_default_imgsz_is_the_gpu_recipe():
@@ -24,8 +28,8 @@ def test_train_detector_default_imgsz_is_the_gpu_recipe():
 
 
 def test_predict_defaults_to_released_models(tmp_path, capsys):
-    if not defaults.DETECTOR.is_file():
-        pytest.skip(f"released detector {defaults.DETECTOR} not in this checkout")
+    if not DETECTOR.file.is_file():
+        pytest.skip(f"default detector {DETECTOR.file} not in this checkout")
     img = tmp_path / "smear.png"
     cv2.imwrite(str(img), draw_disks(320, 240, [(0, 100, 100, 30), (3, 220, 150, 25)], seed=3))
     out = tmp_path / "o"
@@ -34,35 +38,78 @@ def test_predict_defaults_to_released_models(tmp_path, capsys):
     assert rc == 0, capsys.readouterr().err
     meta = json.loads((out / "cells.json").read_text())
     text = json.dumps(meta)
-    assert str(defaults.DETECTOR) in text and '"mode": "detector"' in text
+    assert str(DETECTOR.file) in text and '"mode": "detector"' in text
     assert [Path(p).name for p in pd.read_csv(out / "counts.csv")["image"]] == ["smear.png"]
-    if not defaults.CLASSIFIER.is_file():
+    if not CLASSIFIER.file.is_file():
         return
     rc = main(["predict", str(img), "--no-progress", "--no-draw", "--out", str(tmp_path / "o2")])
     assert rc == 0, capsys.readouterr().err
     meta = json.loads((tmp_path / "o2" / "cells.json").read_text())
     text = json.dumps(meta)
-    assert str(defaults.CLASSIFIER) in text and f'"mode": "{defaults.MODE}"' in text
-    assert f'"scale_norm": {str(defaults.SCALE_NORM == "on").lower()}' in text
+    preset = CLASSIFIER.preset  # the mode and crop settings come from the classifier's zoo entry
+    assert str(CLASSIFIER.file) in text and f'"mode": "{preset["mode"]}"' in text
+    assert f'"scale_norm": {str(preset["scale_norm"]).lower()}' in text
+    assert f'"margin": {preset["margin"]}' in text
 
 
-def test_missing_released_model_is_one_line(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(defaults, "DETECTOR", tmp_path / "absent.pt")
+def _zoo_copy(tmp_path, edit) -> Path:
+    """The zoo file with its entries' files made absolute, edited by ``edit(dict)``."""
+    import yaml
+
+    data = yaml.safe_load(ZOO.path.read_text())
+    for e in data["models"].values():
+        e["file"] = str(ZOO.path.parent / e["file"])
+    edit(data)
+    path = tmp_path / "zoo.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_missing_default_model_is_one_line(tmp_path, monkeypatch, capsys):
+    def absent(d):
+        d["models"][DETECTOR.name]["file"] = str(tmp_path / "absent.pt")
+
+    monkeypatch.setenv("MIXMAG_ZOO", str(_zoo_copy(tmp_path, absent)))
     img = tmp_path / "a.png"
     cv2.imwrite(str(img), np.full((64, 64, 3), 200, np.uint8))
     rc = main(["predict", str(img), "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err.strip()
-    assert rc == 2 and len(err.splitlines()) == 1 and "--detector" in err and "absent.pt" in err
+    assert rc == 2 and len(err.splitlines()) == 1 and DETECTOR.name in err and "absent.pt" in err
+
+
+def test_zoo_checks_what_it_loads(tmp_path, monkeypatch, capsys):
+    """A weights file that does not match its zoo checksum, an archived entry and a name of the
+    wrong task are refused in one line each, before anything loads."""
+    if not CLASSIFIER.file.is_file():
+        pytest.skip(f"default classifier {CLASSIFIER.file} not in this checkout")
+    img = tmp_path / "a.png"
+    cv2.imwrite(str(img), np.full((64, 64, 3), 200, np.uint8))
+    archived = next(n for n, e in ZOO.models.items() if e.status == "archived" and e.task == "classify")
+    cases = [(["--classifier", archived], "archived"),
+             (["--detector", CLASSIFIER.name], "not a detector")]
+    for extra, words in cases:
+        rc = main(["predict", str(img), *extra, "--out", str(tmp_path / "o")])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and len(err.splitlines()) == 1 and words in err, err
+
+    def tampered(d):
+        d["models"][CLASSIFIER.name]["sha256"] = "0" * 64
+
+    monkeypatch.setenv("MIXMAG_ZOO", str(_zoo_copy(tmp_path, tampered)))
+    rc = main(["predict", str(img), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "sha256" in err and CLASSIFIER.name in err
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
 
 
 def test_backend_onnx_gives_the_same_cells(tmp_path, monkeypatch, capsys):
     """The default backend on a CPU (auto) is ONNX Runtime: detector and classifier are exported
     once into $MIXMAG_CACHE/onnx (nothing in the current folder or beside the weights), reused by
     the next run, and give the same boxes, classes and probabilities as PyTorch (random tiny
-    detector, released Lite0)."""
-    lite0 = defaults.RELEASED / "classifier-lite0-160" / "best.pt"  # the smaller one: faster test
+    detector, the default Lite0 classifier)."""
+    lite0 = CLASSIFIER.file  # Lite0 at 160 px: the smaller of the zoo's classifiers, a faster test
     if not lite0.is_file():
-        pytest.skip(f"released classifier {lite0} not in this checkout")
+        pytest.skip(f"default classifier {lite0} not in this checkout")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MIXMAG_CACHE", str(tmp_path / "cache"))
     pt = _tiny_detector(tmp_path / "tiny.pt", imgsz=160)

@@ -13,8 +13,8 @@ import torch
 from test_detect_drawn import StubClassifier, draw_disks, make_yolo_dataset
 
 from mixmag.classes import CLASS_NAMES
-from mixmag.detect.export import (OnnxClassifier, detector_parity, export_classifier,
-                                  export_detector, torch_classifier_probs)
+from mixmag.classify.export import OnnxClassifier, export_classifier, torch_classifier_probs
+from mixmag.detect.export import detector_parity, export_detector
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,7 +55,7 @@ def test_detector_onnx_parity(tmp_path):
     images = _images()
     a, b = YoloDetector(pt), OnnxDetector(onnx_path)
     # predict tiles at the training canvas (320), letterboxed to 160 as in training
-    from mixmag.detect.predict import Pipeline, PredictOptions
+    from mixmag.pipeline.predict import Pipeline, PredictOptions
 
     assert a.train_canvas == b.train_canvas == 320 and meta["train_canvas"] == 320
     assert Pipeline(a, None, None, PredictOptions(mode="detector")).tile == 320
@@ -136,7 +136,7 @@ def test_tiny_train_predict_end_to_end(tmp_path, monkeypatch, capsys):
     from pycocotools.coco import COCO
 
     from mixmag.cli import main
-    import mixmag.detect.cli as dcli
+    import mixmag.pipeline.build as build
 
     data = make_yolo_dataset(tmp_path / "ds", counts=(("train", 6), ("val", 2), ("test", 3)),
                              size=128)
@@ -151,7 +151,7 @@ def test_tiny_train_predict_end_to_end(tmp_path, monkeypatch, capsys):
                str(REPO / "models" / "yolo11n-mixmag.yaml")])
     assert rc == 2 and "already exists" in capsys.readouterr().err  # no silent overwrite
 
-    monkeypatch.setattr(dcli, "load_classifier", lambda path, device="cpu": StubClassifier(64)
+    monkeypatch.setattr(build, "load_classifier", lambda path, device="cpu": StubClassifier(64)
                         if path else None)
     test_dir = str(tmp_path / "ds" / "images" / "test")
     for mode, extra in (("detector", []), ("two-stage", ["--classifier", "x.pt"]),

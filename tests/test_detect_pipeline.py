@@ -10,19 +10,19 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-from test_detect_drawn import (BACKGROUND, COLOURS, RADII, OracleDetector, StubClassifier,
+from test_detect_drawn import (BACKGROUND, RADII, OracleDetector, StubClassifier,
                                draw_disks, make_yolo_dataset)
 from torchvision.ops import box_iou
 import torch
 
 from mixmag.classes import CLASS_NAMES
 from mixmag.cli import main
-from mixmag.detect.crops import plain_crops, scale_norm_crops
+from mixmag.pipeline.crops import plain_crops, scale_norm_crops
 from mixmag.detect.magnification import (MagnificationEstimator, estimation_error,
                                          native_sizes_from_cells)
 from reference_outputs import write_outputs
-from mixmag.detect.predict import CELL_COLUMNS, Pipeline, PredictOptions, list_sources
-from mixmag.detect.tiling import cut_tiles, merge_tiles, tile_grid
+from mixmag.pipeline.predict import CELL_COLUMNS, Pipeline, PredictOptions, list_sources
+from mixmag.pipeline.tiling import cut_tiles, merge_tiles, tile_grid
 from mixmag.errors import MixmagError
 
 

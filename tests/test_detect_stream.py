@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gc
 import tracemalloc
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -16,9 +15,9 @@ from test_detect_drawn import BACKGROUND, OracleDetector, StubClassifier, make_y
 
 from mixmag.classes import CLASS_NAMES
 from mixmag.detect.magnification import native_sizes_from_cells
-from mixmag.detect.outputs import StreamingOutputs
+from mixmag.pipeline.outputs import StreamingOutputs
 from reference_outputs import write_outputs
-from mixmag.detect.predict import CELL_COLUMNS, Pipeline, PredictOptions, list_sources
+from mixmag.pipeline.predict import CELL_COLUMNS, Pipeline, PredictOptions, list_sources
 
 FILES = ("cells.csv", "cells.json", "coco_results.json", "counts.csv")
 META = {"detector": "oracle", "classifier": "stub", "seconds": 1.0, "created": "now"}

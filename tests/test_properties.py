@@ -126,7 +126,7 @@ def test_generator_records_round_trip_csv_coco_yolo(data):
 def test_prediction_records_round_trip_csv_coco_results(data, seed):
     """predict's cells.csv and its COCO results JSON, read by the report, give the same boxes,
     classes and scores (COCO results keep 2 decimals for boxes, 5 for scores)."""
-    from mixmag.detect.outputs import coco_image_ids, coco_results
+    from mixmag.pipeline.outputs import coco_image_ids, coco_results
     from mixmag.evaluate import load_predictions
     from mixmag.evaluate.load import coco_truth
 

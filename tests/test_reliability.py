@@ -17,9 +17,10 @@ import pandas as pd
 import pytest
 
 from mixmag.cli import main
+from mixmag.zoo import load_zoo
 
 REPO = Path(__file__).resolve().parents[1]
-RELEASED = REPO / "models" / "released"
+ZOO = load_zoo()
 
 
 def _hashes(root: Path, skip=("data.yaml",)) -> dict[str, str]:
@@ -106,10 +107,10 @@ def test_reruns_refuse_to_overwrite_and_say_what_exists(drawn_pbc, drawn_manifes
         "data check": ["data", "check", "--pbc", drawn_pbc, "--workers", "1",
                        "--csv", tmp_path / "check.csv"],
     }
-    if (RELEASED / "classifier-lite0-160" / "best.pt").is_file():
+    lite0 = ZOO.default("classify")  # Lite0 at 160 px, the faster of the zoo's classifiers
+    if lite0.file.is_file():
         img = next((drawn_pbc / "basophil").glob("*.jpg"))
-        runs["classify"] = ["classify", img, "--weights", RELEASED / "classifier-lite0-160" / "best.pt",
-                            "--out", tmp_path / "classes.csv"]
+        runs["classify"] = ["classify", img, "--weights", lite0.name, "--out", tmp_path / "classes.csv"]
     for name, argv in runs.items():
         argv = [str(a) for a in argv]
         assert main(argv) in (0, 1), name                  # data check: 1 = junk file reported
@@ -229,11 +230,11 @@ def test_train_classifier_killed_midway_resumes_to_the_same_weights(drawn_manife
 # ------------------------------------------------------------------ safe loading
 
 
-@pytest.mark.parametrize("name", ["classifier-lite0-160", "classifier-lite2-224"])
+@pytest.mark.parametrize("name", ZOO.names("classify"))
 def test_released_classifiers_load_with_weights_only(name):
     import torch
 
-    pt = RELEASED / name / "best.pt"
+    pt = ZOO.entry(name).file
     if not pt.is_file():
         pytest.skip(f"{pt} absent")
     ck = torch.load(pt, map_location="cpu", weights_only=True)

@@ -23,11 +23,11 @@ from ..images import read_image
 from .augment import prepare
 
 BUNDLE_FORMAT = "mixmag-bundle/1"
-_ENC = {"webp": (".webp", cv2.IMWRITE_WEBP_QUALITY), "jpeg": (".jpg", cv2.IMWRITE_JPEG_QUALITY)}
+ENCODINGS = {"webp": (".webp", cv2.IMWRITE_WEBP_QUALITY), "jpeg": (".jpg", cv2.IMWRITE_JPEG_QUALITY)}
 
 
 def encode_one(path: str, size: int, fmt: str, quality: int) -> bytes:
-    ext, flag = _ENC[fmt]
+    ext, flag = ENCODINGS[fmt]
     rgb = prepare(read_image(path), size)
     ok, buf = cv2.imencode(ext, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [flag, int(quality)])
     if not ok:
@@ -39,8 +39,8 @@ def pack(manifest: pd.DataFrame, out_npz: str | os.PathLike, size: int = 160,
          splits=("train", "val"), quality: int = 90, fmt: str = "webp", workers: int = 0,
          overwrite: bool = False, progress: bool = True) -> dict:
     """Write the ``splits`` of a loaded manifest (``load_manifest``) as a bundle; returns a summary."""
-    if fmt not in _ENC:
-        raise MixmagError(f"bundle format {fmt!r} unknown; use one of {sorted(_ENC)}")
+    if fmt not in ENCODINGS:
+        raise MixmagError(f"bundle format {fmt!r} unknown; use one of {sorted(ENCODINGS)}")
     out = prepare_output(out_npz, overwrite, "bundle")
     rows = manifest[manifest["split"].isin(splits)].reset_index(drop=True)
     if rows.empty:

@@ -18,6 +18,7 @@ from ..fileio import atomic_path
 from .augment import prepare
 from .data import to_input
 from .registry import BACKBONES, get_backbone
+from .tta import dihedral_probs
 
 FORMAT = "mixmag-classifier/1"
 REQUIRED = ("format", "backbone", "class_names", "input_size", "mean", "std", "state_dict")
@@ -167,8 +168,6 @@ class Classifier:
 
     @torch.inference_mode()
     def predict(self, crops, batch_size: int = 64) -> np.ndarray:
-        from .train import dihedral_probs
-
         if not len(crops):
             return np.zeros((0, len(self.class_names)), np.float32)
         per_size = [np.concatenate([dihedral_probs(self.model, x, self.tta).cpu().numpy()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import platform
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -31,6 +30,7 @@ from .checkpoint import save_checkpoint
 from .data import CellDataset, make_loader, open_source, seed_everything, subset_indices, to_input
 from .metrics import classification_metrics, save_confusion_png, summary_line
 from .registry import get_backbone
+from .tta import dihedral_probs
 
 log = logging.getLogger(__name__)
 
@@ -87,19 +87,6 @@ def _class_weights(labels: np.ndarray, n: int) -> torch.Tensor:
     counts = np.bincount(labels, minlength=n).astype(float)
     w = counts.sum() / np.maximum(counts, 1) / n
     return torch.tensor(w, dtype=torch.float32)
-
-
-def dihedral_probs(model, x, tta: bool) -> torch.Tensor:
-    """Softmax of ``model`` on ``x``; with ``tta`` averaged over the 8 flips/90-degree rotations
-    (a smear has no up or left, and training saw all eight). The 8 views are made from flips and
-    a transpose, not rot90, so the same code traces into the ONNX graph (ONNX has no rot90)."""
-    if not tta:
-        return model(x).float().softmax(1)
-    p = 0
-    for v in (x, x.transpose(2, 3)):
-        for dims in ((), (2,), (3,), (2, 3)):
-            p = p + model(torch.flip(v, dims) if dims else v).float().softmax(1)
-    return p / 8
 
 
 @torch.no_grad()

@@ -164,3 +164,23 @@ class ZoomedClassifier:
             probs[idx] = self.clf.predict(zoomed, batch_size=batch_size)
         self.last_magnification, self.last_zoomed = m, far
         return probs
+
+
+def native_nucleus_of_split(split: str | os.PathLike, out: str | os.PathLike, *,
+                            pbc: str | None = None, part: str = "train",
+                            overwrite: bool = False) -> dict:
+    """``mixmag native-nucleus``: the shares of a manifest's ``part`` images, written to ``out``."""
+    from ..data.split import load_manifest
+    from ..fileio import prepare_output
+    from ..images import read_image
+
+    prepare_output(out, overwrite, "native nucleus shares")
+    m = load_manifest(split, pbc=pbc)
+    rows = m[m["split"] == part]
+    if rows.empty:
+        raise MixmagError(f"{split}: no {part} images")
+    images = (read_image(p) for p in rows["abspath"])  # an unreadable file: one line naming it
+    data = native_nucleus(images, list(rows["class_name"]), progress=True)
+    data["manifest_hash"] = m.attrs.get("manifest_hash", "")
+    write_native_nucleus(out, data, source=f"{split} ({part}, {len(rows)} images)")
+    return data

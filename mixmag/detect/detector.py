@@ -75,8 +75,8 @@ class YoloDetector(_Base):
 
         weights = Path(weights)
         if not weights.is_file():
-            raise MixmagError(f"--detector {weights}: no such file; pass a trained detector "
-                              "(runs/detect/NAME/weights/best.pt or a released models/*.pt)")
+            raise MixmagError(f"--detector {weights}: no such file; pass a zoo name (`mixmag models`) "
+                              "or a trained detector (runs/detect/NAME/weights/best.pt)")
         device = _check_device(device)
         YOLO = setup_ultralytics()
         bad = f"--detector {weights}: not an ultralytics detector checkpoint"
@@ -126,7 +126,7 @@ class OnnxDetector(_Base):
         self.names = {int(k): v for k, v in meta["names"].items()}
         self.imgsz = int(meta["imgsz"])
         self.train_canvas = int(meta.get("train_canvas") or self.imgsz)
-        from .export import session_options
+        from ..onnxrt import session_options
 
         self.session = ort.InferenceSession(str(onnx_path), session_options(),
                                             providers=providers or ["CPUExecutionProvider"])

@@ -337,3 +337,45 @@ def _ultralytics_version() -> str:
 
 def load_train_record(run: str | os.PathLike) -> dict:
     return json.loads((Path(run) / "mixmag_train.json").read_text())
+
+
+def train_or_resume(data: str | os.PathLike, model: str | os.PathLike, *, settings: dict,
+                    given: set | frozenset = frozenset(), overrides: list[str] | None = None,
+                    single_class: bool = False, name: str | None = None,
+                    project: str | os.PathLike = "runs/detect", overwrite: bool = False,
+                    resume: bool = False) -> Path:
+    """``mixmag train-detector``: a new run, or with ``resume`` the interrupted run continued.
+
+    ``settings`` holds imgsz, epochs, time (minutes or None), batch, device, workers and cache;
+    ``given`` names those the user set (a resumed run compares only these with its own);
+    ``overrides`` are extra ultralytics ``KEY=VALUE`` arguments. Returns the run folder."""
+    s = settings
+    # checked here: ultralytics would start (and write the run folder) before failing on these
+    if s["epochs"] < 1:
+        raise MixmagError(f"--epochs {s['epochs']}: must be >= 1")
+    if s["imgsz"] < 32:
+        raise MixmagError(f"--imgsz {s['imgsz']}: must be >= 32 (a multiple of 32, e.g. 640)")
+    if s["batch"] < 1 and s["batch"] != -1:
+        raise MixmagError(f"--batch {s['batch']}: must be >= 1 (or -1: ultralytics' auto batch)")
+    if s.get("time") is not None and s["time"] <= 0:
+        raise MixmagError(f"--time {s['time']}: must be > 0 minutes")
+    extra = parse_overrides(overrides)
+    if resume:
+        if overwrite:
+            raise MixmagError("--resume and --overwrite: pick one (--resume continues the run, "
+                              "--overwrite starts it again)")
+        cfg = check_data_yaml(data)
+        name = name or (f"{Path(model).stem}-{cfg['_root'].name}" + ("-cell" if single_class else ""))
+        asked = {k: s[k] for k in given}
+        if "time" in asked:
+            asked["time"] = asked["time"] / 60
+        return resume_detector(Path(project) / name, data, {**asked, **extra},
+                               single_class=single_class or None)
+    kw = {k: s[k] for k in ("imgsz", "epochs", "batch", "workers")}
+    if s.get("device") is not None:
+        kw["device"] = s["device"]
+    if s.get("cache"):
+        kw["cache"] = s["cache"]
+    return train_detector(data, model, single_class=single_class, name=name, project=project,
+                          overwrite=overwrite, time_hours=s["time"] / 60 if s.get("time") else None,
+                          **{**kw, **extra})

@@ -24,13 +24,13 @@ import pandas as pd
 from .. import __version__
 from ..classes import CLASS_NAMES
 from ..errors import MixmagError
-from ..fileio import prepare_output, write_bytes, write_json, write_text
+from ..fileio import prepare_output, write_json
 from ..provenance import library_versions
 from .background import make_bank
 from .compose import RenderConfig, render_image, yolo_lines
 from .cutout import CutoutStore, cv_single_thread, default_cache_dir
 from .mask import MASK_VERSION
-from .plan import SPLITS, ImagePlan, plan_dataset, split_counts
+from .plan import SPLITS, ImagePlan, plan_dataset
 
 GENERATOR_VERSION = "synth/1"
 RUN_STATE = ".synth-run.json"   # present while a run is incomplete; names its settings for --resume

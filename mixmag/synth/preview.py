@@ -7,7 +7,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..classes import CLASS_NAMES
 from ..fileio import write_bytes
 
 # one distinct colour per class (BGR)

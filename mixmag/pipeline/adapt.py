@@ -4,7 +4,7 @@ A classifier trained on whole PBC crops meets a different context in the pipelin
 pasted on a procedural background (greyish red cells), cut as a square around a detector box,
 and with scale normalisation a 360·m px field that may hold neighbouring white cells. Its
 accuracy there falls far below its PBC figure. The cheap remedy kept here: keep the backbone,
-take pooled features of crops made exactly as ``predict`` makes them (``mixmag.detect.crops``,
+take pooled features of crops made exactly as ``predict`` makes them (``mixmag.pipeline.crops``,
 both scale-norm on and off) from the truth boxes of TRAIN composites (edges jittered to mimic
 detector boxes), optionally add the PBC train crops so the PBC domain is not forgotten, and refit
 only the final linear layer (multinomial logistic regression, C chosen on the val composites and
@@ -27,12 +27,11 @@ import torch
 from torch import nn
 
 from ..classes import CLASS_ID, CLASS_NAMES
-from ..cli import config_from_args
 from ..errors import MixmagError
 from ..fileio import atomic_path, prepare_output, sha256_file, write_json, write_text
 from ..images import read_image
-from .checkpoint import build_model, load_classifier, read_checkpoint, save_checkpoint
-from .metrics import classification_metrics, save_confusion_png, summary_line
+from ..classify.checkpoint import build_model, load_classifier, read_checkpoint, save_checkpoint
+from ..classify.metrics import classification_metrics, save_confusion_png, summary_line
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +88,7 @@ def crops_for_image(img, boxes, class_names, mode: str, size: int, estimator, rn
     of the cell's class (the recheck pass), or over the all-class median (the first pass) for a
     ``default_mag_p`` share, since predict keeps that crop when the two agree within 10 %.
     """
-    from ..detect.crops import plain_crops, scale_norm_crops
+    from .crops import plain_crops, scale_norm_crops
     from ..detect.magnification import box_size
 
     if mode == "plain":
@@ -105,7 +104,7 @@ def crops_for_image(img, boxes, class_names, mode: str, size: int, estimator, rn
 @torch.inference_mode()
 def pooled_features(clf, crops, batch: int = 64) -> np.ndarray:
     """Pooled backbone features of BGR crops, preprocessed as ``Classifier.predict`` does."""
-    from .registry import get_backbone
+    from ..classify.registry import get_backbone
 
     pooled = get_backbone(clf.backbone).pooled
     out = [pooled(clf.model, x).float().cpu().numpy() for x in clf._batches(crops, batch)]
@@ -116,7 +115,7 @@ def pooled_features(clf, crops, batch: int = 64) -> np.ndarray:
 def check_head_is_last(clf, crops) -> None:
     """Refitting the last linear layer on pooled features only works if pooled → linear is the model."""
     x = next(clf._batches(crops[:8], 8))
-    from .registry import get_backbone
+    from ..classify.registry import get_backbone
 
     f = get_backbone(clf.backbone).pooled(clf.model, x).float()
     gap = float((head_layer(clf.model)(f) - clf.model(x).float()).abs().max())
@@ -373,54 +372,3 @@ def adapt_classifier(cfg: AdaptConfig) -> dict:
     save_confusion_png(s["composite_val"]["confusion"], CLASS_NAMES, run / "confusion_matrix.png",
                        "adapted head, val composite crops (counts; colour = row fraction)")
     return {"weights": str(wfile), **metrics}
-
-
-# ---------------------------------------------------------------- CLI
-
-def register_adapt(sub) -> None:
-    a = sub.add_parser("adapt-classifier", help="refit a classifier's last layer on pipeline-style "
-                       "crops of train composites (runs/classify/NAME)")
-    a.add_argument("--weights", required=True, help="base classifier checkpoint (best.pt)")
-    a.add_argument("--dataset", required=True, help="composites from `mixmag synthesize` with train "
-                   "and val splits (its test split is never read)")
-    a.add_argument("--out", required=True, help="run folder to write, e.g. runs/classify/NAME")
-    a.add_argument("--pbc-split", help="also fit on the manifest's PBC train crops (val crops help "
-                   "choose C), so the PBC domain is kept")
-    a.add_argument("--pbc", help="PBC folder, if not where the manifest says")
-    a.add_argument("--pbc-share", type=float, default=0.3,
-                   help="share of the total sample weight given to PBC crops (default 0.3)")
-    a.add_argument("--native-sizes", help="magnification.json (beside the detector) or a cells.csv; "
-                   "default: the dataset's train cells")
-    a.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES,
-                   help="crop styles: scale (predict --scale-norm on) and/or plain (off)")
-    a.add_argument("--jitter", type=float, default=0.03, help="box-edge jitter, fraction of the side")
-    a.add_argument("--default-mag-p", type=float, default=0.25,
-                   help="share of scale-norm crops sized by the all-class median native size")
-    a.add_argument("--max-train-images", type=int, help="use only the first N train composites")
-    a.add_argument("--max-val-images", type=int, help="use only the first N val composites")
-    a.add_argument("--pbc-per-class", type=int, help="sample this many PBC crops a class and split")
-    a.add_argument("--grid", type=float, nargs="+", default=[0.03, 0.1, 0.3, 1.0],
-                   help="logistic-regression C values tried (chosen on val)")
-    a.add_argument("--seed", type=int, default=0)
-    a.add_argument("--batch", type=int, default=64)
-    a.add_argument("--cache", default="runs/features", help="feature cache folder")
-    a.add_argument("--device", default="cpu")
-    a.add_argument("--no-progress", dest="progress", action="store_false")
-    a.add_argument("--overwrite", action="store_true")
-    a.set_defaults(func=_adapt)
-
-
-def _adapt(args) -> int:
-    cfg = config_from_args(AdaptConfig, args)
-    cfg.modes, cfg.grid = tuple(cfg.modes), tuple(cfg.grid)
-    r = adapt_classifier(cfg)
-    b, a = r["base"]["composite_val"], r["adapted"]["composite_val"]
-    line = (f"wrote {r['weights']} (C={r['C']}, {r['train_crops']} composite crops"
-            f"{', %d PBC crops' % r['pbc_train_crops'] if r['pbc_train_crops'] else ''}, "
-            f"{r['seconds']:.0f} s): val composite crops acc {b['accuracy']:.2%} -> {a['accuracy']:.2%}, "
-            f"macro F1 {b['macro_f1']:.2%} -> {a['macro_f1']:.2%}")
-    if "pbc_val" in r["adapted"]:
-        line += (f"; val PBC acc {r['base']['pbc_val']['accuracy']:.2%} -> "
-                 f"{r['adapted']['pbc_val']['accuracy']:.2%}")
-    print(line)
-    return 0

@@ -11,7 +11,7 @@ log = logging.getLogger(__name__)
 
 
 def register(sub) -> None:
-    from .evaluation import BOOTSTRAP_UNITS
+    from ..evaluate.evaluation import BOOTSTRAP_UNITS
 
     p = sub.add_parser(
         "report", help="per-class P/R/F1, confusion matrix, COCO mAP and an HTML report",
@@ -56,7 +56,7 @@ def register(sub) -> None:
 def _report(args: argparse.Namespace) -> int:
     from ..errors import MixmagError
     from ..fileio import prepare_output
-    from .evaluation import _check_settings
+    from ..evaluate.evaluation import _check_settings
 
     t0 = time.perf_counter()
     _check_settings(args.iou, args.conf, args.bootstrap, args.bootstrap_unit)
@@ -78,10 +78,10 @@ def _report(args: argparse.Namespace) -> int:
                           "the truth images")
     prepare_output(args.out, args.overwrite, "report")
 
-    from .output import write_report
+    from ..evaluate.output import write_report
 
     if args.single_cell:
-        from .single_cell import evaluate_single_cell, load_single_cell
+        from ..evaluate.single_cell import evaluate_single_cell, load_single_cell
 
         table = load_single_cell(args.single_cell)
         result = evaluate_single_cell(table, bootstrap=args.bootstrap, seed=args.seed,
@@ -116,14 +116,14 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _f(v) -> str:
-    from .render import fmt
+    from ..evaluate.render import fmt
 
     return fmt(v)
 
 
 def _detection(args):
-    from .evaluation import evaluate
-    from .load import load_predictions, load_truth, restrict
+    from ..evaluate.evaluation import evaluate
+    from ..evaluate.load import load_predictions, load_truth, restrict
 
     truth = load_truth(args.truth, split=args.split)
     pred = load_predictions(args.pred, truth)

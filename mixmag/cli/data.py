@@ -38,8 +38,8 @@ def register(sub) -> None:
 
 def _check(args: argparse.Namespace) -> int:
     from ..fileio import prepare_output, write_csv
-    from .check import check_dataset
-    from .scan import find_pbc_root
+    from ..data.check import check_dataset
+    from ..data.scan import find_pbc_root
 
     if args.csv:
         prepare_output(args.csv, args.overwrite, "table")
@@ -51,7 +51,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _download(args: argparse.Namespace) -> int:
-    from .download import OFFICIAL_URL, download_pbc
+    from ..data.download import OFFICIAL_URL, download_pbc
 
     out = download_pbc(args.to, url=args.url or OFFICIAL_URL, archive=args.archive,
                        sha256=args.sha256, overwrite=args.overwrite)
@@ -61,9 +61,9 @@ def _download(args: argparse.Namespace) -> int:
 
 def _split(args: argparse.Namespace) -> int:
     from ..fileio import prepare_output
-    from .check import check_dataset
-    from .scan import find_pbc_root
-    from .split import check_fractions, make_split, write_manifest
+    from ..data.check import check_dataset
+    from ..data.scan import find_pbc_root
+    from ..data.split import check_fractions, make_split, write_manifest
 
     out = prepare_output(Path(args.out), args.overwrite, "split manifest")
     check_fractions(args.fractions)   # before the slow scan

@@ -4,13 +4,10 @@ train-head, average-classifiers, adapt-classifier."""
 from __future__ import annotations
 
 import argparse
-import logging
-
-log = logging.getLogger(__name__)
 
 
 def register(sub) -> None:
-    from .registry import BACKBONES
+    from ..classify.registry import BACKBONES
 
     t = sub.add_parser("train-classifier", help="fine-tune a single-cell classifier (runs/classify/NAME)")
     t.add_argument("--split", help="split manifest CSV (images read from the PBC folder)")
@@ -139,15 +136,9 @@ def register(sub) -> None:
     a.add_argument("--overwrite", action="store_true")
     a.set_defaults(func=_average)
 
-    from .crop_bundle import register as register_pack_crops
-    from .domain import register_adapt
-
-    register_pack_crops(sub)
-    register_adapt(sub)
-
 
 def _feature_args(f) -> None:
-    from .registry import BACKBONES
+    from ..classify.registry import BACKBONES
 
     f.add_argument("--split", help="split manifest CSV")
     f.add_argument("--bundle", help="or a bundle .npz")
@@ -166,8 +157,8 @@ def _feature_args(f) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from ..cli import config_from_args
-    from .train import TrainConfig, train_classifier
+    from . import config_from_args
+    from ..classify.train import TrainConfig, train_classifier
 
     cfg = config_from_args(TrainConfig, args)
     cfg.scale_range = tuple(cfg.scale_range)
@@ -177,73 +168,33 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _classify(args: argparse.Namespace) -> int:
-    from ..errors import MixmagError
-    from ..fileio import prepare_output, write_csv
-    from .checkpoint import load_classifier
-    from .predict import classify_images, expand_images
+    from ..classify.predict import classify_files
 
-    if args.tta_rule and not args.tta_sizes:
-        raise MixmagError(f"--tta-rule {args.tta_rule}: needs --tta-sizes (the sizes it combines)")
+    df, zoom = classify_files(
+        args.images, args.weights, device=args.device, batch=args.batch, tta_sizes=args.tta_sizes,
+        tta_rule=args.tta_rule, zoom=args.zoom, zoom_below=args.zoom_below,
+        zoom_above=args.zoom_above, zoom_floor=args.zoom_floor,
+        native_nucleus=args.native_nucleus, out=args.out, overwrite=args.overwrite)
     if args.out:
-        prepare_output(args.out, args.overwrite, "predictions")
-    paths = expand_images(args.images)
-    clf = load_classifier(args.weights, args.device)
-    if args.tta_sizes:
-        clf.set_sizes(args.tta_sizes, args.tta_rule or "mean")
-    options = args.native_nucleus or any(v is not None for v in
-                                         (args.zoom_below, args.zoom_above, args.zoom_floor))
-    if args.zoom is False and options:
-        raise MixmagError("--native-nucleus / --zoom-below / --zoom-above / --zoom-floor: not with --no-zoom")
-    if args.zoom is None:  # on where the shares are at hand (or asked for by a zoom option)
-        from ..fileio import beside_weights
-        from .zoom import FILE_NAME
-
-        args.zoom = bool(options) or beside_weights(args.weights, FILE_NAME) is not None
-    if args.zoom:
-        from .zoom import BELOW, FLOOR, ZoomedClassifier, find_native_nucleus, threshold
-
-        native = find_native_nucleus(args.weights, args.native_nucleus)
-        if native.get("manifest_hash") and clf.manifest_hash \
-                and native["manifest_hash"] != clf.manifest_hash:
-            log.warning("native nucleus shares come from another split manifest (%s) than the "
-                        "classifier's (%s); fine if both are PBC at its own resolution",
-                        native["manifest_hash"], clf.manifest_hash)
-        clf = ZoomedClassifier(clf, native, threshold(args.zoom_below or BELOW),
-                               threshold(args.zoom_above),
-                               FLOOR if args.zoom_floor is None else args.zoom_floor)
-    df = classify_images(paths, clf, args.batch)
-    if args.out:
-        write_csv(args.out, df)
         print(f"wrote {args.out} ({len(df)} images)")
     else:
-        cols = ["image", "class_name", "class_conf"] + (["magnification_est", "zoomed"] if args.zoom else [])
+        cols = ["image", "class_name", "class_conf"] + (["magnification_est", "zoomed"] if zoom else [])
         print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     return 0
 
 
 def _native_nucleus(args: argparse.Namespace) -> int:
-    from ..data.split import load_manifest
-    from ..errors import MixmagError
-    from ..fileio import prepare_output
-    from ..images import read_image
-    from .zoom import native_nucleus, write_native_nucleus
+    from ..classify.zoom import native_nucleus_of_split
 
-    prepare_output(args.out, args.overwrite, "native nucleus shares")
-    m = load_manifest(args.split, pbc=args.pbc)
-    part = m[m["split"] == args.part]
-    if part.empty:
-        raise MixmagError(f"{args.split}: no {args.part} images")
-    images = (read_image(p) for p in part["abspath"])  # an unreadable file: one line naming it
-    data = native_nucleus(images, list(part["class_name"]), progress=True)
-    data["manifest_hash"] = m.attrs.get("manifest_hash", "")
-    write_native_nucleus(args.out, data, source=f"{args.split} ({args.part}, {len(part)} images)")
+    data = native_nucleus_of_split(args.split, args.out, pbc=args.pbc, part=args.part,
+                                   overwrite=args.overwrite)
     print(f"wrote {args.out}: " + ", ".join(f"{c} {v:.4f}" for c, v in data["native_share"].items())
           + f" ({data['no_stain']} images without a central stain)")
     return 0
 
 
 def _average(args: argparse.Namespace) -> int:
-    from .average import write_average
+    from ..classify.average import write_average
 
     size = write_average(args.checkpoints, args.out, args.mix, args.overwrite, args.half)
     print(f"wrote {args.out} ({size / 1e6:.1f} MB): the mean of {len(args.checkpoints)} checkpoints; "
@@ -254,7 +205,7 @@ def _average(args: argparse.Namespace) -> int:
 def _pack(args: argparse.Namespace) -> int:
     from ..data.split import load_manifest
     from ..fileio import prepare_output
-    from .bundle import pack
+    from ..classify.bundle import pack
 
     prepare_output(args.out, args.overwrite, "bundle")
     m = load_manifest(args.split, pbc=args.pbc)
@@ -266,7 +217,7 @@ def _pack(args: argparse.Namespace) -> int:
 
 
 def _features(args: argparse.Namespace) -> int:
-    from .features import compute_features
+    from ..classify.features import compute_features
 
     fs = compute_features(**_feature_kwargs(args))
     print(f"features {fs.X.shape} ({fs.source}); cached at {fs.cache_path}")
@@ -282,8 +233,8 @@ def _feature_kwargs(args) -> dict:
 
 def _train_head(args: argparse.Namespace) -> int:
     from ..fileio import prepare_output
-    from .features import compute_features
-    from .heads import fit_head, save_head
+    from ..classify.features import compute_features
+    from ..classify.heads import fit_head, save_head
 
     prepare_output(args.out, args.overwrite, "head")
     fs = compute_features(**_feature_kwargs(args))

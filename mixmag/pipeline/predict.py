@@ -24,7 +24,7 @@ import os
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -35,7 +35,7 @@ from ..classes import CLASS_ID, CLASS_NAMES, NUM_CLASSES
 from ..errors import MixmagError
 from ..images import ImageError, is_image_name, read_image
 from .crops import NATIVE_WINDOW, plain_crops, scale_norm_crops
-from .magnification import MagnificationEstimator
+from ..detect.magnification import MagnificationEstimator
 from .tiling import cut_tiles, merge_tiles
 
 log = logging.getLogger(__name__)
@@ -157,6 +157,7 @@ class Pipeline:
         self.det = detector
         self.clf = classifier
         self.opt = options or PredictOptions()
+        self.meta: dict = {}  # what build_pipeline chose: model files, backend
         self.est = MagnificationEstimator(native_sizes) if native_sizes else None
         if self.opt.mode not in MODES:
             raise MixmagError(f"--mode {self.opt.mode}: expected one of {', '.join(MODES)}")
@@ -395,7 +396,3 @@ def _n_tiles(shape, tile: int, overlap: int) -> int:
     from .tiling import _starts
 
     return len(_starts(shape[0], tile, overlap)) * len(_starts(shape[1], tile, overlap))
-
-
-def options_dict(opt: PredictOptions) -> dict:
-    return asdict(opt)

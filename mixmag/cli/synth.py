@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .mask import MASK_VERSION, MASK_VERSIONS
+from ..synth.mask import MASK_VERSION, MASK_VERSIONS
 
 MASK_HELP = ("cell-mask algorithm: m5 (keeps the pale cytoplasm of neutrophils and IG; the same "
              "mask every run) or m4 (the default until 2026-11-27, for older datasets; its GrabCut depends on "
@@ -76,8 +76,8 @@ def register(sub) -> None:
 
 
 def settings_from_args(args: argparse.Namespace):
-    from .generate import SynthSettings
-    from .plan import split_counts
+    from ..synth.generate import SynthSettings
+    from ..synth.plan import split_counts
 
     counts = split_counts(args.n, tuple(args.splits),
                           explicit={"train": args.n_train, "val": args.n_val, "test": args.n_test})
@@ -91,7 +91,7 @@ def settings_from_args(args: argparse.Namespace):
 def _synthesize(args: argparse.Namespace) -> int:
     from ..errors import MixmagError
     from ..fileio import prepare_output
-    from .generate import load_store, synthesize
+    from ..synth.generate import load_store, synthesize
 
     if args.split and args.cutouts:
         raise MixmagError("give either --split or --cutouts, not both")
@@ -115,7 +115,7 @@ def _synthesize(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from .validate import validate_dataset
+    from ..synth.validate import validate_dataset
 
     rep = validate_dataset(args.dataset, manifest=args.split, pbc=args.pbc,
                            balance_tol=args.balance_tol, stain_images=args.stain_images)
@@ -126,7 +126,7 @@ def _validate(args: argparse.Namespace) -> int:
 def _pack(args: argparse.Namespace) -> int:
     from ..data.split import load_manifest
     from ..fileio import prepare_output
-    from .cutout import default_cache_dir, pack_cutouts
+    from ..synth.cutout import default_cache_dir, pack_cutouts
 
     prepare_output(args.out, args.overwrite, "cut-out bundle")
     m = load_manifest(args.split, pbc=args.pbc, verify="sample")

@@ -1,7 +1,9 @@
-"""The ``mixmag`` command: one subcommand per stage, each registered by its own package.
+"""The ``mixmag`` command: one module here per stage, the top of the import order.
 
-A stage package exposes ``register(subparsers)`` in its ``cli`` module; each subcommand sets
-``func`` to a callable taking the parsed args and returning an exit status (0 = success).
+Each module exposes ``register(subparsers)``; each subcommand sets ``func`` to a callable taking
+the parsed args and returning an exit status (0 = success). A subcommand parses its arguments and
+calls one library function: it loads no model and decides no default (the library and the model
+zoo do).
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ import logging
 import os
 import sys
 
-from . import __version__
-from .errors import MixmagError
+from .. import __version__
+from ..errors import MixmagError
 
-STAGES = ("data", "synth", "classify", "detect", "evaluate")
+# the order of the subcommands in `mixmag --help`
+STAGES = ("data", "synth", "classify", "pipeline", "detect", "predict", "evaluate")
 
 
 def config_from_args(cls, args: argparse.Namespace):
@@ -43,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for stage in STAGES:
-        importlib.import_module(f"mixmag.{stage}.cli").register(sub)
+        importlib.import_module(f"mixmag.cli.{stage}").register(sub)
     return parser
 
 

@@ -8,7 +8,7 @@ composites into an ordinary classifier bundle (``mixmag.classify.bundle``, read 
 ``train-classifier --bundle``):
 
 - each truth box's edges are jittered (``domain.jitter_boxes``) so it looks like a detector's box,
-  then cropped by ``mixmag.detect.crops.plain_crops`` with predict's margin and resized to the
+  then cropped by ``mixmag.pipeline.crops.plain_crops`` with predict's margin and resized to the
   classifier input: the pixels ``predict --scale-norm off`` hands the classifier;
 - labels and splits come from the dataset's records; its test split is never read (not even its
   images' rows are kept);
@@ -33,11 +33,10 @@ import numpy as np
 import pandas as pd
 
 from ..classes import CLASS_ID, CLASS_NAMES
-from ..cli import config_from_args
 from ..errors import MixmagError
 from ..fileio import atomic_path, prepare_output
 from ..images import read_image
-from .bundle import _ENC, BUNDLE_FORMAT, encode_one
+from ..classify.bundle import ENCODINGS, BUNDLE_FORMAT, encode_one
 
 SPLITS = ("train", "val")  # a dataset's test split is never packed
 
@@ -56,8 +55,8 @@ class CropSettings:
 
 
 def _check(s: CropSettings) -> None:
-    if s.fmt not in _ENC:
-        raise MixmagError(f"--format {s.fmt}: use one of {sorted(_ENC)}")
+    if s.fmt not in ENCODINGS:
+        raise MixmagError(f"--format {s.fmt}: use one of {sorted(ENCODINGS)}")
     if s.size < 16:
         raise MixmagError(f"--size {s.size}: must be at least 16 px (the classifier's input, e.g. 160)")
     if not 0 <= s.margin <= 2:
@@ -95,8 +94,8 @@ def composite_cells(dataset: str | os.PathLike, splits=SPLITS) -> pd.DataFrame:
 def image_crops(dataset: Path, image: str, image_id: int, g: pd.DataFrame, s: CropSettings,
                 enc) -> list[tuple[bytes, int, float]]:
     """(encoded crop, cell row position in ``g``, crop side px) for each cell and copy of one image."""
-    from ..detect.crops import plain_crops
-    from .domain import jitter_boxes
+    from .adapt import jitter_boxes
+    from .crops import plain_crops
 
     img = read_image(dataset / image)
     truth = g[["x1", "y1", "x2", "y2"]].to_numpy(float)
@@ -147,7 +146,7 @@ def pack_crops(dataset: str | os.PathLike, out_npz: str | os.PathLike, settings:
             raise MixmagError(f"--pbc-split {pbc_split}: manifest {mh}, but {dataset} was built from "
                               f"manifest {ds_hash}; their splits may overlap, use the dataset's manifest")
         ds_hash = ds_hash or mh
-    enc = _ENC[s.fmt]
+    enc = ENCODINGS[s.fmt]
 
     images = []
     for split in SPLITS:
@@ -217,42 +216,3 @@ def pack_crops(dataset: str | os.PathLike, out_npz: str | os.PathLike, settings:
             "composites": len(images),
             "counts": {f"{a}/{b}": int(v) for (a, b), v in counts.items()},
             "kb_per_image": round(offsets[-1] / len(blobs) / 1024, 2), **asdict(s)}
-
-
-def register(sub) -> None:
-    p = sub.add_parser("pack-crops", help="a training bundle of the crops predict cuts from a "
-                       "dataset's train/val composites (+ optional PBC images)",
-                       description="Crop every train/val cell of a synthesized dataset as `mixmag "
-                       "predict --scale-norm off` does (jittered truth box + margin, square, "
-                       "resized) into a bundle for `train-classifier --bundle`. The dataset's test "
-                       "split is never read.")
-    p.add_argument("dataset", help="folder written by `mixmag synthesize` (with train and val splits)")
-    p.add_argument("--out", required=True, help=".npz bundle to write")
-    p.add_argument("--pbc-split", help="also store whole PBC train/val images of this manifest")
-    p.add_argument("--pbc", help="PBC folder, if not where the manifest says")
-    p.add_argument("--pbc-share", type=float, default=0.3,
-                   help="share of each split's images that are PBC images (default 0.3; needs --pbc-split)")
-    p.add_argument("--size", type=int, default=160, help="crop side stored = the classifier's input (160)")
-    p.add_argument("--margin", type=float, default=0.15, help="predict's box margin (0.15)")
-    p.add_argument("--jitter", type=float, default=0.03,
-                   help="sd of each box edge, fraction of its side, mimicking detector boxes (0.03)")
-    p.add_argument("--copies", type=int, default=1, help="crops per cell, each from its own jittered box")
-    p.add_argument("--max-images", type=int, help="first N composites of each split only")
-    p.add_argument("--quality", type=int, default=90)
-    p.add_argument("--format", dest="fmt", default="webp", choices=sorted(_ENC))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=0, help="threads (default min(4, CPUs))")
-    p.add_argument("--no-progress", dest="progress", action="store_false")
-    p.add_argument("--overwrite", action="store_true")
-    p.set_defaults(func=_pack_crops)
-
-
-def _pack_crops(args) -> int:
-    s = config_from_args(CropSettings, args)
-    prepare_output(args.out, args.overwrite, "bundle")
-    r = pack_crops(args.dataset, args.out, s, pbc_split=args.pbc_split, pbc=args.pbc,
-                   workers=args.workers, overwrite=args.overwrite, progress=args.progress)
-    print(f"wrote {r['path']}: {r['images']} images {r['counts']} from {r['composites']} composites, "
-          f"{r['bytes'] / 1e6:.1f} MB, {r['kb_per_image']} KB/image ({r['size']} px {r['fmt']} "
-          f"q{r['quality']}, jitter {r['jitter']}, margin {r['margin']})")
-    return 0

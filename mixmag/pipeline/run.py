@@ -1,0 +1,76 @@
+"""``mixmag predict`` as one library call: sources in, the output folder written.
+
+``run_predict(source, out, ...)`` lists the sources, builds the pipeline (``build_pipeline``), runs
+it image by image and writes cells.csv, cells.json, coco_results.json, counts.csv and drawn/ in
+OUT, each final file atomically once every image is through.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import MixmagError
+from ..fileio import prepare_output
+from .build import build_pipeline, check_options, options_dict
+from .outputs import StreamingOutputs, write_drawn
+from .predict import list_sources
+
+
+@dataclass
+class PredictSummary:
+    out: Path
+    images: int            # read and predicted
+    cells: int
+    seconds: float
+    skipped: list[str] = field(default_factory=list)   # non-image files
+    failed: int = 0        # unreadable images
+    drawn: bool = True
+
+    def lines(self) -> list[str]:
+        rate = self.images / max(self.seconds, 1e-9)
+        out = [f"{self.images} image(s), {self.cells} cell(s) in {self.seconds:.1f} s "
+               f"({rate:.2f} images/s); wrote {self.out}/cells.csv, cells.json, "
+               f"coco_results.json, counts.csv" + (", drawn/" if self.drawn else "")]
+        if self.skipped or self.failed:
+            out.append(f"skipped {len(self.skipped)} non-image file(s) and {self.failed} "
+                       "unreadable image(s) (listed in cells.json)")
+        return out
+
+
+def run_predict(source: str | os.PathLike, out: str | os.PathLike, *, preset: str = "default",
+                detector: str | None = None, classifier: str | None = None,
+                backend: str = "auto", device: str = "cpu", native_sizes: str | None = None,
+                recursive: bool = False, coco_gt: str | None = None, draw: bool = True,
+                progress: bool = True, overwrite: bool = False, **options) -> PredictSummary:
+    """Predict every image of SOURCE into the folder OUT (see ``build_pipeline`` for options)."""
+    out = prepare_output(Path(out), overwrite, "prediction")
+    check_options(**options)
+    sources, skipped = list_sources(source, recursive)
+    pipe = build_pipeline(preset, detector=detector, classifier=classifier, backend=backend,
+                          device=device, native_sizes=native_sizes, **options)
+    drawn = out / "drawn"
+    # rows go to temporary spools as images finish (constant memory, however many images);
+    # the final files are written, each atomically, only once every image is through
+    with StreamingOutputs(out, coco_gt) as outputs:
+        t0 = time.perf_counter()
+        for r in pipe.iter_images(sources, progress=progress):
+            outputs.add(r.row, r.cells)
+            if r.cells is not None and draw:
+                write_drawn(drawn, r.source.name, r.image, r.cells)
+        seconds = time.perf_counter() - t0
+        failed = [r for r in outputs.images if r["error"]]
+        if len(failed) == len(outputs.images) and failed:
+            # nothing could be read: an error, not an empty result
+            raise MixmagError(f"{failed[0]['error']}" + (f" (and {len(failed) - 1} more unreadable "
+                                                          "image(s))" if len(failed) > 1 else ""))
+        meta = {"detector": pipe.meta["detector"], "classifier": pipe.meta["classifier"],
+                "backend": pipe.meta["backend"], "options": options_dict(pipe.opt),
+                "tile": pipe.tile, "seconds": round(seconds, 3),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                "native_sizes": pipe.meta["native_sizes"]}
+        outputs.finish(meta, skipped)
+    return PredictSummary(out, len(outputs.images) - len(failed), outputs.n_cells, seconds,
+                          skipped, len(failed), draw)
