@@ -146,7 +146,10 @@ def resolve_init(cfg: TrainConfig) -> tuple[TrainConfig, dict | None]:
     if not cfg.init_from:
         return replace(cfg, backbone=cfg.backbone or "efficientnet_lite0", imgsz=cfg.imgsz or 160), None
     from ..fileio import sha256_file
+    from ..zoo import resolve
     from .checkpoint import read_checkpoint
+
+    cfg = replace(cfg, init_from=str(resolve(cfg.init_from, "classify")[0]))  # a zoo name or a path
 
     if cfg.weights:
         raise MixmagError(f"--init {cfg.init_from} and --weights {cfg.weights}: give one "

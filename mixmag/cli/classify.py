@@ -17,7 +17,7 @@ def register(sub) -> None:
                    help="default efficientnet_lite0, or the --init checkpoint's")
     t.add_argument("--weights", help="ImageNet weights file for the backbone (resnet50: torchvision .pth)")
     t.add_argument("--init", dest="init_from", metavar="CKPT",
-                   help="start from this mixmag classifier checkpoint (same backbone and classes; "
+                   help="start from this zoo classifier (`mixmag models`) or classifier checkpoint (same backbone and classes; "
                         "its mean/std are kept, and its input size unless --imgsz names another)")
     t.add_argument("--no-pretrained", dest="pretrained", action="store_false",
                    help="random initialisation even where ImageNet weights exist")
@@ -61,7 +61,7 @@ def register(sub) -> None:
 
     c = sub.add_parser("classify", help="class and probabilities for single-cell images")
     c.add_argument("images", nargs="+", help="image files or folders")
-    c.add_argument("--weights", required=True, help="classifier checkpoint (best.pt)")
+    c.add_argument("--weights", required=True, help="a zoo classifier (`mixmag models`) or a checkpoint (best.pt)")
     c.add_argument("--out", help="write a CSV here (else print a table)")
     c.add_argument("--device", default="cpu")
     c.add_argument("--batch", type=int, default=64)

@@ -38,7 +38,7 @@ def register(sub) -> None:
                                    "tools/synthesize.py.", epilog=TRAIN_EPILOG, formatter_class=raw)
     t.add_argument("--data", required=True, help="datasets/NAME/data.yaml (from tools/synthesize.py)")
     t.add_argument("--model", default="models/yolo11n-mixmag.yaml",
-                   help="model yaml (from scratch) or a local .pt to fine-tune")
+                   help="model yaml (from scratch), or a zoo detector (`mixmag models`) or a local .pt to fine-tune")
     t.add_argument("--single-class", action="store_true",
                    help="one class 'cell' (for the two-stage pipeline with a classifier)")
     t.add_argument("--imgsz", action=_Given, type=int, default=640,

@@ -93,11 +93,13 @@ def train_detector(data: str | os.PathLike, model: str | os.PathLike = "models/y
     ``--resume`` continues as ultralytics does (equivalent, not identical)."""
     from .yolo_env import setup_ultralytics
 
+    from ..zoo import resolve
+
     cfg = check_data_yaml(data)
-    model = Path(model)
+    model = resolve(model, "detect")[0] if not str(model).endswith(".yaml") else Path(model)
     if not model.is_file():
         raise MixmagError(f"--model {model}: no such file; use models/yolo11n-mixmag.yaml or "
-                          "models/yolo11s-mixmag.yaml (or a local .pt to fine-tune)")
+                          "models/yolo11s-mixmag.yaml (or a zoo detector's name or a local .pt to fine-tune)")
     if name is None:
         name = f"{model.stem}-{cfg['_root'].name}" + ("-cell" if single_class else "")
     project = Path(project).resolve()

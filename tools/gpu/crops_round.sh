@@ -3,9 +3,9 @@
 #   1. composites from carried train/val cut-outs (seed $SEED), made on the device;
 #   2. the crops `predict --scale-norm off` cuts from them (`mixmag pack-crops`: truth boxes with
 #      detector-like edge jitter, margin 0.15, 160 px; no PBC folder on the device, so no PBC share);
-#   3. side by side: two Lite0-160 crop classifiers fine-tuned from the released crops4 default
-#      (A: the CPU recipe, stem + 3 stages frozen; B: every stage trainable, EMA), and the released
-#      8-class YOLO11n fine-tuned on the new composites for $DMIN minutes;
+#   3. side by side: two Lite0-160 crop classifiers fine-tuned from $INIT (the default classifier)
+#      (A: the CPU recipe, stem + 3 stages frozen; B: every stage trainable, EMA), and the 8-class
+#      YOLO11n $DET (the default detector) fine-tuned on the new composites for $DMIN minutes;
 #   4. weights (classifiers fp16) under $OUT, each copied as soon as its training ends; records
 #      and logs in one tarball.
 # Trainings still running DEADLINE s after the start (480; 330 for 'more') are stopped (best.pt is
@@ -32,10 +32,11 @@ export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site:$PWD YOLO_CONFIG_DIR=$W/yolo-conf
 export MIXMAG_CACHE=$W/cache OMP_NUM_THREADS=2
 PY=${PY:-python3}
 SEED=${SEED:-31}
-# starting points (ninth session's round); a next round may start from the present defaults:
-#   INIT=models/released/classifier-lite0-160-crops-m5/best.pt DET=models/released/detector-yolo11n-640-8class-ft/best.pt
-INIT=${INIT:-models/released/classifier-lite0-160-crops4/best.pt}
-DET=${DET:-models/released/detector-yolo11n-640-8class/best.pt}
+# starting points: zoo names or files. The default is the zoo's default pair; the 2026-11-27 GPU
+# crops round started from the archived classifier-lite0-160-crops4 and detector-yolo11n-640-8class
+# (bring their files back from git history, `mixmag models --all` names the commit, and pass them).
+INIT=${INIT:-classifier-lite0-160-crops-m5}
+DET=${DET:-detector-yolo11n-640-8class-ft}
 PHASE=${1:-main}
 if [ "${TINY:-0}" = 1 ]; then
   DEV=cpu; AMP=""; NTR=16; NVA=4; SW=2; EA=1; EB=1; EC=1; CB=16; CW=0; CW2=0; DMIN=0.3; DMIN2=0.2
@@ -48,10 +49,14 @@ else
     --target /tmp/site .whl/*.whl 2>&1 | grep -v -i "warning" | tail -3
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; }
 fi
+# a zoo name (or a file) as the weights file it names, checked against the zoo's sha256
+zoo_file() { $PY -c "import sys; from mixmag.zoo import resolve; print(resolve(sys.argv[1], sys.argv[2])[0])" "$1" "$2"; }
+INIT=$(zoo_file "$INIT" classify) || exit 1
+DET=$(zoo_file "$DET" detect) || exit 1
 el() { echo $(( $(date +%s) - T0 )); }
 last() { tr '\r' '\n' < "$1" | grep -v '^\s*$' | grep -v '%|' | tail -${2:-1} | cut -c1-240; }
 
-# one crop classifier from crops4 on the packed crops: NAME then its own options
+# one crop classifier from $INIT on the packed crops: NAME then its own options
 classifier() {
   local n=$1; shift
   $PY -m mixmag train-classifier --bundle $W/crops160.npz --init $INIT --batch $CB --warmup 0.05 \

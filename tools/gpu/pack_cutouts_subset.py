@@ -1,6 +1,6 @@
 """Pack a seeded per-class subset of train/val cut-outs for the GPU machine (fits the 64 MiB carry).
 
-The two bundles made so far (first release, ninth session), as made (m4 masks; drop the option for
+The two bundles made so far (the first release and the 2026-11-27 GPU crops round), as made (m4 masks; drop the option for
 the present default, m5):
 
     python tools/gpu/pack_cutouts_subset.py --mask-version m4 --split datasets/pbc-split.csv \
@@ -37,7 +37,7 @@ def main() -> None:
     ap.add_argument("--cache", default=None)
     ap.add_argument("--mask-version", default=MASK_VERSION, choices=MASK_VERSIONS,
                     help="cell masks (default %(default)s; the bundles of the first release and the "
-                         "ninth session's round were m4)")
+                         "2026-11-27 GPU crops round were m4)")
     args = ap.parse_args()
     m = load_manifest(args.split)
     counts = {}

@@ -3,7 +3,7 @@
 # "Training on a GPU"). Two calls because one call carries at most 64 MiB of working tree:
 #   phase a: carries .whl (ultralytics, albumentations, pycocotools wheels), .bundle (train+val
 #            PBC images as 224 px WebP, Lite2 ImageNet weights fp16); installs the wheels and starts
-#            the Lite2 classifier in its own session, so it runs on after the call returns.
+#            the Lite2 classifier under setsid, so it runs on after the call returns.
 #   phase b: carries .bundle2 (cell cut-outs of train+val sources, Lite0 ImageNet weights fp16);
 #            makes composites on the device, trains the YOLO detector and the Lite0 classifier,
 #            waits for Lite2, and puts fp16 weights + logs under $OUT.
