@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 
 def register(sub) -> None:
@@ -60,27 +59,15 @@ def _download(args: argparse.Namespace) -> int:
 
 
 def _split(args: argparse.Namespace) -> int:
-    from ..fileio import prepare_output
-    from ..data.check import check_dataset
-    from ..data.scan import find_pbc_root
-    from ..data.split import check_fractions, make_split, write_manifest
+    from ..data.split import split_dataset
 
-    out = prepare_output(Path(args.out), args.overwrite, "split manifest")
-    check_fractions(args.fractions)   # before the slow scan
-    root = find_pbc_root(args.pbc)
-    report = check_dataset(root, workers=args.workers)
-    if report.missing_classes:
-        print(f"warning: missing class folders: {', '.join(report.missing_classes)} "
-              "(the split holds the other classes only)")
-    if report.unknown_folders:
-        print(f"warning: unknown folders (ignored): {', '.join(report.unknown_folders)}")
-    if len(report.unreadable):
-        print(f"skipping {len(report.unreadable)} unreadable files "
-              f"(first: {report.unreadable['path'].iloc[0]}: {report.unreadable['error'].iloc[0]})")
-    manifest = make_split(report.files, fractions=tuple(args.fractions), seed=args.seed)
-    meta = write_manifest(manifest, out, root, args.seed, args.fractions, overwrite=args.overwrite)
+    manifest, meta, warnings = split_dataset(args.out, pbc=args.pbc, fractions=args.fractions,
+                                             seed=args.seed, workers=args.workers,
+                                             overwrite=args.overwrite)
+    for w in warnings:
+        print(w)
     counts = manifest.groupby(["split"]).size()
-    print(f"wrote {out} ({len(manifest)} images: " +
+    print(f"wrote {args.out} ({len(manifest)} images: " +
           ", ".join(f"{s} {counts.get(s, 0)}" for s in ("train", "val", "test")) +
           f"; manifest hash {meta['manifest_hash']})")
     return 0

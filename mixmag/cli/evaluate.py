@@ -54,91 +54,16 @@ def register(sub) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from ..errors import MixmagError
-    from ..fileio import prepare_output
-    from ..evaluate.evaluation import _check_settings
+    from ..evaluate.report import make_report
 
     t0 = time.perf_counter()
-    _check_settings(args.iou, args.conf, args.bootstrap, args.bootstrap_unit)
-    if args.single_cell and args.bootstrap_unit == "source":
-        raise MixmagError("--bootstrap-unit source: a single-cell table has no source cells; each "
-                          "row (one cell image) is resampled")
-    if args.worst < 0:
-        raise MixmagError(f"--worst {args.worst}: must be >= 0")
-    if args.single_cell and (args.truth or args.pred):
-        raise MixmagError("--single-cell takes one table; drop --truth/--pred (or drop "
-                          "--single-cell for a detection report)")
-    if not args.single_cell and not (args.truth and args.pred):
-        raise MixmagError("give --truth and --pred (detection report) or --single-cell CSV")
-    if args.map_all_classes and (args.no_coco or args.single_cell):
-        raise MixmagError("--map-all-classes is a COCO mAP of a detection report; drop --no-coco "
-                          "(and --single-cell)")
-    if args.images_dir and not Path(args.images_dir).is_dir():
-        raise MixmagError(f"--images-dir {args.images_dir}: not a folder; give the folder holding "
-                          "the truth images")
-    prepare_output(args.out, args.overwrite, "report")
-
-    from ..evaluate.output import write_report
-
-    if args.single_cell:
-        from ..evaluate.single_cell import evaluate_single_cell, load_single_cell
-
-        table = load_single_cell(args.single_cell)
-        result = evaluate_single_cell(table, bootstrap=args.bootstrap, seed=args.seed,
-                                      inputs={"table": args.single_cell})
-    else:
-        result = _detection(args)
-    paths = write_report(result, args.out, overwrite=args.overwrite, images_dir=args.images_dir,
-                         worst=args.worst)
-    h = result.headline
-    line = f"macro F1 {_f(h['macro_f1'])}"
-    if h.get("macro_f1_ci"):
-        unit = (result.bootstrap or {}).get("unit", "image")
-        # say when the interval also resamples source cells: it is wider than an image-only one
-        line += (f" [{_f(h['macro_f1_ci'][0])}, {_f(h['macro_f1_ci'][1])}"
-                 f"{'' if unit == 'image' else '; ' + unit + 's'}]")
-    if result.mode == "detection":
-        line += (f", mAP@0.5 {_f(h.get('map50'))}, mAP@0.5:0.95 {_f(h.get('map50_95'))}, "
-                 f"localisation P/R {_f(h['loc_precision'])}/{_f(h['loc_recall'])}, "
-                 f"accuracy of matched {_f(h['accuracy_matched'])}")
-        if h.get("map50_all_classes") is not None:
-            line += (f", mAP over all class hypotheses @0.5 {_f(h['map50_all_classes'])}, "
-                     f"@0.5:0.95 {_f(h['map50_95_all_classes'])}")
-    else:
-        line += f", accuracy {_f(h['accuracy'])}"
-    line += f", erythroblast F1 {_f(result.erythroblast.get('f1'))}"
-    print(line)
-    for n in result.notes:
-        print(f"note: {n}")
-    print(f"wrote {len(paths)} files to {args.out} (open {Path(args.out) / 'report.html'}) "
+    r = make_report(args.out, truth=args.truth, pred=args.pred, single_cell=args.single_cell,
+                    split=args.split, iou=args.iou, conf=args.conf, sweep=args.sweep,
+                    bootstrap=args.bootstrap, bootstrap_unit=args.bootstrap_unit, seed=args.seed,
+                    coco=not args.no_coco, map_all_classes=args.map_all_classes,
+                    images_dir=args.images_dir, worst=args.worst, overwrite=args.overwrite)
+    for line in r.lines():
+        print(line)
+    print(f"wrote {len(r.paths)} files to {args.out} (open {Path(args.out) / 'report.html'}) "
           f"in {time.perf_counter() - t0:.1f} s")
     return 0
-
-
-def _f(v) -> str:
-    from ..evaluate.render import fmt
-
-    return fmt(v)
-
-
-def _detection(args):
-    from ..evaluate.evaluation import evaluate
-    from ..evaluate.load import load_predictions, load_truth, restrict
-
-    truth = load_truth(args.truth, split=args.split)
-    pred = load_predictions(args.pred, truth)
-    notes = []
-    splits = sorted(set(truth.images["split"]) - {""})
-    if not args.split and len(splits) > 1 and len(pred):
-        used = sorted(set(truth.images.set_index("image").loc[pred["image"].unique(), "split"]))
-        if used != splits:
-            truth = restrict(truth, truth.images["split"].isin(used).to_numpy())
-            notes.append(f"truth restricted to split(s) {', '.join(used)} (the ones the "
-                         "predictions cover; pass --split to choose)")
-    result = evaluate(truth, pred, iou=args.iou, conf=args.conf, bootstrap=args.bootstrap,
-                      sweep=args.sweep, coco=not args.no_coco, seed=args.seed,
-                      all_classes_map=args.map_all_classes, bootstrap_unit=args.bootstrap_unit,
-                      inputs={"pred": str(args.pred), "split": args.split or ", ".join(
-                          sorted(set(truth.images["split"]) - {""})) or None})
-    result.notes = notes + result.notes
-    return result

@@ -89,20 +89,12 @@ def settings_from_args(args: argparse.Namespace):
 
 
 def _synthesize(args: argparse.Namespace) -> int:
-    from ..errors import MixmagError
-    from ..fileio import prepare_output
-    from ..synth.generate import load_store, synthesize
+    from ..synth.generate import synthesize_dataset
 
-    if args.split and args.cutouts:
-        raise MixmagError("give either --split or --cutouts, not both")
-    s = settings_from_args(args)
-    if not args.resume:
-        prepare_output(args.out, args.overwrite, "dataset")   # refuse before any slow work
-    store = load_store(args.split, args.pbc, args.cutouts, args.cache, args.out, s.splits,
-                       workers=args.workers, progress=not args.no_progress,
-                       mask_version=args.mask_version)
-    meta = synthesize(args.out, s, store, workers=args.workers, resume=args.resume,
-                      overwrite=args.overwrite, preview=args.preview, progress=not args.no_progress)
+    meta = synthesize_dataset(args.out, settings_from_args(args), split=args.split, pbc=args.pbc,
+                              cutouts=args.cutouts, cache=args.cache, workers=args.workers,
+                              resume=args.resume, overwrite=args.overwrite, preview=args.preview,
+                              progress=not args.no_progress, mask_version=args.mask_version)
     c = meta["counts"]
     print(f"wrote {args.out}: " + ", ".join(f"{k} {v} images" for k, v in c["images"].items())
           + f"; {c['cells_placed']} cells ({c['cells_planned'] - c['cells_placed']} did not fit, "
@@ -124,15 +116,12 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _pack(args: argparse.Namespace) -> int:
-    from ..data.split import load_manifest
-    from ..fileio import prepare_output
-    from ..synth.cutout import default_cache_dir, pack_cutouts
+    from ..synth.cutout import pack_cutouts_of_split
 
-    prepare_output(args.out, args.overwrite, "cut-out bundle")
-    m = load_manifest(args.split, pbc=args.pbc, verify="sample")
-    info = pack_cutouts(m, tuple(args.splits), args.out, args.max_per_class,
-                        cache=args.cache or default_cache_dir(args.out), workers=args.workers,
-                        seed=args.seed, mask_version=args.mask_version)
+    info = pack_cutouts_of_split(args.split, args.out, pbc=args.pbc, splits=args.splits,
+                                 max_per_class=args.max_per_class, cache=args.cache,
+                                 workers=args.workers, seed=args.seed,
+                                 mask_version=args.mask_version, overwrite=args.overwrite)
     print(f"wrote {args.out}: {info['n']} {args.mask_version} cut-outs, {info['bytes'] / 1e6:.1f} MB "
           f"({info['bytes_per_1000'] / 1e6:.2f} MB per 1,000), {info['fallbacks']} fallback masks")
     return 0

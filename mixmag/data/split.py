@@ -142,3 +142,28 @@ def load_manifest(path: str | os.PathLike, pbc: str | os.PathLike | None = None,
     m.attrs["manifest_hash"] = manifest_hash(m)
     m.attrs["pbc_root"] = str(root)
     return m
+
+
+def split_dataset(out: str | os.PathLike, *, pbc=None, fractions=(0.70, 0.15, 0.15), seed: int = 0,
+                  workers: int = 2, overwrite: bool = False) -> tuple[pd.DataFrame, dict, list[str]]:
+    """``mixmag split``: scan the dataset, split its source images and write the manifest at
+    ``out``. Returns (manifest, sidecar metadata, warnings to show)."""
+    from ..fileio import prepare_output
+    from .check import check_dataset
+
+    out = prepare_output(Path(out), overwrite, "split manifest")
+    check_fractions(fractions)   # before the slow scan
+    root = find_pbc_root(pbc)
+    report = check_dataset(root, workers=workers)
+    warnings = []
+    if report.missing_classes:
+        warnings.append(f"warning: missing class folders: {', '.join(report.missing_classes)} "
+                        "(the split holds the other classes only)")
+    if report.unknown_folders:
+        warnings.append(f"warning: unknown folders (ignored): {', '.join(report.unknown_folders)}")
+    if len(report.unreadable):
+        warnings.append(f"skipping {len(report.unreadable)} unreadable files (first: "
+                        f"{report.unreadable['path'].iloc[0]}: {report.unreadable['error'].iloc[0]})")
+    manifest = make_split(report.files, fractions=tuple(fractions), seed=seed)
+    meta = write_manifest(manifest, out, root, seed, fractions, overwrite=overwrite)
+    return manifest, meta, warnings

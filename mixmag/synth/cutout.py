@@ -342,3 +342,17 @@ def pack_cutouts(manifest: pd.DataFrame, splits=("train", "val", "test"),
     write_bytes(out_npz, data)
     return {**meta, "bytes": len(data), "bytes_per_1000": round(len(data) / len(t) * 1000),
             "fallbacks": int((t["status"] != "ok").sum())}
+
+
+def pack_cutouts_of_split(split: str | os.PathLike, out: str | os.PathLike, *, pbc=None,
+                          splits=("train", "val", "test"), max_per_class: int | None = None,
+                          cache=None, workers: int = 2, seed: int = 0,
+                          mask_version: str = MASK_VERSION, overwrite: bool = False) -> dict:
+    """``mixmag pack-cutouts``: the manifest's cut-outs of ``splits`` in one .npz at ``out``."""
+    from ..data.split import load_manifest
+    from ..fileio import prepare_output
+
+    prepare_output(out, overwrite, "cut-out bundle")
+    m = load_manifest(split, pbc=pbc, verify="sample")
+    return pack_cutouts(m, tuple(splits), out, max_per_class, cache=cache or default_cache_dir(out),
+                        workers=workers, seed=seed, mask_version=mask_version)

@@ -356,3 +356,21 @@ def _remove_stale(root: Path, plans: list[ImagePlan]) -> None:
             if (_STEM.match(f.name) and rel not in keep) or \
                     (f.name.startswith(".") and ".tmp-" in f.name):   # left by a killed run
                 f.unlink()
+
+
+def synthesize_dataset(out: str | os.PathLike, settings: SynthSettings, *, split=None, pbc=None,
+                       cutouts=None, cache=None, workers: int = 2, resume: bool = False,
+                       overwrite: bool = False, preview: bool = False, progress: bool = True,
+                       mask_version: str | None = None) -> dict:
+    """``mixmag synthesize``: cut-outs from a manifest (``split``) or a bundle (``cutouts``), then
+    the dataset at ``out``; returns its dataset.json dict."""
+    from ..fileio import prepare_output
+
+    if split and cutouts:
+        raise MixmagError("give either --split or --cutouts, not both")
+    if not resume:
+        prepare_output(out, overwrite, "dataset")   # refuse before any slow work
+    store = load_store(split, pbc, cutouts, cache, out, settings.splits, workers=workers,
+                       progress=progress, mask_version=mask_version)
+    return synthesize(out, settings, store, workers=workers, resume=resume, overwrite=overwrite,
+                      preview=preview, progress=progress)
