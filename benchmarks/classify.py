@@ -6,6 +6,8 @@
   3. training-size sweep: 21 images a class, 5 %, 10 %, 30 %, 100 % of train;
   4. the test set rescaled to 0.5x, 1x, 1.5x (cell rescaled inside its canvas).
 Each result: accuracy, macro/weighted P/R/F1, per-class P/R/F1, erythroblast P/R, confusion (+ PNG).
+Checkpoints are zoo names (`mixmag models`) or paths; folds, heads and the record come from
+mixmag.bench.
 
   --quick    CPU-sized: frozen ImageNet features of one backbone + the classical heads; the softmax
              row is then a logistic-regression probe. Minutes on 2 cores once features are cached.
@@ -14,7 +16,7 @@ Each result: accuracy, macro/weighted P/R/F1, per-class P/R/F1, erythroblast P/R
 
 python benchmarks/classify.py --split datasets/pbc-split.csv --quick
 python benchmarks/classify.py --split datasets/pbc-split.csv --checkpoints \
-    models/released/classifier-lite2-224/best.pt models/released/classifier-lite0-160/best.pt
+    classifier-lite2-224 classifier-lite0-160-crops-m5
 python benchmarks/classify.py --split datasets/pbc-split.csv --device cuda --amp --workers 16 \
     --backbones efficientnet_lite0 efficientnet_lite2 --imgsz 160 --epochs 40 --batch 256 --lr 2e-3
 """
@@ -22,11 +24,7 @@ python benchmarks/classify.py --split datasets/pbc-split.csv --device cuda --amp
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
 import re
-import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,39 +34,17 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from mixmag.bench.models import resolve_model  # noqa: E402
+from mixmag.bench.record import finish_record, start_record  # noqa: E402
+from mixmag.bench.singlecell import SCALES, fitted_head, softmax_pred  # noqa: E402
 from mixmag.classes import CLASS_NAMES  # noqa: E402
-from mixmag.classify.heads import GRIDS, _estimator, fit_head  # noqa: E402
+from mixmag.classify.heads import GRIDS, fit_head  # noqa: E402
 from mixmag.classify.metrics import classification_metrics, save_confusion_png, summary_line  # noqa: E402
 from mixmag.errors import MixmagError  # noqa: E402
-from mixmag.fileio import prepare_output, write_json  # noqa: E402
+from mixmag.fileio import prepare_output  # noqa: E402
 
 SWEEP = [("21/class", {"per_class": 21}), ("5%", {"train_fraction": 0.05}),
          ("10%", {"train_fraction": 0.10}), ("30%", {"train_fraction": 0.30}), ("100%", {})]
-SCALES = (0.5, 1.0, 1.5)
-
-
-def machine() -> str:
-    from mixmag.provenance import cpu_model
-
-    cpu = cpu_model()
-    import os
-
-    import torch
-
-    s = f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
-    if torch.cuda.is_available():
-        s += f", GPU {torch.cuda.get_device_name(0)}"
-    return s
-
-
-def commit() -> str:
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                               capture_output=True, text=True).stdout.strip()
-        return sha + ("+dirty" if dirty else "")
-    except OSError:
-        return "unknown"
 
 
 class Recorder:
@@ -82,11 +58,6 @@ class Recorder:
         save_confusion_png(m["confusion"], CLASS_NAMES, png, f"{name} (acc {m['accuracy']:.2%})")
         print(f"  {name}: {summary_line(m)}", flush=True)
         return {"name": name, **extra, **m, "confusion_png": str(png.relative_to(REPO)) if png.is_relative_to(REPO) else str(png)}
-
-
-def _fit_fixed(kind, params, X, y, seed=0):
-    est = _estimator(kind, params, seed)
-    return est.fit(X, y)
 
 
 # --- quick: frozen ImageNet features + heads ----------------------------------------------------
@@ -141,7 +112,7 @@ def cv_head(fs, kind, params, seed=0, k=5) -> dict:
     X, y = fs.X[pool], fs.y[pool]
     accs, f1s = [], []
     for tr, te in StratifiedKFold(k, shuffle=True, random_state=seed).split(X, y):
-        m = classification_metrics(y[te], _fit_fixed(kind, params, X[tr], y[tr], seed).predict(X[te]))
+        m = classification_metrics(y[te], fitted_head(kind, params, X[tr], y[tr], seed).predict(X[te]))
         accs.append(m["accuracy"])
         f1s.append(m["macro_f1"])
     r = {"config": f"{kind} {params}", "folds": k, "accuracy_mean": float(np.mean(accs)),
@@ -165,18 +136,6 @@ def _train(args, name, assign=None, **over):
         setattr(cfg, k, v)
     train_classifier(cfg, assign=assign)
     return Path(cfg.project) / name / "weights" / "best.pt"
-
-
-def softmax_pred(ckpt, X, device) -> np.ndarray:
-    """The fine-tuned network's own head applied to its pooled features (= its softmax argmax)."""
-    import torch
-
-    from mixmag.classify.checkpoint import load_classifier
-
-    m = load_classifier(ckpt, device).model
-    layer = m.get_classifier() if hasattr(m, "get_classifier") else (m.fc if hasattr(m, "fc") else m.head)
-    with torch.no_grad():
-        return layer.eval()(torch.from_numpy(X).to(device)).float().argmax(1).cpu().numpy()
 
 
 def _score_ckpt(args, ckpt, scale=1.0):
@@ -230,7 +189,7 @@ def run_full(args, rec) -> dict:
             if kind == "softmax":
                 pred = softmax_pred(ckpt, Xe, args.device)
             else:
-                pred = _fit_fixed("svm", GRIDS["svm"][0], fs.X[tr], fs.y[tr]).predict(Xe)
+                pred = fitted_head("svm", GRIDS["svm"][0], fs.X[tr], fs.y[tr]).predict(Xe)
             sweep.append(rec(f"sweep {label} {bbest} + {kind} ({ev})", ye, pred, subset=label,
                              head=kind, train_images=int(len(tr))))
     out["training_size_sweep"] = sweep
@@ -254,7 +213,7 @@ def run_checkpoints(args, rec) -> dict:
     saw train (and val, for early stopping), so this CV measures the heads' spread on fixed
     features, not the fine-tuning's: it is labelled so in the results."""
     out = {"backbones_x_heads": [], "cross_validation": []}
-    for ckpt in args.checkpoints:
+    for ckpt in (resolve_model(c, "classify") for c in args.checkpoints):
         name = Path(ckpt).parent.name if Path(ckpt).name == "best.pt" else Path(ckpt).stem
         fs = _score_ckpt(args, ckpt)
         Xe, ye = fs.part("test")
@@ -287,10 +246,9 @@ def run_checkpoints(args, rec) -> dict:
 
 def cv_finetune(args, configs, k=5) -> list:
     """Fine-tune per fold (train+val pooled; the held-out fold is scored once, an inner 10 % val
-    picks the epoch: classify_cv.fold_assignment), score softmax and heads on the held-out fold.
-    Sequential; benchmarks/classify_cv.py runs the folds as parallel processes."""
-    from classify_cv import fold_assignment
-
+    picks the epoch: mixmag.bench.folds.fold_assignment), score softmax and heads on the held-out
+    fold. Sequential; benchmarks/classify_cv.py runs the folds as parallel processes."""
+    from mixmag.bench.folds import fold_assignment
     from mixmag.classify.data import open_source
 
     src = open_source(args.split, args.bundle, size=args.imgsz, pbc=args.pbc, verify="none")
@@ -307,7 +265,7 @@ def cv_finetune(args, configs, k=5) -> list:
                 if key[1] == "softmax":
                     pred = softmax_pred(ckpt, Xva, args.device)
                 else:
-                    pred = _fit_fixed(key[1], params[key], Xtr, ytr, args.seed).predict(Xva)
+                    pred = fitted_head(key[1], params[key], Xtr, ytr, args.seed).predict(Xva)
                 res[key].append(classification_metrics(yva, pred))
     out = []
     for (bb, kd), ms in res.items():
@@ -327,8 +285,8 @@ def main(argv=None) -> int:
     ap.add_argument("--pbc")
     ap.add_argument("--quick", action="store_true", help="CPU-sized protocol (frozen features + heads)")
     ap.add_argument("--checkpoints", nargs="+",
-                    help="protocol 1 (+ head CV) on these already fine-tuned checkpoints instead "
-                         "of training: minutes on a CPU")
+                    help="protocol 1 (+ head CV) on these already fine-tuned checkpoints (zoo names "
+                         "or paths) instead of training: minutes on a CPU")
     ap.add_argument("--backbones", nargs="+", default=["efficientnet_lite0"])
     ap.add_argument("--heads", nargs="+", default=None,
                     help="default: svm xgb knn rf logreg (quick: logreg svm knn rf)")
@@ -350,9 +308,17 @@ def main(argv=None) -> int:
     args.imgsz = args.imgsz or (128 if args.quick else 160)
     stem = "classify-quick" if args.quick else ("classify-checkpoints" if args.checkpoints else "classify")
     out = Path(args.out or REPO / "benchmarks" / "results" / f"{stem}.json")
-    code_commit = commit()  # the code that runs is the checkout at the start
     try:
         prepare_output(out, args.overwrite, "results")
+        import torch
+
+        # the code that runs is the checkout at the start
+        doc = start_record(__file__, argv, benchmark="single-cell classification protocols (issue 4)",
+                           torch_threads=torch.get_num_threads(),
+                           mode=("quick (frozen ImageNet features + classical heads)" if args.quick else
+                                 "checkpoints (given fine-tuned models + classical heads)" if args.checkpoints
+                                 else "full (fine-tuning)"),
+                           settings={k: v for k, v in vars(args).items() if k not in ("overwrite",)})
         rec = Recorder(out.parent / out.stem)
         t0 = time.perf_counter()
         if args.checkpoints:
@@ -362,15 +328,8 @@ def main(argv=None) -> int:
     except MixmagError as e:
         print(f"benchmarks/classify.py: error: {e}", file=sys.stderr)
         return 2
-    doc = {"benchmark": "single-cell classification protocols (issue 4)",
-           "command": "python " + " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).as_posix(), *(argv or sys.argv[1:])]),
-           "commit": code_commit, "machine": machine(), "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-           "mode": ("quick (frozen ImageNet features + classical heads)" if args.quick else
-                    "checkpoints (given fine-tuned models + classical heads)" if args.checkpoints
-                    else "full (fine-tuning)"),
-           "settings": {k: v for k, v in vars(args).items() if k not in ("overwrite",)},
-           "wall_seconds": round(time.perf_counter() - t0, 1), **res}
-    write_json(out, doc)
+    doc |= {"wall_seconds": round(time.perf_counter() - t0, 1), **res}
+    finish_record(doc, out)
     print(f"wrote {out}")
     return 0
 

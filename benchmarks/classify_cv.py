@@ -7,26 +7,26 @@ that chose a model also scores it. Each fold scores on its held-out images: the 
 softmax, the classical heads (each grid-searched on the inner validation set) on its pooled
 features, and the softmax on the held-out cells rescaled to 0.5x / 1.5x inside their canvas.
 
-The recipe is a run's ``args.yaml`` (e.g. the released model's), so the CV measures exactly what
-was released; ``--epochs`` may shorten it (recorded). Folds are separate processes so that k of
+The recipe is a run's ``args.yaml`` (or a zoo classifier's name: the ``args.yaml`` beside its
+weights), so the CV measures exactly what was released; ``--epochs`` may shorten it (recorded). Folds are separate processes so that k of
 them share one GPU; ``train`` can be stopped at a deadline and ``score`` then uses the fold's best
 epoch so far (``stopped_by_deadline`` in its JSON says so).
 
-    python benchmarks/classify_cv.py train --recipe models/released/classifier-lite2-224/args.yaml \\
+    python benchmarks/classify_cv.py train --recipe classifier-lite2-224 \\
         --bundle .bundle/cells224.npz --weights .bundle/lite2_fp16.pt --fold 0 \\
         --device cuda --amp --workers 2 --project runs/cv/lite2-224
     python benchmarks/classify_cv.py score --project runs/cv/lite2-224 --fold 0 --device cuda
     python benchmarks/classify_cv.py summarize --project runs/cv/lite2-224 \\
         --out benchmarks/results/classify-cv-lite2-224.json
 
-``tools/gpu/cv_scale.sh`` runs all of it in one device call.
+``tools/gpu/cv_scale.sh`` runs all of it in one device call. The folds and the summary are
+mixmag.bench.folds'; the record is mixmag.bench.record's.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from dataclasses import fields
@@ -37,57 +37,14 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from mixmag.bench.folds import (INNER_VAL, fold_assignment, read_recipe, recipe_file,  # noqa: E402
+                                summarize_folds)
+from mixmag.bench.record import finish_record, start_record  # noqa: E402
+from mixmag.bench.singlecell import SCALES, softmax_pred  # noqa: E402
 from mixmag.errors import MixmagError  # noqa: E402
 from mixmag.fileio import prepare_output, write_json  # noqa: E402
 
-# the settings of a run's args.yaml that make up its recipe (paths, device and naming are not)
-RECIPE_KEYS = ("backbone", "pretrained", "imgsz", "store_size", "epochs", "batch", "lr",
-               "weight_decay", "warmup", "label_smoothing", "class_weights", "train_fraction",
-               "per_class", "scale_range", "scale_p", "freeze_stages", "colour", "patience", "ema",
-               "tta", "seed")
-INNER_VAL = 0.10
-SCALES = (0.5, 1.0, 1.5)
 HEADS = ("svm", "knn", "logreg", "rf")
-
-
-def fold_assignment(splits: np.ndarray, labels: np.ndarray, fold: int, k: int = 5, seed: int = 0,
-                    inner_val: float = INNER_VAL) -> np.ndarray:
-    """Split names for fold ``fold``: held-out fold -> "test", inner val -> "val", rest -> "train".
-
-    Images outside the train+val pool (the manifest's test split) become "unused"."""
-    from sklearn.model_selection import StratifiedKFold, train_test_split
-
-    if not 0 <= fold < k:
-        raise MixmagError(f"--fold {fold}: must be in 0..{k - 1}")
-    pool = np.flatnonzero(np.isin(splits, ["train", "val"]))
-    held, rest = None, None
-    for f, (tr, te) in enumerate(StratifiedKFold(k, shuffle=True, random_state=seed)
-                                 .split(pool, labels[pool])):
-        if f == fold:
-            rest, held = pool[tr], pool[te]
-    tr, va = train_test_split(rest, test_size=inner_val, stratify=labels[rest], random_state=seed)
-    out = np.full(len(splits), "unused", dtype=object)
-    out[tr], out[va], out[held] = "train", "val", "test"
-    return out.astype(str)
-
-
-def read_recipe(path: str) -> dict:
-    import yaml
-
-    try:
-        args = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as e:
-        raise MixmagError(f"--recipe {path}: cannot read ({type(e).__name__})") from None
-    if not isinstance(args, dict) or "backbone" not in args:
-        raise MixmagError(f"--recipe {path}: not a train-classifier args.yaml")
-    if args.get("init_from") or args.get("init_checkpoint"):
-        # its starting checkpoint saw train and val: no fold of them would be held out from it
-        raise MixmagError(f"--recipe {path}: this run started from a checkpoint (--init); "
-                          "cross-validate the recipe that made that checkpoint instead")
-    recipe = {k: args[k] for k in RECIPE_KEYS if k in args}
-    if "scale_range" in recipe:
-        recipe["scale_range"] = tuple(recipe["scale_range"])
-    return recipe
 
 
 def fold_dir(project: str, fold: int) -> Path:
@@ -98,7 +55,7 @@ def cmd_train(a) -> int:
     from mixmag.classify.data import open_source
     from mixmag.classify.train import TrainConfig, train_classifier
 
-    recipe = read_recipe(a.recipe)
+    recipe = read_recipe(recipe_file(a.recipe))
     if a.epochs:
         recipe["epochs"] = a.epochs
     src = open_source(a.split, a.bundle, size=recipe.get("imgsz", 160), pbc=a.pbc)
@@ -130,8 +87,6 @@ def cmd_score(a) -> int:
     from mixmag.classify.features import compute_features
     from mixmag.classify.heads import fit_head
     from mixmag.classify.metrics import classification_metrics, summary_line
-
-    from classify import softmax_pred  # benchmarks/classify.py: the network's head on its features
 
     d = fold_dir(a.project, a.fold)
     setup = json.loads((d / "cv_setup.json").read_text())
@@ -185,8 +140,7 @@ def _best_epoch(ckpt) -> int:
     return int(m.get("best_epoch") or m["epoch"])  # a finished run's, or the epoch saved mid-run
 
 
-def cmd_summarize(a) -> int:
-    from classify import machine  # benchmarks/classify.py
+def cmd_summarize(a, argv=None) -> int:
     folds = sorted(Path(a.project).glob("fold*/cv_fold.json"))
     if not folds:
         raise MixmagError(f"{a.project}: no fold*/cv_fold.json (run `score` first)")
@@ -194,34 +148,23 @@ def cmd_summarize(a) -> int:
     rs = [json.loads(p.read_text()) for p in folds]
     setup = json.loads((Path(a.project) / "fold0" / "cv_setup.json").read_text()) \
         if (Path(a.project) / "fold0" / "cv_setup.json").is_file() else {}
-    summary = {}
-    for name in rs[0]["configs"]:
-        ms = [r["configs"][name] for r in rs if name in r["configs"]]
-        row = {"folds": len(ms)}
-        for key in ("accuracy", "macro_f1", "erythroblast_precision", "erythroblast_recall"):
-            v = np.array([m[key] for m in ms], float)
-            row[f"{key}_mean"] = float(v.mean())
-            row[f"{key}_sd"] = float(v.std(ddof=1)) if len(v) > 1 else None
-            row[f"fold_{key}"] = v.tolist()
-        if "params" in ms[0]:
-            row["params"] = [m["params"] for m in ms]
-        summary[name] = row
+    summary = summarize_folds(rs)
+    for name, row in summary.items():
+        if name == "gap_1x_minus_0.5x":
+            continue
         print(f"{name:14s} accuracy {row['accuracy_mean']:.2%} ± {row['accuracy_sd'] or 0:.2%}  "
               f"macro F1 {row['macro_f1_mean']:.2%} ± {row['macro_f1_sd'] or 0:.2%}  erythroblast "
               f"P/R {row['erythroblast_precision_mean']:.2%}/{row['erythroblast_recall_mean']:.2%}"
               f"  ({row['folds']} folds)")
-    if "softmax@0.5x" in summary:
-        gap = [r["configs"]["softmax"]["accuracy"] - r["configs"]["softmax@0.5x"]["accuracy"]
-               for r in rs if "softmax@0.5x" in r["configs"]]
-        summary["gap_1x_minus_0.5x"] = {"mean": float(np.mean(gap)), "fold_values": gap}
-        print(f"1x - 0.5x accuracy gap: {np.mean(gap):.2%}")
-    out = {"protocol": __doc__.split("\n\n")[1].replace("\n", " "),
-           "command": " ".join(["python", *sys.argv]), "code_commit": os.environ.get("MIXMAG_COMMIT"),
-           "date": time.strftime("%Y-%m-%d %H:%M"), "machine": a.machine or machine(),
-           "setup": setup, "summary": summary,
-           "folds": [{k: v for k, v in r.items() if k != "configs"} |
-                     {"accuracy": {n: c["accuracy"] for n, c in r["configs"].items()}} for r in rs]}
-    write_json(Path(a.out), out)
+    if "gap_1x_minus_0.5x" in summary:
+        print(f"1x - 0.5x accuracy gap: {summary['gap_1x_minus_0.5x']['mean']:.2%}")
+    out = start_record(__file__, argv, protocol=__doc__.split("\n\n")[1].replace("\n", " "))
+    if a.machine:  # where the folds ran, when summarized elsewhere
+        out["machine"] = a.machine
+    out |= {"setup": setup, "summary": summary,
+            "folds": [{k: v for k, v in r.items() if k != "configs"} |
+                      {"accuracy": {n: c["accuracy"] for n, c in r["configs"].items()}} for r in rs]}
+    finish_record(out, Path(a.out))
     print(f"written {a.out}")
     return 0
 
@@ -232,7 +175,8 @@ def main(argv=None) -> int:
                                  epilog=__doc__.split("\n", 2)[2])
     sub = ap.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train", help="fine-tune one fold")
-    t.add_argument("--recipe", required=True, help="a train-classifier args.yaml")
+    t.add_argument("--recipe", required=True,
+                   help="a train-classifier args.yaml, or a zoo classifier's name (its args.yaml)")
     t.add_argument("--split")
     t.add_argument("--bundle")
     t.add_argument("--pbc")
@@ -255,8 +199,9 @@ def main(argv=None) -> int:
     m.add_argument("--machine", help="where the folds ran (default: this machine)")
     m.add_argument("--overwrite", action="store_true")
     a = ap.parse_args(argv)
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    return {"train": cmd_train, "score": cmd_score, "summarize": cmd_summarize}[a.cmd](a)
+    if a.cmd == "summarize":
+        return cmd_summarize(a, argv)
+    return {"train": cmd_train, "score": cmd_score}[a.cmd](a)
 
 
 if __name__ == "__main__":

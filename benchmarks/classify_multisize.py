@@ -1,6 +1,6 @@
 """Multi-resolution check of a classifier on the split manifest's VAL sources (choose here, not on test).
 
-    python benchmarks/classify_multisize.py models/released/classifier-lite2-224/best.pt \
+    python benchmarks/classify_multisize.py classifier-lite2-224 \
         --sizes 224 256 288 --probs runs/fixres/probs-val.npz --out benchmarks/results/classify-lite2-multisize-val.json
 
 Scores every val image at 0.5x / 1x / 1.5x (in-canvas, as benchmarks/classify_released.py) at each
@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -25,35 +23,38 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from mixmag.bench.models import resolve_model  # noqa: E402
+from mixmag.bench.record import finish_record, start_record  # noqa: E402
+from mixmag.bench.singlecell import SCALES  # noqa: E402
 from mixmag.classify import load_classifier  # noqa: E402
 from mixmag.classify.augment import rescale_in_canvas  # noqa: E402
 from mixmag.classify.checkpoint import SIZE_RULES, combine_sizes  # noqa: E402
 from mixmag.cli import run_script  # noqa: E402
 from mixmag.data.split import load_manifest  # noqa: E402
 from mixmag.errors import MixmagError  # noqa: E402
-from mixmag.fileio import write_json  # noqa: E402
-
-from classify_released import SCALES  # noqa: E402  (benchmarks/classify_released.py)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("weights")
+    ap.add_argument("weights", help="a classifier: zoo name or checkpoint")
     ap.add_argument("--sizes", type=int, nargs="+", default=[224, 256, 288])
     ap.add_argument("--split", default=str(REPO / "datasets" / "pbc-split.csv"))
     ap.add_argument("--probs", required=True, help=".npz of probabilities (written, or reused when present)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
+    weights = resolve_model(args.weights, "classify")
+    record = start_record(__file__, part="val", weights=args.weights)
     m = load_manifest(args.split)
     val = m[m["split"] == "val"]
     y = val["class_id"].to_numpy()
+    record["n"] = int(len(y))
     if Path(args.probs).is_file():
         z = dict(np.load(args.probs))
         if len(z["y"]) != len(y) or (z["y"] != y).any():
             raise MixmagError(f"--probs {args.probs}: cached for another val set; delete it or give another path")
     else:
         images = [cv2.imread(p, cv2.IMREAD_COLOR) for p in val["abspath"]]
-        clf = load_classifier(args.weights)
+        clf = load_classifier(weights)
         z = {"y": y}
         for s in SCALES:
             crops = [rescale_in_canvas(im, s) for im in images]
@@ -73,9 +74,7 @@ def main() -> int:
                 name = "+".join(map(str, combo)) + ("" if rule == "mean" else f" ({rule})")
                 rows[name] = acc
                 print(f"{name:>30}: " + "  ".join(f"{k} {v}" for k, v in acc.items()))
-    write_json(args.out, {"command": "python " + " ".join([os.path.relpath(__file__, REPO), *sys.argv[1:]]),
-                          "date": time.strftime("%Y-%m-%d"), "part": "val", "n": int(len(y)),
-                          "weights": args.weights, "accuracy_percent": rows})
+    finish_record(record | {"accuracy_percent": rows}, args.out)
     return 0
 
 

@@ -1,7 +1,7 @@
 """Score released classifier checkpoints on the split manifest's TEST sources, at 0.5x, 1x, 1.5x.
 
     python benchmarks/classify_released.py --split datasets/pbc-split.csv \
-        models/released/classifier-lite0-160/best.pt models/released/classifier-lite2-224/best.pt
+        classifier-lite0-160-crops-m5 classifier-lite2-224
 
 The rescaled protocol (``--protocol in-canvas``, the one issue 4's target is measured with) shrinks
 or enlarges the cell inside its own canvas (the same in-canvas rescale the training augmentation
@@ -9,17 +9,15 @@ uses): at 0.5x the cell fills a quarter of the pixels the classifier sees, as in
 window of a 0.5x smear. ``--protocol resample`` resizes the whole image instead (as the generator
 resizes a cut-out: area to shrink, cubic to enlarge), so the classifier's own resize brings the
 cell back to its usual share of the input and only the detail lost on the way differs, as for a
-detector crop of a 0.5x cell. Prints accuracy,
+detector crop of a 0.5x cell. Checkpoints are zoo names (`mixmag models`) or paths; results are
+keyed by the checkpoint's folder name (classifier-lite2-224 either way). Prints accuracy,
 macro F1 and erythroblast P/R per scale and writes benchmarks/results/classify_released.json
-(command, commit, CPU, date, load) and a confusion PNG per model at 1x.
+(mixmag.bench.record's command, commit, machine, date, load) and a confusion PNG per model at 1x.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,29 +27,20 @@ import cv2
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from mixmag.bench.models import checkpoint_name, resolve_model  # noqa: E402
+from mixmag.bench.record import finish_record, start_record  # noqa: E402
+from mixmag.bench.singlecell import SCALES  # noqa: E402
 from mixmag.classes import CLASS_NAMES  # noqa: E402
 from mixmag.classify import load_classifier  # noqa: E402
 from mixmag.classify.augment import rescale_in_canvas  # noqa: E402
 from mixmag.classify.metrics import classification_metrics, save_confusion_png, summary_line  # noqa: E402
 from mixmag.data.split import load_manifest  # noqa: E402
-from mixmag.fileio import write_json  # noqa: E402
-from mixmag.provenance import cpu_model  # noqa: E402
 from mixmag.synth.compose import scale_image  # noqa: E402  (the generator's resize of a cut-out)
-
-SCALES = (0.5, 1.0, 1.5)
-
-
-def _name(weights: str) -> str:
-    """models/released/X/best.pt and runs/classify/X/weights/best.pt -> X."""
-    p = Path(weights).parent
-    return p.parent.name if p.name == "weights" else p.name
-
-
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("weights", nargs="+")
+    ap.add_argument("weights", nargs="+", help="classifier checkpoints: zoo names or paths")
     ap.add_argument("--split", default=str(REPO / "datasets" / "pbc-split.csv"))
     ap.add_argument("--pbc", default=None)
     ap.add_argument("--part", choices=["test", "val"], default="test",
@@ -77,6 +66,7 @@ def main() -> None:
     ap.add_argument("--out", help="default benchmarks/results/classify_released.json "
                     "(classify_released-resample.json with --protocol resample)")
     args = ap.parse_args()
+    weights = [resolve_model(w, "classify") for w in args.weights]
     if not args.out:
         suffix = "" if args.protocol == "in-canvas" else f"-{args.protocol}"
         args.out = str(REPO / "benchmarks" / "results" / f"classify_released{suffix}.json")
@@ -86,21 +76,16 @@ def main() -> None:
         test = test.iloc[:: max(1, len(test) // args.limit)]
     images = [cv2.imread(p, cv2.IMREAD_COLOR) for p in test["abspath"]]
     y = test["class_id"].to_numpy()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                            text=True).stdout.strip()
-    record = {"command": "python " + " ".join([os.path.relpath(__file__, REPO), *sys.argv[1:]]),
-              "commit": commit, "cpu": cpu_model(), "date": time.strftime("%Y-%m-%d"),
-              "load_avg_before": os.getloadavg()[0], "part": args.part, "protocol": args.protocol,
-              "n_test": int(len(y)),
-              "manifest_hash": m.attrs["manifest_hash"], "models": {}}
+    record = start_record(__file__, part=args.part, protocol=args.protocol, n_test=int(len(y)),
+                          manifest_hash=m.attrs["manifest_hash"], models={})
     # (checkpoint, input sizes averaged: None for its own)
-    runs = [(w, None) for w in args.weights]
-    runs += [(w, (px,)) for w in args.weights for px in (args.input_size or [])]
-    runs += [(w, tuple(args.tta_sizes)) for w in args.weights if args.tta_sizes]
+    runs = [(w, None) for w in weights]
+    runs += [(w, (px,)) for w in weights for px in (args.input_size or [])]
+    runs += [(w, tuple(args.tta_sizes)) for w in weights if args.tta_sizes]
     models, last = {}, {}  # last: each checkpoint's last variant (with --tta-sizes, that one)
     for w, sizes in runs:
         clf = load_classifier(w, device="cpu")
-        name = _name(w)
+        name = checkpoint_name(w)
         if sizes:
             rule = args.tta_rule if len(sizes) > 1 else "mean"
             clf.set_sizes(sizes, rule)
@@ -135,8 +120,7 @@ def main() -> None:
                                title=f"{name}, PBC {args.part} split (n={len(y)})")
         r["gap_0.5x_vs_1x_points"] = round(100 * (r["1.0x"]["accuracy"] - r["0.5x"]["accuracy"]), 2)
         record["models"][name] = r
-    record["load_avg_after"] = os.getloadavg()[0]
-    write_json(args.out, record)
+    finish_record(record, args.out)
     print(f"wrote {args.out}")
 
 

@@ -19,10 +19,8 @@ Writes benchmarks/results/classify-sweep-cpu.json (+ a confusion PNG per row).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import math
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -32,8 +30,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from mixmag.bench.record import finish_record, start_record  # noqa: E402
+from mixmag.bench.singlecell import checkpoint_features, fitted_head  # noqa: E402
 from mixmag.errors import MixmagError  # noqa: E402
-from mixmag.fileio import prepare_output, write_json  # noqa: E402
+from mixmag.fileio import prepare_output  # noqa: E402
 
 SUBSETS = {"21/class": {"per_class": 21}, "5%": {"train_fraction": 0.05},
            "10%": {"train_fraction": 0.10}, "30%": {"train_fraction": 0.30}}
@@ -68,7 +68,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     try:
         prepare_output(Path(args.out), args.overwrite, "results")
-        run(args, lambda rows, done: write_json(Path(args.out), document(args, argv, rows, done)))
+        record = document(args, argv)
+        run(args, lambda rows, done: finish_record(record | {"complete": done, "rows": rows},
+                                                   Path(args.out)))
     except MixmagError as e:
         print(f"benchmarks/classify_sweep_cpu.py: error: {e}", file=sys.stderr)
         return 2
@@ -76,40 +78,22 @@ def main(argv=None) -> int:
     return 0
 
 
-def document(args, argv, rows, complete: bool) -> dict:
-    import os
-
+def document(args, argv) -> dict:
+    """The result record without its rows (``complete`` and ``rows`` are added at each save)."""
     import torch
 
-    from mixmag.provenance import cpu_model, git_commit
-
-    return {"benchmark": "training-size sweep, fine-tuned on CPU (issue 4 protocol 3)",
-            "command": "python " + " ".join(shlex.quote(a) for a in [f"benchmarks/{Path(__file__).name}",
-                                                                    *(argv or sys.argv[1:])]),
-            "commit": git_commit(REPO), "machine": f"{cpu_model()}, {os.cpu_count()} cores, "
-                                                   f"{torch.get_num_threads()} torch threads",
-            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "complete": complete, "subsets": args.subsets,
-            "recipe_name": args.recipe,
-            "recipe": {k: list(v) if isinstance(v, tuple) else v for k, v in RECIPES[args.recipe].items()},
-            "val_per_class": VAL_PER_CLASS, "budget": args.budget, "rows": rows,
-            "hundred_percent": "benchmarks/results/classify-cpu-recipe.json (same recipe, 3 epochs)"}
-
-
-def checkpoint_features(ckpt: Path, src, indices) -> np.ndarray:
-    """Pooled features of just these images (the SVM needs the subset, val and test, not all)."""
-    import torch
-
-    from mixmag.classify.features import _model_for, pooled_features
-
-    net, pooled, mean, std, size, _, _ = _model_for(None, str(ckpt), None, None, torch.device("cpu"))
-    return pooled_features((net, pooled, mean, std, size), src, indices, torch.device("cpu"))
+    return start_record(
+        __file__, argv, benchmark="training-size sweep, fine-tuned on CPU (issue 4 protocol 3)",
+        torch_threads=torch.get_num_threads(), subsets=args.subsets, recipe_name=args.recipe,
+        recipe={k: list(v) if isinstance(v, tuple) else v for k, v in RECIPES[args.recipe].items()},
+        val_per_class=VAL_PER_CLASS, budget=args.budget,
+        hundred_percent="benchmarks/results/classify-cpu-recipe.json (same recipe, 3 epochs)")
 
 
 def run(args, save) -> list[dict]:
     from mixmag.classes import CLASS_NAMES
     from mixmag.classify.data import open_source, subset_indices
-    from mixmag.classify.heads import GRIDS, _estimator
+    from mixmag.classify.heads import GRIDS
     from mixmag.classify.metrics import classification_metrics, save_confusion_png, summary_line
     from mixmag.classify.train import TrainConfig, train_classifier
 
@@ -156,7 +140,7 @@ def run(args, save) -> list[dict]:
                                  [len(tr), len(tr) + len(va)])
         yva, yte = src.labels[va], src.labels[te]
         # the SVM's C and kernel chosen on the same 40-a-class val images as the network's epoch
-        fits = [_estimator("svm", p, args.seed).fit(Xtr, src.labels[tr]) for p in GRIDS["svm"]]
+        fits = [fitted_head("svm", p, Xtr, src.labels[tr], args.seed) for p in GRIDS["svm"]]
         svm = max(fits, key=lambda f: (f.predict(Xva) == yva).mean())
         for head, pred in (("softmax", None), ("svm", svm.predict(Xte))):
             if head == "softmax":

@@ -1,6 +1,6 @@
 """Nucleus-based zoom (``mixmag classify --zoom``) on the split manifest's VAL sources: choose here.
 
-    python benchmarks/classify_zoom.py models/released/classifier-lite2-224/best.pt \
+    python benchmarks/classify_zoom.py classifier-lite2-224 \
         --probs runs/zoom/probs-val.npz --out benchmarks/results/classify-lite2-zoom-val.json
 
 Every val image at 0.5x / 1x / 1.5x (in-canvas, as benchmarks/classify_released.py), for each set
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -28,20 +27,21 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from mixmag.bench.models import resolve_model  # noqa: E402
+from mixmag.bench.record import finish_record, start_record  # noqa: E402
+from mixmag.bench.singlecell import SCALES  # noqa: E402
 from mixmag.classify import load_classifier  # noqa: E402
 from mixmag.classify.augment import rescale_in_canvas  # noqa: E402
 from mixmag.classify.zoom import ZoomedClassifier, find_native_nucleus, threshold, zoom_mask  # noqa: E402
 from mixmag.cli import run_script  # noqa: E402
 from mixmag.data.split import load_manifest  # noqa: E402
 from mixmag.errors import MixmagError  # noqa: E402
-from mixmag.fileio import sha256_file, write_json  # noqa: E402
-
-from classify_released import SCALES  # noqa: E402  (benchmarks/classify_released.py)
+from mixmag.fileio import sha256_file  # noqa: E402
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("weights")
+    ap.add_argument("weights", help="a classifier: zoo name or checkpoint")
     ap.add_argument("--size-sets", nargs="+", default=["224", "224+256"],
                     help="input sizes averaged, '+'-joined (the first is pass 1 alone)")
     ap.add_argument("--below", nargs="+", default=["off", "0.7", "0.75", "0.8"])
@@ -55,19 +55,21 @@ def main() -> int:
     ap.add_argument("--probs", required=True, help=".npz of probabilities (written, or reused when present)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
+    weights = resolve_model(args.weights, "classify")
     below = [threshold(v) for v in args.below]
     above = [threshold(v) for v in args.above]
     lo = max((v for v in below if v is not None), default=-np.inf)  # pass 2 for anything any
     hi = min((v for v in above if v is not None), default=np.inf)     # threshold zooms
+    record = start_record(__file__, part="val")
     m = load_manifest(args.split)
     val = m[m["split"] == "val"]
     if args.limit:
         val = val.iloc[:: max(1, len(val) // args.limit)]
     y = val["class_id"].to_numpy()
-    native = find_native_nucleus(args.weights, args.native_nucleus)
+    native = find_native_nucleus(weights, args.native_nucleus)
     # what the cached probabilities depend on: reusing them for anything else would score pass 1
     # as pass 2 for images that were never zoomed
-    key = {"weights_sha256": sha256_file(args.weights), "native": json.dumps(native["native_share"], sort_keys=True),
+    key = {"weights_sha256": sha256_file(weights), "native": json.dumps(native["native_share"], sort_keys=True),
            "size_sets": " ".join(args.size_sets), "lo": float(lo), "hi": float(hi)}
     if Path(args.probs).is_file():
         z = dict(np.load(args.probs))
@@ -82,7 +84,7 @@ def main() -> int:
                               "narrower zoom grid; delete it or give another path")
     else:
         images = [cv2.imread(p, cv2.IMREAD_COLOR) for p in val["abspath"]]
-        clf = load_classifier(args.weights)
+        clf = load_classifier(weights)
         zc = ZoomedClassifier(clf, native)
         z = {"y": y, **{f"key_{k}": np.array(v) for k, v in key.items()}}
         t0 = time.time()
@@ -123,10 +125,9 @@ def main() -> int:
                         "nearest_scale_right": round(float(np.isclose(near, s).sum() / len(mag)), 3),
                         "no_nucleus": int(np.isnan(mag).sum())}
     print("estimate:", est)
-    write_json(args.out, {"command": "python " + " ".join([os.path.relpath(__file__, REPO), *sys.argv[1:]]),
-                          "date": time.strftime("%Y-%m-%d"), "part": "val", "n": int(len(y)), "floor": args.floor,
-                          "weights": args.weights, "native_nucleus": native.get("source", ""),
-                          "rows": rows, "estimate": est})
+    finish_record(record | {"n": int(len(y)), "floor": args.floor, "weights": args.weights,
+                            "native_nucleus": native.get("source", ""), "rows": rows, "estimate": est},
+                  args.out)
     return 0
 
 

@@ -1,5 +1,5 @@
 # CPU measurement for docs/detect.md; run from a scratch folder: python benchmarks/detect_cpu_train_speed.py 640 8 (makes ds1024/ there)
-import sys, time, json, os
+import sys, time, json
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]; sys.path[:0] = [str(REPO), str(REPO / "tests")]
 from pathlib import Path
 import numpy as np, torch

@@ -20,8 +20,6 @@ m4's figures carry a little run-to-run noise; m5's do not.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,15 +29,15 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from mixmag.bench.models import resolve_model  # noqa: E402
+from mixmag.bench.record import finish_record, start_record  # noqa: E402
 from mixmag.classes import CLASS_NAMES  # noqa: E402
 from mixmag.classify import load_classifier  # noqa: E402
 from mixmag.classify.metrics import classification_metrics  # noqa: E402
 from mixmag.data.split import load_manifest  # noqa: E402
-from mixmag.fileio import write_json  # noqa: E402
-from mixmag.provenance import cpu_model  # noqa: E402
 from mixmag.images import read_image  # noqa: E402
 from mixmag.synth.background import make_bank, render_background  # noqa: E402
-from mixmag.synth.compose import _paste  # noqa: E402  (the generator's alpha blend)
+from mixmag.synth.compose import paste  # noqa: E402  (the generator's alpha blend)
 from mixmag.synth.cutout import decode_cutout, make_cutout  # noqa: E402
 from mixmag.synth.mask import MASK_VERSIONS  # noqa: E402
 
@@ -55,7 +53,7 @@ def pasted(img: np.ndarray, class_name: str, version: str, bank, rng) -> tuple[n
     cut = decode_cutout(jpg, png, meta["palette"])
     H, W = img.shape[:2]
     canvas = render_background(bank, CANVAS, cut.palette, rng)[:H, :W].copy()
-    _paste(canvas, cut.bgr, cut.alpha, *meta["crop_xyxy"][:2])
+    paste(canvas, cut.bgr, cut.alpha, *meta["crop_xyxy"][:2])
     return canvas, meta, dt
 
 
@@ -64,12 +62,14 @@ def main() -> None:
     ap.add_argument("--split", default=str(REPO / "datasets" / "pbc-split.csv"))
     ap.add_argument("--pbc", default=None)
     ap.add_argument("--per-class", type=int, default=100, help="val sources a class (evenly spaced)")
-    ap.add_argument("--classifier", default=str(REPO / "models/released/classifier-lite2-224/best.pt"))
+    ap.add_argument("--classifier", default="classifier-lite2-224", help="zoo name or checkpoint")
     ap.add_argument("--versions", nargs="+", default=list(MASK_VERSIONS), choices=MASK_VERSIONS)
     ap.add_argument("--seed", type=int, default=0, help="background draws")
     ap.add_argument("--out", default=str(REPO / "benchmarks/results/mask-realism-val.json"))
     args = ap.parse_args()
 
+    clf_path = resolve_model(args.classifier, "classify")
+    record = start_record(__file__, part="val")
     m = load_manifest(args.split, pbc=args.pbc)
     val = m[m["split"] == "val"]
     keep = [i for _, g in val.groupby("class_name", sort=False)
@@ -92,13 +92,9 @@ def main() -> None:
             seconds[v] += dt
             fallbacks[v] += meta["status"] != "ok"
 
-    clf = load_classifier(args.classifier, device="cpu")
-    record = {"command": "python " + " ".join([os.path.relpath(__file__, REPO), *sys.argv[1:]]),
-              "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
-                                       capture_output=True, text=True).stdout.strip(),
-              "cpu": cpu_model(), "date": time.strftime("%Y-%m-%d"), "part": "val",
-              "n": int(len(y)), "classifier": os.path.relpath(args.classifier, REPO),
-              "manifest_hash": m.attrs["manifest_hash"], "variants": {}}
+    clf = load_classifier(clf_path, device="cpu")
+    record |= {"n": int(len(y)), "classifier": args.classifier,
+               "manifest_hash": m.attrs["manifest_hash"], "variants": {}}
     names = np.asarray(val["class_name"])
     for k, imgs in images.items():
         pred = clf.predict(imgs, batch_size=64).argmax(1)
@@ -117,7 +113,7 @@ def main() -> None:
             print(" " * 10 + "whole-cell share "
                   + " ".join(f"{c[:4]} {row['whole_cell_share'][c]:.2f}" for c in CLASS_NAMES)
                   + f"; {row['ms_per_cutout']} ms a cut-out, {row['fallback_masks']} fallbacks")
-    write_json(args.out, record)
+    finish_record(record, args.out)
     print(f"wrote {args.out}")
 
 

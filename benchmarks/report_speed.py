@@ -6,17 +6,16 @@ Builds truth (the generator's cells.csv columns) and predictions (`mixmag predic
 columns) with mixmag.evaluate.synthetic, writes them to a temporary folder, then times the CLI
 end to end (reading, checking, matching, COCOeval, 1,000 bootstrap resamples, plots, md + html).
 No image files exist, so the HTML's worst-images strip is skipped (it is bounded to 8 pictures).
-With --record, writes benchmarks/results/report_speed.json with the command, commit, CPU and date.
+With --record, writes benchmarks/results/report_speed.json with mixmag.bench.record's command,
+commit, machine, date and the 1-minute load at the start and the end (a shared machine's wall
+time is read with its load).
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,11 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-
-def cpu_name() -> str:
-    from mixmag.provenance import cpu_model
-
-    return cpu_model()
+from mixmag.bench.record import finish_record, start_record  # noqa: E402
 
 
 def main() -> int:
@@ -39,9 +34,11 @@ def main() -> int:
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--sweep", action="store_true", help="also time the confidence sweep")
     ap.add_argument("--record", action="store_true", help="write benchmarks/results/report_speed.json")
-    ap.add_argument("--shared", default="yes: 2-core VM shared with 4 other agents working at once",
-                    help="note on whether the machine was shared, stored in the record")
+    ap.add_argument("--shared", default=None,
+                    help="note on whether the machine was shared, stored in the record (its load "
+                         "is recorded either way)")
     args = ap.parse_args()
+    record = start_record(__file__, python=platform.python_version())
 
     from mixmag.cli import main as mixmag_main
     from mixmag.evaluate.synthetic import synthetic_predictions, synthetic_truth
@@ -69,16 +66,10 @@ def main() -> int:
     print(f"{args.images:,} images, {len(truth):,} cells, {len(pred):,} predictions: report in "
           f"{seconds:.1f} s (data built in {build:.1f} s); report.html {size_html / 1e6:.2f} MB")
     if args.record:
-        try:
-            commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
-                                    text=True).stdout.strip()
-        except OSError:
-            commit = "unknown"
-        rec = {
+        record |= {
             "figure": "mixmag report wall time, seconds",
             "value": round(seconds, 2),
             "target": "< 60 s",
-            "command": "python benchmarks/report_speed.py " + " ".join(sys.argv[1:]),
             "report_argv": ["mixmag", *argv[:1], "--truth", "cells.csv", "--pred",
                             "pred/cells.csv", "--out", "report", *argv[7:]],
             "images": args.images, "cells": len(truth), "predictions": len(pred),
@@ -87,16 +78,10 @@ def main() -> int:
                         + (["confidence sweep (19 cut-offs)"] if args.sweep else []),
             "macro_f1": m["headline"]["macro_f1"], "map50": m["headline"]["map50"],
             "html_bytes": size_html,
-            "commit": commit, "cpu": cpu_name(), "cores": os.cpu_count(),
-            "python": platform.python_version(),
-            "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-            "machine_shared": args.shared,
-            "load_average_1min_after": round(os.getloadavg()[0], 2),
         }
-        out = REPO / "benchmarks" / "results" / "report_speed.json"
-        from mixmag.fileio import write_json
-
-        write_json(out, rec)
+        if args.shared:
+            record["machine_shared"] = args.shared
+        out = finish_record(record, REPO / "benchmarks" / "results" / "report_speed.json")
         print(f"recorded in {out.relative_to(REPO)}")
     return 0
 

@@ -8,7 +8,8 @@ RSS and its RSS against the number of images done. Memory must not grow with the
 
 Peak RSS is the kernel's (wait4 ru_maxrss of the predict process); the samples pair RSS with the
 images done so far (drawn/ files written: predict draws each image as it finishes). Writes
-benchmarks/results/soak.json (command, commit, CPU, date, load averages, figures).
+benchmarks/results/soak.json (mixmag.bench.record's command, commit, machine, date and load at
+the start and the end, each run's load before it, and the figures).
 """
 
 from __future__ import annotations
@@ -25,8 +26,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from mixmag.fileio import write_json  # noqa: E402
-from mixmag.provenance import cpu_model, git_commit  # noqa: E402
+from mixmag.bench.record import finish_record, start_record  # noqa: E402
 
 
 def _rss_mb(pid: int) -> float | None:
@@ -102,7 +102,7 @@ def main() -> None:
     work = Path(a.work)
     ds = work / f"mix-{a.canvas}"
     n = max(a.counts)
-    load_before = os.getloadavg()
+    record = start_record(__file__, canvas=a.canvas)
     t0 = time.time()
     if not (ds / "dataset.json").is_file():
         cmd = [sys.executable, "-m", "mixmag", "synthesize", "--split", a.split, "--out", str(ds),
@@ -121,19 +121,15 @@ def main() -> None:
         print(f"{k:>6} images: peak RSS {runs[-1]['peak_rss_mb']:.0f} MB, "
               f"{runs[-1]['seconds']} s", flush=True)
     big = runs[-1]
-    res = {"command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
-           "commit": git_commit(REPO), "cpu": f"{cpu_model()}, {os.cpu_count()} "
-           "cores (shared with other jobs)", "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
-           "load_avg_before": [round(v, 2) for v in load_before],
-           "load_avg_after": [round(v, 2) for v in os.getloadavg()], "canvas": a.canvas,
-           "predict": "mixmag predict LIST --out DIR --no-progress --overwrite (default models, "
-                      "--backend auto, drawn images on)",
-           "synthesize_seconds": round(synth_s, 1), "runs": runs,
-           "peak_rss_growth_mb": round(big["peak_rss_mb"] - runs[0]["peak_rss_mb"], 1),
-           "within_largest_run_rss_first_vs_all_images_mb": [
-               big["max_rss_sampled_up_to_images_mb"].get(str(sorted(a.counts)[0])),
-               big["max_rss_sampled_up_to_images_mb"][str(big["images"])]]}
-    write_json(a.out, res)
+    res = record | {
+        "predict": "mixmag predict LIST --out DIR --no-progress --overwrite (default models, "
+                   "--backend auto, drawn images on)",
+        "synthesize_seconds": round(synth_s, 1), "runs": runs,
+        "peak_rss_growth_mb": round(big["peak_rss_mb"] - runs[0]["peak_rss_mb"], 1),
+        "within_largest_run_rss_first_vs_all_images_mb": [
+            big["max_rss_sampled_up_to_images_mb"].get(str(sorted(a.counts)[0])),
+            big["max_rss_sampled_up_to_images_mb"][str(big["images"])]]}
+    finish_record(res, a.out)
     print(f"peak RSS growth {res['peak_rss_growth_mb']} MB; wrote {a.out}")
 
 

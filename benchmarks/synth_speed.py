@@ -2,22 +2,21 @@
 bound: decoding the source JPEGs of the planned cells plus encoding the output JPEG, on the same
 number of processes.
 
-    PYTHONPATH=. python benchmarks/synth_speed.py --split datasets/pbc-split.csv --n 400
-    PYTHONPATH=. python benchmarks/synth_speed.py --cutouts datasets/cutouts-all.npz --n 400
+    python benchmarks/synth_speed.py --split datasets/pbc-split.csv --n 400
+    python benchmarks/synth_speed.py --cutouts datasets/cutouts-all.npz --n 400
 
 Masks and the background bank are cached before timing (one-off costs, timed and reported apart).
 Each repeat times a whole synthesize() run (with its phases), then the bound and the cut-out floor
 on warm pools; the figures are medians over --repeat runs (the machine is shared: load varies).
-Writes benchmarks/results/synth_speed.json (command, commit, CPU, date, load average per run).
+Writes benchmarks/results/synth_speed.json (mixmag.bench.record's command, commit, machine,
+library versions, date and load; the load average before and after each run).
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,7 +29,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from mixmag.fileio import write_json  # noqa: E402
+from mixmag.bench.record import finish_record, start_record  # noqa: E402
 from mixmag.synth.background import make_bank  # noqa: E402
 from mixmag.synth.cutout import cv_single_thread, default_cache_dir  # noqa: E402
 from mixmag.synth.generate import SynthSettings, load_store, synthesize  # noqa: E402
@@ -81,12 +80,6 @@ def _pool_rate(fn, chunks, n, workers) -> tuple[float, float]:
     return rate, (_cpu() - c0) / (n + sum(len(c) for c in warm)) * 1000
 
 
-def cpu_model() -> str:
-    from mixmag.provenance import cpu_model as _cpu_model
-
-    return _cpu_model()
-
-
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--split", default=str(REPO / "datasets" / "pbc-split.csv"))
@@ -98,6 +91,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3, help="runs; the figures are their medians")
     ap.add_argument("--out-json", default=str(REPO / "benchmarks" / "results" / "synth_speed.json"))
     args = ap.parse_args()
+    record = start_record(__file__)
 
     s = SynthSettings(n=args.n, counts=split_counts(args.n), canvas=args.canvas)
     store = load_store(None if args.cutouts else args.split, args.pbc, args.cutouts,
@@ -158,11 +152,7 @@ def main() -> int:
         return float(np.median([r[key] for r in runs]))
 
     rate, bound = med("composites_per_s"), med("bound_per_s")
-    git = ["git", "-C", str(REPO)]
-    commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no", "--", "mixmag", "benchmarks/synth_speed.py"],
-                           capture_output=True, text=True).stdout.strip()
-    res = {
+    res = record | {
         "figure": "synthetic composites per second (median of repeats)",
         "composites_per_s": rate,
         "bound_composites_per_s": bound,
@@ -174,7 +164,7 @@ def main() -> int:
         "share_of_bound_by_cpu": round(float(np.median([r["cpu_ms_per_composite"]["bound"] /
                                                         r["cpu_ms_per_composite"]["generator"] for r in runs])), 3),
         "cpu_note": ("CPU ms per composite summed over the parent and its pool workers (os.times); "
-                     "less sensitive to other agents' load than the per-second figures"),
+                     "less sensitive to the machine's load than the per-second figures"),
         "cutout_floor_per_s": med("cutout_floor_per_s"),
         "cutout_floor_is": ("decode the cells' cut-out JPEG + alpha PNG (what the generator decodes) "
                             "+ encode the output; warm pool, no writes"),
@@ -187,16 +177,11 @@ def main() -> int:
                      "render, JPEG encode, atomic writes, pool stop, exports); render_only_per_s: "
                      "the render phase alone; masks and the bank are cached one-offs, timed apart"),
         "runs": runs,
-        "command": "PYTHONPATH=. python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
-        "git_commit": commit + ("-dirty" if dirty else ""),
-        "cpu": cpu_model(), "cpus": os.cpu_count(),
         "load_average_before_after": [runs[0]["load_1min_before_after"][0],
                                       runs[-1]["load_1min_before_after"][1]],
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "opencv": cv2.__version__,
     }
     print(json.dumps({k: v for k, v in res.items() if k != "runs"}, indent=1))
-    write_json(args.out_json, res)
+    finish_record(res, args.out_json)
     return 0
 
 

@@ -14,11 +14,11 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 
 
 def _real_pbc() -> Path | None:
-    from mixmag.data.scan import default_search_paths, _looks_like_pbc
+    from mixmag.data.scan import default_search_paths, looks_like_pbc
 
     env = os.environ.get("MIXMAG_PBC")
     for cand in ([Path(env)] if env else []) + default_search_paths():
-        if _looks_like_pbc(cand):
+        if looks_like_pbc(cand):
             return cand
     return None
 

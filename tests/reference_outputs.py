@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mixmag.pipeline.outputs import coco_image_ids, coco_results, counts_table, write_csv, write_json
+from mixmag.fileio import write_csv, write_json
+from mixmag.pipeline.outputs import coco_image_ids, coco_results, counts_table
 
 
 def write_outputs(out: Path, result, meta: dict, coco_gt: str | None = None) -> dict[str, Path]:

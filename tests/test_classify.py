@@ -462,11 +462,10 @@ def test_features_of_a_fine_tuned_checkpoint(tiny_run, tiny_bundle, tmp_path):
 
 
 def test_cv_folds_score_each_image_once_and_never_choose_with_it():
-    """benchmarks/classify_cv.py: each train+val image is held out in exactly one fold; the inner
-    val that picks the epoch and the training images never include that fold; the manifest's test
-    images are never used; classes keep their shares."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    from classify_cv import fold_assignment
+    """benchmarks/classify_cv.py's folds (mixmag.bench.folds): each train+val image is held out in
+    exactly one fold; the inner val that picks the epoch and the training images never include
+    that fold; the manifest's test images are never used; classes keep their shares."""
+    from mixmag.bench.folds import fold_assignment
 
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(8), [50, 60, 70, 80, 90, 100, 110, 40])

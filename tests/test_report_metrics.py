@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -486,11 +484,11 @@ def test_map_over_all_class_hypotheses_credits_the_runner_up_class():
 
 
 def test_benchmark_map_conf_adds_low_boxes_to_map_only():
-    """benchmarks/detect.py --map-conf / --conf-sweep: a cell the detector finds only below --conf raises COCO mAP
-    (it is ranked, as at conf 0.001 in COCO/ultralytics val) but is not counted as found by the
-    matching figures, which stay those of a detector run at --conf."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    from detect import figures
+    """benchmarks/detect.py --map-conf / --conf-sweep (mixmag.bench.detection.figures): a cell the
+    detector finds only below --conf raises COCO mAP (it is ranked, as at conf 0.001 in
+    COCO/ultralytics val) but is not counted as found by the matching figures, which stay those of
+    a detector run at --conf."""
+    from mixmag.bench.detection import figures
 
     truth = cells(("a.png", "neutrophil", 10, 10, 40, 40), ("a.png", "ig", 50, 50, 90, 90),
                   ("b.png", "ig", 10, 10, 40, 40), ("b.png", "platelet", 60, 60, 70, 70))
@@ -531,11 +529,10 @@ def test_benchmark_map_conf_adds_low_boxes_to_map_only():
 
 
 def test_benchmark_intervals_bracket_the_per_scale_erythroblast_figures():
-    """benchmarks/detect.py --bootstrap: macro F1 and the erythroblast's P/R at each scale get
-    95 % intervals around their figures, resampling source cells when sources repeat;
-    without it the figures are those of a run without intervals."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    from detect import figures
+    """benchmarks/detect.py --bootstrap (mixmag.bench.detection.figures): macro F1 and the
+    erythroblast's P/R at each scale get 95 % intervals around their figures, resampling source
+    cells when sources repeat; without it the figures are those of a run without intervals."""
+    from mixmag.bench.detection import figures
 
     truth = synthetic_truth(30, seed=5)
     truth["source"] = truth["class_name"] + "/" + (np.arange(len(truth)) % 23).astype(str)
@@ -562,12 +559,11 @@ def test_benchmark_intervals_bracket_the_per_scale_erythroblast_figures():
 
 
 def test_paired_comparison_credits_only_the_cells_a_candidate_fixes():
-    """benchmarks/compare_pairs.py: both pairs are scored on the same resamples of source cells,
-    so a candidate that fixes one hard source (4 copies) and changes nothing else is never behind;
-    it is ahead exactly in the resamples that draw that source (about 1 - 1/e)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    from compare_pairs import compare
-
+    """benchmarks/compare_pairs.py (mixmag.bench.pairs.compare): both pairs are scored on the same
+    resamples of source cells, so a candidate that fixes one hard source (4 copies) and changes
+    nothing else is never behind; it is ahead exactly in the resamples that draw that source
+    (about 1 - 1/e)."""
+    from mixmag.bench.pairs import compare
     from mixmag.evaluate.bootstrap import Rows
 
     src = np.repeat(np.arange(50), 4)
@@ -592,11 +588,11 @@ def _fig(f1, loc=0.997):
 
 
 def test_select_pair_applies_the_stated_rule(tmp_path):
-    """benchmarks/select_pair.py: a pair is adopted only if its mean rises by the margin, no set
-    drops by more than allowed and localisation recall holds (each checked at its edge); the
-    best passing mean wins, not the first; a tie goes to the better worst set."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    import select_pair
+    """benchmarks/select_pair.py (mixmag.bench.selection): a pair is adopted only if its mean
+    rises by the margin, no set drops by more than allowed and localisation recall holds (each
+    checked at its edge); the best passing mean wins, not the first; a tie goes to the better
+    worst set."""
+    from mixmag.bench import selection as select_pair
 
     base, mode = "det+base", "classifier-on-boxes"
     rows = {  # pair: (F1 on v1, F1 on v2, loc recall); the baseline has 0.970 / 0.970 / 0.997
@@ -642,12 +638,11 @@ def test_select_pair_applies_the_stated_rule(tmp_path):
 
 
 def test_one_class_a_cell_caps_ap_at_recall_as_map_cap_says():
-    """benchmarks/map_cap.py's ceiling is what pycocotools gives: with every box found and right
-    labels ranked first, a class whose recall is r scores (floor(100 r) + 1) / 101."""
+    """benchmarks/map_cap.py's ceiling (mixmag.bench.mapcap) is what pycocotools gives: with every
+    box found and right labels ranked first, a class whose recall is r scores (floor(100 r) + 1) /
+    101."""
+    from mixmag.bench import mapcap as map_cap
     from mixmag.evaluate.coco import coco_map
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    import map_cap
 
     wrong = {"ig": 4, "basophil": 3, "monocyte": 1}       # cells of 100 labelled neutrophil
     truth, pred = [], []

@@ -22,7 +22,9 @@ from .metrics import classification_metrics
 HEAD_FORMAT = "mixmag-head/1"
 
 
-def _estimator(kind: str, params: dict, seed: int):
+def estimator(kind: str, params: dict, seed: int):
+    """An unfitted scikit-learn (or XGBoost) classifier of one head kind with these parameters
+    (svm, logreg and knn behind a StandardScaler)."""
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -100,7 +102,7 @@ def fit_head(fs, kind: str, train_fraction=None, per_class=None, seed: int = 0,
     Xtr, ytr, Xva, yva = fs.X[tr], fs.y[tr], fs.X[va], fs.y[va]
     best, tried, t0 = None, [], time.perf_counter()
     for params in grid or GRIDS[kind]:
-        est = _estimator(kind, params, seed)
+        est = estimator(kind, params, seed)
         if kind == "knn":
             params = {**params, "n_neighbors": min(params["n_neighbors"], len(tr))}
             est.set_params(kneighborsclassifier__n_neighbors=params["n_neighbors"])

@@ -19,7 +19,7 @@ GET_DATASET = (
 )
 
 
-def _looks_like_pbc(path: Path) -> bool:
+def looks_like_pbc(path: Path) -> bool:
     return path.is_dir() and sum((path / c).is_dir() for c in CLASS_NAMES) >= 2
 
 
@@ -48,17 +48,17 @@ def find_pbc_root(given: str | os.PathLike | None = None) -> Path:
     if env:
         return find_pbc_root(env)
     for cand in default_search_paths():
-        if _looks_like_pbc(cand):
+        if looks_like_pbc(cand):
             return cand
     raise MixmagError(f"no PBC dataset found (looked in $MIXMAG_PBC and ../shared/data/pbc); {GET_DATASET}")
 
 
 def _unwrap(p: Path) -> Path | None:
     """Accept the dataset folder itself or the folder the official archive unpacks to."""
-    if _looks_like_pbc(p):
+    if looks_like_pbc(p):
         return p
     for child in sorted(p.iterdir()) if p.is_dir() else []:
-        if _looks_like_pbc(child):
+        if looks_like_pbc(child):
             return child
     return None
 

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..classes import CLASS_NAMES
-from ..fileio import _json_default, atomic_path, write_csv, write_json
+from ..fileio import _json_default, atomic_path, write_csv
 from .predict import CELL_COLUMNS
 
 # one BGR colour a class, readable on pale smears

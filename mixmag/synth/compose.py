@@ -83,7 +83,7 @@ def render_image(plan: ImagePlan, store: CutoutStore, bank: list[np.ndarray], cf
             px, py = off[0] - tb[0], off[1] - tb[1]
             box = (off[0], off[1], off[0] + tb[2] - tb[0], off[1] + tb[3] - tb[1])
         if draw:
-            _paste(canvas, bgr, alpha, px, py)
+            paste(canvas, bgr, alpha, px, py)
         cid = class_ids[row]
         records.append({
             "image": plan.image, "image_id": plan.image_id, "cell": k,
@@ -97,7 +97,9 @@ def render_image(plan: ImagePlan, store: CutoutStore, bank: list[np.ndarray], cf
     return canvas, records, dropped
 
 
-def _paste(canvas: np.ndarray, bgr: np.ndarray, alpha: np.ndarray, px: int, py: int) -> None:
+def paste(canvas: np.ndarray, bgr: np.ndarray, alpha: np.ndarray, px: int, py: int) -> None:
+    """Alpha-blend a cut-out (``bgr``, ``alpha`` 0-255) onto ``canvas`` in place with its top-left
+    at (``px``, ``py``), clipped to the canvas: the generator's paste."""
     H, W = canvas.shape[:2]
     h, w = alpha.shape
     x1, y1 = max(0, px), max(0, py)
