@@ -135,6 +135,31 @@ def make_checkpoint(path: Path, kind: str) -> Path:
     return path
 
 
+def crafted_detector(path: Path, where: str = "extra") -> Path:
+    """A file shaped like an ultralytics checkpoint whose unpickling would run code: it writes
+    ``path.with_suffix('.ran')``. ``where``: the payload beside the model (``extra``) or as the
+    model itself (``model``)."""
+    import torch
+
+    marker = path.with_suffix(".ran")
+
+    class Payload:
+        def __reduce__(self):
+            return (exec, (f"open({str(marker)!r}, 'w').write('code ran')",))
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ck = {"date": "2026-12-04", "version": "8.4.0", "epoch": 3, "model": None, "ema": None,
+          "train_args": {"imgsz": 640, "data": "x.yaml", "epochs": 9}}
+    ck["model" if where == "model" else "extra"] = Payload()
+    torch.save(ck, path)
+    return path
+
+
+def no_code_ran(path: Path):
+    """A case check: the crafted file's marker was never written."""
+    return lambda c, o, t: not path.with_suffix(".ran").exists()
+
+
 @pytest.fixture(scope="module")
 def ctx(tmp_path_factory) -> Ctx:
     return Ctx(tmp_path_factory.mktemp("bad-inputs"))
@@ -441,6 +466,39 @@ case("predict/detector-not-a-model",
      lambda c, o: ["predict", c.image("cmyk"), "--detector", c.checkpoint("not-a-checkpoint"),
                    "--out", o],
      "error", r"not-a-checkpoint\.pt")
+# --- a detector file that would run code when unpickled: refused before anything in it runs
+EVIL = Path(__import__("tempfile").mkdtemp(prefix="mixmag-crafted-"))  # the markers' home
+for where in ("extra", "model"):
+    evil = EVIL / f"evil-{where}.pt"
+    for cid, argv in (
+            ("predict-pytorch", lambda c, o, e=evil, w=where: ["predict", c.image("cmyk"), "--detector",
+                                                          crafted_detector(e, w), "--backend",
+                                                          "pytorch", "--out", o]),
+            ("predict-onnx", lambda c, o, e=evil, w=where: ["predict", c.image("cmyk"), "--detector",
+                                                       crafted_detector(e, w), "--backend", "onnx",
+                                                       "--out", o]),
+            ("export", lambda c, o, e=evil, w=where: ["export", "--detector", crafted_detector(e, w),
+                                                 "--out", o]),
+            ("train-detector-finetune", lambda c, o, e=evil, w=where: [
+                "train-detector", "--data", c.dataset() / "data.yaml", "--model",
+                crafted_detector(e, w), "--device", "cpu", *_run_dir(o)])):
+        case(f"{cid.split('-')[0] if cid != 'train-detector-finetune' else 'train-detector'}"
+             f"/crafted-detector-{where}-{cid}", argv, "error",
+             r"evil-\w+\.pt: refused: the file asks to run or build exec,",
+             check=no_code_ran(evil))
+
+
+def _evil_resume(c, o):
+    """An interrupted run whose last.pt is a crafted file."""
+    run = c.base / "evil-runs" / "run"
+    crafted_detector(run / "weights" / "last.pt")
+    return ["train-detector", "--data", c.dataset() / "data.yaml", "--resume", "--project",
+            run.parent, "--name", run.name]
+
+
+case("train-detector/crafted-last-pt-resume", _evil_resume, "error",
+     r"--resume .*last\.pt: refused: the file asks to run or build exec,", out="none",
+     check=lambda c, o, t: not (c.base / "evil-runs" / "run" / "weights" / "last.ran").exists())
 case("predict/no-such-source", lambda c, o: ["predict", c.base / "ghost", "--detector", DETECTOR,
                                              "--out", o],
      "error", r"ghost: no such file", detector=True)
@@ -526,6 +584,8 @@ def test_bad_input(c: Case, ctx: Ctx, tmp_path, capsys, caplog):
         assert lines[-1].startswith(f"mixmag {argv[0]}"), lines[-1]
         if c.out != "none":
             assert snapshot(out) == before, "the output changed"
+        if c.check is not None:
+            assert c.check(ctx, out, text), text
     elif c.expect == "unusable":     # a check that ran and found the input unusable
         assert code == 1, f"exit {code}\n{text}"
         assert re.search(c.pattern, text), text

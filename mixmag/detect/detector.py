@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..errors import MixmagError
+from .weights import load_checkpoint
 
 
 class _Base:
@@ -78,25 +79,31 @@ class YoloDetector(_Base):
             raise MixmagError(f"--detector {weights}: no such file; pass a zoo name (`mixmag models`) "
                               "or a trained detector (runs/detect/NAME/weights/best.pt)")
         device = _check_device(device)
-        YOLO = setup_ultralytics()
+        setup_ultralytics()
         bad = f"--detector {weights}: not an ultralytics detector checkpoint"
         if weights.suffix.lower() != ".pt":
             raise MixmagError(f"{bad} (expected a .pt, or a .onnx from `mixmag export`)")
-        try:
-            yolo = YOLO(str(weights), task="detect")
-        except Exception as e:  # ultralytics raises many types for a bad checkpoint
-            raise MixmagError(f"{bad} ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
-        if not isinstance(yolo.model, torch.nn.Module):
+        # the restricted unpickler: a crafted file is refused before anything in it runs
+        ckpt = load_checkpoint(weights)
+        model = ckpt.get("ema") or ckpt.get("model")
+        if not isinstance(model, torch.nn.Module):
             raise MixmagError(bad)
-        if yolo.task != "detect":
-            raise MixmagError(f"--detector {weights}: a '{yolo.task}' model, not a detector")
+        from ultralytics.nn.tasks import guess_model_task
+
+        task = guess_model_task(model)
+        if task != "detect":
+            raise MixmagError(f"--detector {weights}: a '{task}' model, not a detector")
+        model = model.float()  # as ultralytics loads it (checkpoints are stored in half precision)
         self.weights = weights
-        self.model = yolo.model.fuse().eval().to(device) if hasattr(yolo.model, "fuse") else yolo.model
-        self.names = {int(k): v for k, v in yolo.model.names.items()}
-        args = getattr(yolo.model, "args", {}) or {}
-        imgsz = args.get("imgsz", 640) if isinstance(args, dict) else 640
+        self.model = model.fuse().eval().to(device) if hasattr(model, "fuse") else model.eval().to(device)
+        self.names = {int(k): v for k, v in model.names.items()}
+        # the training settings over ultralytics' defaults, as its own loader reads them
+        from ultralytics.cfg import DEFAULT_CFG_DICT
+
+        args = {**DEFAULT_CFG_DICT, **(ckpt.get("train_args") or {})}
+        imgsz = args.get("imgsz", 640)
         self.imgsz = int(imgsz[0] if isinstance(imgsz, (list, tuple)) else imgsz)
-        record = (yolo.ckpt or {}).get("mixmag") or {}
+        record = ckpt.get("mixmag") or {}
         self.train_canvas = int(record.get("train_canvas") or self.imgsz)
         self.device = torch.device(device)
         self.half = (self.device.type == "cuda") if half is None else half

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 def export_detector(weights: str | os.PathLike, out_dir: Path, opset: int | None = None,
                     dynamic: bool = True) -> Path:
     from .detector import YoloDetector
+    from .weights import check_file
     from .yolo_env import setup_ultralytics
 
     det = YoloDetector(weights)  # validates the file, reads names and imgsz
@@ -35,6 +36,7 @@ def export_detector(weights: str | os.PathLike, out_dir: Path, opset: int | None
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".export-") as tmp:
         local = Path(tmp) / "detector.pt"
         shutil.copyfile(weights, local)
+        check_file(local)  # the copy ultralytics unpickles is the file the restricted loader read
         kw = dict(format="onnx", imgsz=det.imgsz, simplify=False, dynamic=dynamic,
                   nms=False, device="cpu", verbose=False)
         if opset:

@@ -100,6 +100,10 @@ def train_detector(data: str | os.PathLike, model: str | os.PathLike = "models/y
     if not model.is_file():
         raise MixmagError(f"--model {model}: no such file; use models/yolo11n-mixmag.yaml or "
                           "models/yolo11s-mixmag.yaml (or a zoo detector's name or a local .pt to fine-tune)")
+    if model.suffix.lower() == ".pt":  # refused before ultralytics unpickles it unrestricted
+        from .weights import check_file
+
+        check_file(model, "--model")
     if name is None:
         name = f"{model.stem}-{cfg['_root'].name}" + ("-cell" if single_class else "")
     project = Path(project).resolve()
@@ -187,13 +191,16 @@ def resume_detector(run: str | os.PathLike, data: str | os.PathLike, given: dict
                           "killed before its first epoch ended?); start it without --resume"
                           + (" and with --overwrite" if run.exists() else ""))
     YOLO = setup_ultralytics()
-    import torch
+    from .weights import RefusedWeights, load_checkpoint
 
-    try:  # an ultralytics checkpoint: a file of this run, not user data (see docs/reliability.md)
-        ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    try:
+        # the restricted unpickler first: ultralytics' trainer then reads the same file unrestricted
+        ckpt = load_checkpoint(last, "--resume")
         train_args = dict(ckpt["train_args"])
         epoch = int(ckpt.get("epoch", -1))
-    except Exception as e:  # noqa: BLE001 - torch/pickle raise many types for a damaged file
+    except RefusedWeights:
+        raise
+    except Exception as e:  # noqa: BLE001 - a damaged or foreign checkpoint
         raise MixmagError(f"--resume: {last} is not a readable ultralytics checkpoint "
                           f"({type(e).__name__}); the run cannot be resumed: start it again with "
                           "--overwrite") from None
@@ -318,9 +325,11 @@ def _annotate_checkpoint(weights: Path, single_class: bool, meta: dict) -> None:
     (ultralytics calls it 'item')."""
     import torch
 
+    from .weights import load_checkpoint
+
     if not weights.is_file():
         return
-    ckpt = torch.load(weights, map_location="cpu", weights_only=False)
+    ckpt = load_checkpoint(weights, "train-detector")
     if single_class:
         for key in ("model", "ema"):
             m = ckpt.get(key)
