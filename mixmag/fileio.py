@@ -17,6 +17,18 @@ from typing import Any, Iterator
 from .errors import MixmagError, OutputExistsError
 
 
+def umask() -> int:
+    """The process's umask (read by setting and restoring it; done once)."""
+    global _UMASK
+    if _UMASK is None:
+        _UMASK = os.umask(0o022)
+        os.umask(_UMASK)
+    return _UMASK
+
+
+_UMASK: int | None = None
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
@@ -34,7 +46,14 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.is_file():  # mkstemp makes it 0600; the final file gets what the umask allows
+            os.chmod(tmp_path, 0o666 & ~umask())
         os.replace(tmp_path, path)
+    except OSError as e:
+        tmp_path.unlink(missing_ok=True)
+        if e.filename is None:  # a write that failed (a full disk): name the file it was for
+            raise OSError(e.errno, e.strerror, str(path)) from None
+        raise
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
@@ -82,6 +101,12 @@ def prepare_output(path: str | os.PathLike, overwrite: bool = False, kind: str =
     leaves the old complete files in place.
     """
     path = Path(path)
+    # a path through a file (--out results.csv/sub): say so before anything tries to create it
+    for parent in path.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise MixmagError(f"{path}: {parent} is a file, not a folder; choose another path")
+            break
     if path.exists():
         if path.is_dir():
             if any(path.iterdir()) and not overwrite:
@@ -121,3 +146,82 @@ def require_file(path: str | os.PathLike, what: str) -> Path:
     if not path.is_file():
         raise MixmagError(f"{what} {path} does not exist (or is not a file)")
     return path
+
+
+# ---------------------------------------------------------------- one writer per output folder
+
+LOCK_SUFFIX = ".mixmag-lock"
+
+
+def _lock_file(out: Path) -> Path:
+    return out.parent / f".{out.name}{LOCK_SUFFIX}"
+
+
+@contextmanager
+def output_lock(out: str | os.PathLike, command: str = "mixmag") -> Iterator[str | None]:
+    """Hold the advisory lock of output ``out`` (a file ``.<name>.mixmag-lock`` beside it, holding
+    the holder's pid, command and start time) for the block; a second run on the same output is
+    refused in one line naming the holder. Yields the record of an earlier holder that died
+    without releasing it (its run did not finish), else None. The lock file goes at the end."""
+    import fcntl
+    import time
+
+    out = Path(out)
+    lock = _lock_file(out)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666 & ~umask())
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "unknown"
+            raise MixmagError(f"{out}: another run is writing it ({holder}); wait for it to end, "
+                              "or choose another --out") from None
+        earlier = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or None
+        record = f"pid {os.getpid()}, {command}, started {time.strftime('%Y-%m-%d %H:%M:%S')}"
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, record.encode(), 0)
+        try:
+            yield earlier
+        finally:
+            lock.unlink(missing_ok=True)  # still held: no other run can be between these two
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def replaced_folder(out: str | os.PathLike, overwrite: bool = False, kind: str = "output",
+                    command: str = "mixmag") -> Iterator[Path]:
+    """Write a whole output folder at once: the block writes into a fresh temporary sibling,
+    which replaces ``out`` only when the block succeeds. With ``--overwrite`` the old folder goes
+    as a whole (nothing stale survives); a run that fails or is killed leaves ``out`` as it was.
+    Holds ``output_lock(out)`` throughout, and says when an earlier run into ``out`` did not
+    finish (its temporary folder is removed)."""
+    import logging
+    import shutil
+
+    out = prepare_output(out, overwrite, kind)
+    if out.exists() and not out.is_dir():
+        raise MixmagError(f"{out}: a file, where the {kind} folder goes; choose another --out")
+    with output_lock(out, command) as earlier:
+        stale = sorted(out.parent.glob(f".{out.name}.tmp-*")) if out.parent.is_dir() else []
+        if earlier or stale:
+            logging.getLogger(__name__).warning(
+                "an earlier run into %s did not finish%s; its partial output is discarded", out,
+                f" ({earlier})" if earlier else "")
+            for d in stale:
+                shutil.rmtree(d, ignore_errors=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        os.chmod(work, 0o777 & ~umask())
+        try:
+            yield work
+            if out.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+                os.rename(out, old / "out")
+                os.rename(work, out)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.rename(work, out)
+        finally:
+            if work.exists():
+                shutil.rmtree(work, ignore_errors=True)

@@ -21,3 +21,44 @@ def session_options():
     so = ort.SessionOptions()
     so.enable_mem_pattern = False
     return so
+
+
+def read_sidecar(onnx_path, keys: tuple[str, ...], what: str) -> dict:
+    """The JSON written beside an exported .onnx (``detector.json`` / ``classifier.json``), with
+    the keys predict needs, or a one-line error naming the file and the fix."""
+    import json
+    from pathlib import Path
+
+    from .errors import MixmagError
+
+    onnx_path = Path(onnx_path)
+    meta_path = onnx_path.with_suffix(".json")
+    if not onnx_path.is_file() or not meta_path.is_file():
+        raise MixmagError(f"{what} {onnx_path}: need the .onnx file and its .json beside it "
+                          "(both written by `mixmag export`)")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise MixmagError(f"{what} {meta_path}: not readable JSON ({type(e).__name__}); export "
+                          "the model again with `mixmag export`") from None
+    missing = [k for k in keys if not isinstance(meta, dict) or k not in meta]
+    if missing:
+        raise MixmagError(f"{what} {meta_path}: lacks {', '.join(missing)}; export the model "
+                          "again with `mixmag export`")
+    return meta
+
+
+def open_session(onnx_path, what: str, providers: list[str] | None = None):
+    """An ONNX Runtime session with mixmag's settings, or a one-line error for a file ONNX
+    Runtime cannot load (damaged, not ONNX, an unsupported opset)."""
+    import onnxruntime as ort
+
+    from .errors import MixmagError
+
+    try:
+        return ort.InferenceSession(str(onnx_path), session_options(),
+                                    providers=providers or ["CPUExecutionProvider"])
+    except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types for bad models
+        first = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+        raise MixmagError(f"{what} {onnx_path}: ONNX Runtime cannot load it ({first}); export "
+                          "the model again with `mixmag export`") from None

@@ -83,6 +83,16 @@ class Ctx:
             p.write_text(json.dumps({"format": FORMAT, "native_share": {c: 0.05 for c in CLASS_NAMES}}))
         return p
 
+    def single_cell_table(self) -> Path:
+        """A valid single-cell table for `report --single-cell` (the output is what is judged)."""
+        p = self.base / "single-cell.csv"
+        if not p.exists():
+            from mixmag.classes import CLASS_NAMES
+
+            rows = [f"img{i}.jpg,{c},{c}" for i, c in enumerate(CLASS_NAMES * 2)]
+            p.write_text("image,true_class,pred_class\n" + "\n".join(rows) + "\n")
+        return p
+
     def checkpoint(self, kind: str = "good") -> Path:
         if kind not in self._ck:
             self._ck[kind] = make_checkpoint(self.base / "ck" / f"{kind}.pt", kind)
@@ -499,6 +509,65 @@ def _evil_resume(c, o):
 case("train-detector/crafted-last-pt-resume", _evil_resume, "error",
      r"--resume .*last\.pt: refused: the file asks to run or build exec,", out="none",
      check=lambda c, o, t: not (c.base / "evil-runs" / "run" / "weights" / "last.ran").exists())
+# --- malformed sidecars and model files beside exported ONNX models
+def _onnx_pair(c, name: str, onnx: bytes, meta) -> Path:
+    d = c.base / "onnx" / name
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "model.onnx").write_bytes(onnx)
+    (d / "model.json").write_text(meta if isinstance(meta, str) else json.dumps(meta))
+    return d / "model.onnx"
+
+
+for cid, flag, onnx, meta, pat in (
+        ("garbage-detector-onnx", "--detector", b"not an onnx graph", {"names": {"0": "cell"}, "imgsz": 64},
+         r"--detector .*model\.onnx: ONNX Runtime cannot load it"),
+        ("bad-detector-json", "--detector", b"x", "{not json", r"--detector .*model\.json: not readable JSON"),
+        ("detector-json-no-names", "--detector", b"x", {"imgsz": 64}, r"model\.json: lacks names"),
+        ("classifier-json-no-class-names", "--classifier", b"x", {"input_size": 64},
+         r"--classifier .*model\.json: lacks class_names")):
+    case(f"predict/{cid}", lambda c, o, n=cid, f=flag, x=onnx, m=meta: [
+        "predict", c.image("cmyk"), *(["--detector", DETECTOR] if f == "--classifier" else []),
+        f, _onnx_pair(c, n, x, m), "--out", o], "error", pat, detector=flag == "--classifier")
+
+
+def _native_list(c, o):
+    p = c.base / "native-list.json"
+    p.write_text("[1, 2, 3]")
+    return ["predict", c.image("cmyk"), "--detector", DETECTOR, "--native-sizes", p, "--out", o]
+
+
+case("predict/native-sizes-json-list", _native_list, "error", r"native-list\.json: not a mixmag-native-sizes",
+     detector=True)
+case("predict/coco-gt-a-folder", lambda c, o: ["predict", c.image("cmyk"), "--detector", DETECTOR,
+                                               "--coco-gt", c.base, "--out", o],
+     "error", r"--coco-gt .*: not a file", detector=True)
+
+
+# --- outputs the file system cannot take: one line naming the path, nothing half-written
+def _a_file(c) -> Path:
+    f = c.base / "a-regular-file"
+    f.write_text("not a folder\n")
+    return f
+
+
+for cmd, argv in (("predict", lambda c, out: ["predict", c.image("cmyk"), "--detector", DETECTOR,
+                                              "--out", out]),
+                  ("synthesize", lambda c, out: ["synthesize", "--split", c.manifest, "--out", out,
+                                                 "--cache", c.base / "cache-fs", *SYN]),
+                  ("classify", lambda c, out: ["classify", c.image("cmyk"), "--weights",
+                                               c.checkpoint(), "--out", out]),
+                  ("report", lambda c, out: ["report", "--single-cell", c.single_cell_table(),
+                                             "--bootstrap", "0", "--out", out])):
+    case(f"{cmd}/out-under-a-file", lambda c, o, a=argv: a(c, _a_file(c) / "sub"), "error",
+         r"a-regular-file is a file, not a folder", out="none", detector=cmd == "predict")
+for cmd, argv in (("predict", lambda c, out: ["predict", c.image("cmyk"), "--detector", DETECTOR,
+                                              "--out", out, "--overwrite"]),
+                  ("report", lambda c, out: ["report", "--single-cell", c.single_cell_table(),
+                                             "--bootstrap", "0", "--out", out, "--overwrite"])):
+    case(f"{cmd}/out-an-existing-file-overwrite", lambda c, o, a=argv: a(c, _a_file(c)), "error",
+         r"a-regular-file: a file, where the \w+ folder goes", out="none",
+         detector=cmd == "predict",
+         check=lambda c, o, t: (c.base / "a-regular-file").read_text() == "not a folder\n")
 case("predict/no-such-source", lambda c, o: ["predict", c.base / "ghost", "--detector", DETECTOR,
                                              "--out", o],
      "error", r"ghost: no such file", detector=True)

@@ -7,7 +7,6 @@ TTA checkpoint's dihedral averaging are inside).
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -17,7 +16,6 @@ import torch
 
 from ..errors import MixmagError
 from ..fileio import atomic_path, write_json
-from ..onnxrt import session_options
 from .tta import dihedral_probs
 
 
@@ -75,14 +73,17 @@ class OnnxClassifier:
     """``classifier.onnx`` with the same interface as mixmag.classify's Classifier."""
 
     def __init__(self, path: str | os.PathLike):
-        import onnxruntime as ort
+        from ..onnxrt import open_session, read_sidecar
 
         path = Path(path)
-        meta = json.loads(path.with_suffix(".json").read_text())
-        self.class_names = meta["class_names"]
-        self.input_size = int(meta["input_size"])
-        self.session = ort.InferenceSession(str(path), session_options(),
-                                            providers=["CPUExecutionProvider"])
+        meta = read_sidecar(path, ("class_names", "input_size"), "--classifier")
+        try:
+            self.class_names = [str(c) for c in meta["class_names"]]
+            self.input_size = int(meta["input_size"])
+        except (TypeError, ValueError):
+            raise MixmagError(f"--classifier {path.with_suffix('.json')}: class_names or "
+                              "input_size malformed; export the model again") from None
+        self.session = open_session(path, "--classifier")
 
     def predict(self, crops, batch_size: int = 64) -> np.ndarray:
         out = [self.session.run(None, {"images": classifier_input(crops[i:i + batch_size],

@@ -15,7 +15,7 @@ import os
 import sys
 
 from .. import __version__
-from ..errors import MixmagError
+from ..errors import MixmagError, describe_os_error
 
 # the order of the subcommands in `mixmag --help`
 STAGES = ("data", "synth", "classify", "pipeline", "detect", "predict", "evaluate")
@@ -70,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except OSError as e:  # a read-only disk, a full one, a path through a file, no permission
+        print(f"mixmag {args.command}: error: {describe_os_error(e)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ same image — a pitfall users report. Here both backends get the same square le
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -122,21 +121,18 @@ class OnnxDetector(_Base):
     """The same detector exported by ``mixmag export`` (``detector.onnx`` + ``detector.json``)."""
 
     def __init__(self, onnx_path: str | os.PathLike, providers: list[str] | None = None):
-        import onnxruntime as ort
+        from ..onnxrt import open_session, read_sidecar
 
         onnx_path = Path(onnx_path)
-        meta_path = onnx_path.with_suffix(".json")
-        if not onnx_path.is_file() or not meta_path.is_file():
-            raise MixmagError(f"{onnx_path}: need the .onnx file and its .json beside it "
-                              "(written by `mixmag export`)")
-        meta = json.loads(meta_path.read_text())
-        self.names = {int(k): v for k, v in meta["names"].items()}
-        self.imgsz = int(meta["imgsz"])
-        self.train_canvas = int(meta.get("train_canvas") or self.imgsz)
-        from ..onnxrt import session_options
-
-        self.session = ort.InferenceSession(str(onnx_path), session_options(),
-                                            providers=providers or ["CPUExecutionProvider"])
+        meta = read_sidecar(onnx_path, ("names", "imgsz"), "--detector")
+        try:
+            self.names = {int(k): str(v) for k, v in dict(meta["names"]).items()}
+            self.imgsz = int(meta["imgsz"])
+            self.train_canvas = int(meta.get("train_canvas") or self.imgsz)
+        except (TypeError, ValueError):
+            raise MixmagError(f"--detector {onnx_path.with_suffix('.json')}: names or imgsz "
+                              "malformed; export the model again with `mixmag export`") from None
+        self.session = open_session(onnx_path, "--detector", providers)
         self.input_name = self.session.get_inputs()[0].name
 
     def forward(self, batch: np.ndarray) -> torch.Tensor:

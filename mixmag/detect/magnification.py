@@ -62,7 +62,8 @@ def load_native_sizes(path: str | os.PathLike) -> dict:
     except (OSError, ValueError) as e:
         raise MixmagError(f"{path}: cannot read native sizes ({e}); pass the magnification.json "
                           "written by train-detector or a dataset's cells.csv") from None
-    if data.get("format") != FORMAT or not data.get("native_size"):
+    if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(
+            data.get("native_size"), dict) or not data["native_size"]:
         raise MixmagError(f"{path}: not a {FORMAT} file; pass the magnification.json written by "
                           "train-detector or a dataset's cells.csv")
     return data

@@ -441,7 +441,17 @@ def predictions_from_frame(pred: pd.DataFrame, truth: Truth, src: str = "predict
     if df["image"].isna().any():
         bad = _first_bad(df["image"].isna().to_numpy())
         raise MixmagError(f"{src}: {_row_label(df, bad, kind)}: empty image name")
-    df["image"] = df["image"].astype(str).str.replace("\\", "/").str.rsplit("/", n=1).str[-1]
+    given = df["image"].astype(str).str.replace("\\", "/")
+    df["image"] = given.str.rsplit("/", n=1).str[-1]
+    # the join is by file name: two different images of one name would be scored as one
+    names = pd.DataFrame({"given": given, "image": df["image"]}).drop_duplicates()
+    dup = names["image"].duplicated(keep=False)
+    if dup.any():
+        name = names.loc[dup, "image"].iloc[0]
+        both = names.loc[names["image"] == name, "given"].tolist()[:2]
+        raise MixmagError(f"{src}: two different images share the file name {name} ({both[0]}, "
+                          f"{both[1]}); predictions join the truth by file name, so score each "
+                          "folder's predictions against its own truth")
     unknown = ~df["image"].isin(truth.names())
     if unknown.any():
         bad = _first_bad(unknown.to_numpy())

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import MixmagError
-from ..fileio import prepare_output
+from ..fileio import prepare_output, replaced_folder
 from .evaluation import Result, _check_settings, evaluate
 from .load import load_predictions, load_truth, restrict
 from .output import write_report
@@ -19,7 +19,7 @@ from .render import fmt
 @dataclass
 class Report:
     result: Result
-    paths: list = field(default_factory=list)
+    paths: dict = field(default_factory=dict)  # name -> file in the report folder
 
     def lines(self) -> list[str]:
         """The headline as the CLI prints it, then the result's notes."""
@@ -68,18 +68,23 @@ def make_report(out: str | os.PathLike, *, truth: str | None = None, pred: str |
         raise MixmagError(f"--images-dir {images_dir}: not a folder; give the folder holding "
                           "the truth images")
     prepare_output(out, overwrite, "report")
+    with replaced_folder(out, overwrite, "report", "mixmag report") as work:
+        result = _result(truth, pred, single_cell, split, iou=iou, conf=conf,
+                         bootstrap=bootstrap, sweep=sweep, coco=coco, seed=seed,
+                         all_classes_map=map_all_classes, bootstrap_unit=bootstrap_unit)
+        # the new report replaces the folder as a whole: no PNG of an earlier run survives
+        paths = write_report(result, work, overwrite=True, images_dir=images_dir, worst=worst)
+    return Report(result, {k: Path(out) / Path(v).relative_to(work) for k, v in paths.items()})
+
+
+def _result(truth, pred, single_cell, split, *, bootstrap, seed, **settings) -> Result:
     if single_cell:
         from .single_cell import evaluate_single_cell, load_single_cell
 
         table = load_single_cell(single_cell)
-        result = evaluate_single_cell(table, bootstrap=bootstrap, seed=seed,
-                                      inputs={"table": single_cell})
-    else:
-        result = _detection(truth, pred, split=split, iou=iou, conf=conf, bootstrap=bootstrap,
-                            sweep=sweep, coco=coco, seed=seed, all_classes_map=map_all_classes,
-                            bootstrap_unit=bootstrap_unit)
-    paths = write_report(result, out, overwrite=overwrite, images_dir=images_dir, worst=worst)
-    return Report(result, paths)
+        return evaluate_single_cell(table, bootstrap=bootstrap, seed=seed,
+                                    inputs={"table": single_cell})
+    return _detection(truth, pred, split=split, bootstrap=bootstrap, seed=seed, **settings)
 
 
 def _detection(truth_src, pred_src, *, split, **settings) -> Result:

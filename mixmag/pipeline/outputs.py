@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from ..classes import CLASS_NAMES
-from ..fileio import _json_default, atomic_path, write_csv
+from ..errors import MixmagError
+from ..fileio import _json_default, atomic_path, write_bytes, write_csv
 from .predict import CELL_COLUMNS
 
 # one BGR colour a class, readable on pale smears
@@ -27,11 +28,24 @@ COLOURS = [(180, 40, 160), (0, 120, 255), (40, 40, 200), (0, 160, 0), (200, 80, 
            (120, 120, 0), (0, 0, 0), (160, 0, 220)]
 
 
+def read_coco_ids(coco_gt: str | os.PathLike) -> dict[str, int]:
+    """file name → image id of a COCO truth file, or a one-line error naming what is wrong."""
+    path = Path(coco_gt)
+    if not path.is_file():
+        raise MixmagError(f"--coco-gt {path}: not a file; give the COCO truth JSON (e.g. "
+                          "datasets/NAME/test.json)")
+    try:
+        gt = json.loads(path.read_text(encoding="utf-8"))
+        return {Path(im["file_name"]).name: int(im["id"]) for im in gt["images"]}
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
+        raise MixmagError(f"--coco-gt {path}: not a COCO truth file ({type(e).__name__}); it needs "
+                          "an 'images' list of {{id, file_name}}") from None
+
+
 def coco_image_ids(names: list[str], coco_gt: str | os.PathLike | None = None) -> dict[str, int]:
     """image name → COCO image_id: the truth file's ids (matched by file name) or 1..N."""
     if coco_gt:
-        gt = json.loads(Path(coco_gt).read_text())
-        by_name = {Path(im["file_name"]).name: int(im["id"]) for im in gt["images"]}
+        by_name = read_coco_ids(coco_gt)
         return {n: by_name[Path(n).name] for n in names if Path(n).name in by_name}
     return {n: i + 1 for i, n in enumerate(names)}
 
@@ -68,7 +82,18 @@ def _counts_frame(names: list[str], per_name: dict[str, np.ndarray]) -> pd.DataF
 
 
 def drawn_name(image: str) -> str:
-    return Path(image.replace("\\", "/").replace("/", "__")).with_suffix(".jpg").name
+    """Where ``drawn/`` keeps an image's drawing: the image's name as cells.csv gives it, with
+    its folders (``x/a.jpg`` -> ``x/a.jpg``) and its extension (``a.png`` -> ``a.png.jpg``), so
+    two images never share a drawing. A name that would leave the folder (absolute, or with
+    ``..``) becomes its file name behind a short hash of the whole name."""
+    import hashlib
+
+    name = image.replace("\\", "/")
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if name.startswith("/") or ".." in parts or not parts or ":" in parts[0]:
+        parts = [f"{hashlib.sha1(name.encode()).hexdigest()[:8]}-{Path(name).name or 'image'}"]
+    rel = "/".join(parts)
+    return rel if rel.lower().endswith(".jpg") else rel + ".jpg"
 
 
 def draw_cells(img: np.ndarray, cells: pd.DataFrame) -> np.ndarray:
@@ -91,8 +116,10 @@ def draw_cells(img: np.ndarray, cells: pd.DataFrame) -> np.ndarray:
 
 def write_drawn(folder: Path, name: str, img: np.ndarray, cells: pd.DataFrame) -> None:
     path = folder / drawn_name(name)
-    with atomic_path(path) as tmp:
-        cv2.imwrite(str(tmp), draw_cells(img, cells), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    ok, buf = cv2.imencode(".jpg", draw_cells(img, cells), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    if not ok:
+        raise MixmagError(f"{path}: the drawn image could not be encoded")
+    write_bytes(path, buf.tobytes())  # checked, atomic: a full disk is an OSError naming the path
 
 
 _CELLS_JSON_TAIL = '"cells": []\n}'

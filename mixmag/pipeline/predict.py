@@ -89,8 +89,12 @@ class PredictResult:
 
 # ---------------------------------------------------------------- sources
 
-def list_sources(source: str | os.PathLike, recursive: bool = False) -> tuple[list[Source], list[str]]:
-    """Images named by SOURCE (image, folder, glob, or .txt list) and the non-image files skipped."""
+def list_sources(source: str | os.PathLike, recursive: bool = False,
+                 out: str | os.PathLike | None = None) -> tuple[list[Source], list[str]]:
+    """Images named by SOURCE (image, folder, glob, or .txt list) and the non-image files skipped.
+
+    Files inside ``out`` (the run's output folder) or its lock and temporary siblings are left out:
+    a ``--recursive`` source that holds ``--out`` must not read a previous run's outputs."""
     src = str(source)
     p = Path(src)
     files: list[tuple[Path, str]] = []
@@ -112,6 +116,13 @@ def list_sources(source: str | os.PathLike, recursive: bool = False) -> tuple[li
         files = [(Path(f), f) for f in sorted(glob.glob(src, recursive=recursive)) if Path(f).is_file()]
     else:
         raise MixmagError(f"SOURCE {src}: no such file, folder or matching glob")
+    if out is not None:
+        n_all, files = len(files), [(f, n) for f, n in files if not _in_output(f, Path(out))]
+        if len(files) < n_all:
+            log.info("leaving out %d file(s) inside --out %s", n_all - len(files), out)
+        if not files:
+            raise MixmagError(f"SOURCE {src}: every file found is inside --out {out}; choose "
+                              "another --out")
     images = [Source(f, n) for f, n in files if is_image_name(f)]
     skipped = [n for f, n in files if not is_image_name(f)]
     if skipped:
@@ -125,6 +136,14 @@ def list_sources(source: str | os.PathLike, recursive: bool = False) -> tuple[li
                           "tiff, webp)" + ("" if recursive or not p.is_dir() else
                                            "; pass --recursive to search subfolders"))
     return images, skipped
+
+
+def _in_output(path: Path, out: Path) -> bool:
+    p, out = path.resolve(), out.resolve()
+    if p.is_relative_to(out):
+        return True
+    return p.is_relative_to(out.parent) and p != out.parent and \
+        p.relative_to(out.parent).parts[0].startswith(f".{out.name}.")
 
 
 def _read_ahead(sources: list[Source], depth: int = 4):

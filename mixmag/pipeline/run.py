@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import MixmagError
-from ..fileio import prepare_output
+from ..fileio import prepare_output, replaced_folder
 from .build import build_pipeline, check_options, options_dict
-from .outputs import StreamingOutputs, write_drawn
+from .outputs import StreamingOutputs, read_coco_ids, write_drawn
 from .predict import list_sources
-
 
 @dataclass
 class PredictSummary:
@@ -48,9 +47,24 @@ def run_predict(source: str | os.PathLike, out: str | os.PathLike, *, preset: st
     """Predict every image of SOURCE into the folder OUT (see ``build_pipeline`` for options)."""
     out = prepare_output(Path(out), overwrite, "prediction")
     check_options(**options)
-    sources, skipped = list_sources(source, recursive)
-    pipe = build_pipeline(preset, detector=detector, classifier=classifier, backend=backend,
-                          device=device, native_sizes=native_sizes, **options)
+    if coco_gt:
+        read_coco_ids(coco_gt)  # a bad truth file is refused now, not after every image
+    # one writer per output folder; the new outputs replace the folder as a whole at the end
+    with replaced_folder(out, overwrite, "prediction", "mixmag predict") as work:
+        sources, skipped = list_sources(source, recursive, out=out)
+        pipe = build_pipeline(preset, detector=detector, classifier=classifier, backend=backend,
+                              device=device, native_sizes=native_sizes, **options)
+        try:
+            summary = _predict_into(work, pipe, sources, skipped, coco_gt, draw, progress)
+        except OSError as e:  # a spool or an output the disk refused: name it under --out
+            name = str(e.filename or out).replace(str(work), str(out))
+            raise OSError(e.errno, e.strerror, name) from None
+    summary.out = out
+    return summary
+
+
+def _predict_into(out: Path, pipe, sources, skipped, coco_gt, draw: bool, progress: bool
+                  ) -> PredictSummary:
     drawn = out / "drawn"
     # rows go to temporary spools as images finish (constant memory, however many images);
     # the final files are written, each atomically, only once every image is through

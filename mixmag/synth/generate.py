@@ -364,13 +364,14 @@ def synthesize_dataset(out: str | os.PathLike, settings: SynthSettings, *, split
                        mask_version: str | None = None) -> dict:
     """``mixmag synthesize``: cut-outs from a manifest (``split``) or a bundle (``cutouts``), then
     the dataset at ``out``; returns its dataset.json dict."""
-    from ..fileio import prepare_output
+    from ..fileio import output_lock, prepare_output
 
     if split and cutouts:
         raise MixmagError("give either --split or --cutouts, not both")
     if not resume:
         prepare_output(out, overwrite, "dataset")   # refuse before any slow work
-    store = load_store(split, pbc, cutouts, cache, out, settings.splits, workers=workers,
-                       progress=progress, mask_version=mask_version)
-    return synthesize(out, settings, store, workers=workers, resume=resume, overwrite=overwrite,
-                      preview=preview, progress=progress)
+    with output_lock(out, "mixmag synthesize"):  # one writer: a second run on OUT is refused
+        store = load_store(split, pbc, cutouts, cache, out, settings.splits, workers=workers,
+                           progress=progress, mask_version=mask_version)
+        return synthesize(out, settings, store, workers=workers, resume=resume,
+                          overwrite=overwrite, preview=preview, progress=progress)
