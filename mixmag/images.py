@@ -72,11 +72,27 @@ def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS,
         raise ImageError(f"{path}: {w}x{h} is too small (need at least {min_side} px a side)")
     if path.suffix.lower() in (".jpg", ".jpeg") and _is_truncated_jpeg(data):
         raise ImageError(f"{path}: truncated JPEG (no end-of-image marker)")
+    if path.suffix.lower() in (".tif", ".tiff"):
+        pages = tiff_pages(path)
+        if pages > 1:  # reading the first page alone would drop the rest without a word
+            raise ImageError(f"{path}: a multipage TIFF ({pages} pages); mixmag reads one image "
+                             "a file: save each page as its own file (e.g. `tiffsplit`)")
     flags = cv2.IMREAD_UNCHANGED if path.suffix.lower() in (".png", ".tif", ".tiff") else cv2.IMREAD_COLOR
     img = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if img is None:
         raise ImageError(f"{path}: could not be decoded (corrupt or unsupported)")
     return to_bgr8(img)
+
+
+def tiff_pages(path: Path) -> int:
+    """Pages in a TIFF, from its directory chain (no pixel is decoded)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return int(getattr(im, "n_frames", 1))
+    except Exception:  # noqa: BLE001 - an unreadable TIFF fails in the decoder with its own word
+        return 1
 
 
 def _is_truncated_jpeg(data: bytes) -> bool:

@@ -22,6 +22,7 @@ BAD_IMAGES = {
     "truncated": ("trunc.jpg", r"truncated"),
     "bomb": ("bomb.png", r"50000x50000.*above the limit"),
     "tiny": ("tiny.jpg", r"too small"),
+    "multipage": ("pages.tif", r"multipage TIFF \(3 pages\)"),
 }
 # images that look odd but must simply work
 ODD_IMAGES = {
@@ -57,6 +58,10 @@ def write_image(kind: str, folder: Path, seed: int = 5) -> Path:
         p.write_bytes(png_header_only(50_000, 50_000))
     elif kind == "tiny":
         cv2.imwrite(str(p), img[:6, :6])
+    elif kind == "multipage":  # three fields in one file: which one would be "the" image?
+        pages = [Image.fromarray(np.ascontiguousarray(np.roll(img, 40 * i, 1)[..., ::-1]))
+                 for i in range(3)]
+        pages[0].save(p, save_all=True, append_images=pages[1:])
     elif kind == "alpha":
         cv2.imwrite(str(p), np.dstack([img, np.full(img.shape[:2], 255, np.uint8)]))
     elif kind == "16bit":

@@ -8,11 +8,9 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pandas as pd
 import pytest
 from test_detect_drawn import draw_disks

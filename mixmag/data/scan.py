@@ -87,7 +87,7 @@ MIN_SOURCE_SIDE = 64
 def _inspect(args: tuple[str, str]) -> tuple[str, int, int, str]:
     import cv2
 
-    from ..images import MAX_PIXELS, ImageError, image_size
+    from ..images import tiff_pages, MAX_PIXELS, ImageError, image_size
 
     root, rel = args
     data = (Path(root) / rel).read_bytes()
@@ -108,6 +108,8 @@ def _inspect(args: tuple[str, str]) -> tuple[str, int, int, str]:
         return digest, 0, 0, kind
     h, w = img.shape[:2]
     err = "truncated JPEG" if data[-2:] != b"\xff\xd9" and rel.lower().endswith((".jpg", ".jpeg")) else ""
+    if rel.lower().endswith((".tif", ".tiff")) and (n := tiff_pages(Path(root) / rel)) > 1:
+        err = f"a multipage TIFF ({n} pages); one image a file"
     return digest, w, h, err
 
 
