@@ -36,7 +36,7 @@ from ..errors import MixmagError
 from ..images import ImageError, is_image_name, read_image
 from .crops import NATIVE_WINDOW, plain_crops, scale_norm_crops
 from ..detect.magnification import MagnificationEstimator
-from .tiling import cut_tiles, merge_tiles
+from .tiling import merge_tiles, tile_grid, tile_pixels
 
 log = logging.getLogger(__name__)
 
@@ -207,12 +207,16 @@ class Pipeline:
 
     # -- detection
     def detect(self, images: list[np.ndarray]) -> list[np.ndarray]:
-        tiles, grids = [], []
-        for img in images:
-            t, g = cut_tiles(img, self.tile, self.opt.overlap)
-            tiles += t
-            grids.append(g)
-        dets = self.det.predict(tiles, conf=self.opt.conf, iou=self.opt.iou, batch_size=self.opt.batch)
+        """Boxes of each image. Tiles are cut a detector batch at a time (the same batches as
+        cutting them all first), so a 12,000 x 9,000 image never holds its ~200 tile copies."""
+        grids = [tile_grid(img.shape[0], img.shape[1], self.tile, self.opt.overlap) for img in images]
+        jobs = [(i, t) for i, g in enumerate(grids) for t in g]
+        dets: list[np.ndarray] = []
+        for k in range(0, len(jobs), self.opt.batch):
+            chunk = [tile_pixels(images[i], t, self.tile) for i, t in jobs[k:k + self.opt.batch]]
+            dets += self.det.predict(chunk, conf=self.opt.conf, iou=self.opt.iou,
+                                     batch_size=self.opt.batch)
+            del chunk
         out, k = [], 0
         for g in grids:
             out.append(merge_tiles(dets[k:k + len(g)], g, iou=self.opt.merge_iou))

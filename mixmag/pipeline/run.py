@@ -73,7 +73,7 @@ def _predict_into(out: Path, pipe, sources, skipped, coco_gt, draw: bool, progre
         for r in pipe.iter_images(sources, progress=progress):
             outputs.add(r.row, r.cells)
             if r.cells is not None and draw:
-                write_drawn(drawn, r.source.name, r.image, r.cells)
+                write_drawn(drawn, r.source.name, r.image, r.cells, inplace=True)
         seconds = time.perf_counter() - t0
         failed = [r for r in outputs.images if r["error"]]
         if len(failed) == len(outputs.images) and failed:

@@ -53,17 +53,19 @@ def tile_grid(height: int, width: int, tile: int, overlap: int) -> list[Tile]:
     return tiles
 
 
+def tile_pixels(img: np.ndarray, t: Tile, tile: int) -> np.ndarray:
+    """The pixels of one tile (a contiguous copy; padded to ``tile`` at the image's edge)."""
+    patch = img[t.y0:t.y0 + t.h, t.x0:t.x0 + t.w]
+    if t.w < tile or t.h < tile:
+        canvas = np.full((tile, tile, 3), PAD_VALUE, np.uint8)
+        canvas[:t.h, :t.w] = patch
+        patch = canvas
+    return np.ascontiguousarray(patch)
+
+
 def cut_tiles(img: np.ndarray, tile: int, overlap: int) -> tuple[list[np.ndarray], list[Tile]]:
     grid = tile_grid(img.shape[0], img.shape[1], tile, overlap)
-    out = []
-    for t in grid:
-        patch = img[t.y0:t.y0 + t.h, t.x0:t.x0 + t.w]
-        if t.w < tile or t.h < tile:
-            canvas = np.full((tile, tile, 3), PAD_VALUE, np.uint8)
-            canvas[:t.h, :t.w] = patch
-            patch = canvas
-        out.append(np.ascontiguousarray(patch))
-    return out, grid
+    return [tile_pixels(img, t, tile) for t in grid], grid
 
 
 def _cut_flags(boxes: np.ndarray, t: Tile, edge: float) -> np.ndarray:
