@@ -34,10 +34,11 @@ def _rows(frame: pd.DataFrame, columns) -> list[dict]:
     return [dict(zip(columns, r)) for r in zip(*(frame[c].tolist() for c in columns))]
 
 
-def coco_dict(cells: pd.DataFrame, images: pd.DataFrame) -> dict:
+def coco_dict(cells: pd.DataFrame, images: pd.DataFrame, class_names=CLASS_NAMES,
+              description: str = "mixmag synthetic mixed-magnification composites") -> dict:
     """COCO detection dict for one split; ``images`` has image, image_id, width, height."""
     return {
-        "info": {"description": "mixmag synthetic mixed-magnification composites"},
+        "info": {"description": description},
         "images": [{"id": int(r["image_id"]), "file_name": r["image"], "width": int(r["width"]),
                     "height": int(r["height"])}
                    for r in _rows(images, ["image", "image_id", "width", "height"])],
@@ -47,30 +48,38 @@ def coco_dict(cells: pd.DataFrame, images: pd.DataFrame) -> dict:
             "iscrowd": 0, "magnification": float(r["magnification"]), "source": r["source"],
         } for i, r in enumerate(_rows(cells, CELL_COLUMNS))],
         "categories": [{"id": i + 1, "name": n, "supercategory": "cell"}
-                       for i, n in enumerate(CLASS_NAMES)],
+                       for i, n in enumerate(class_names)],
     }
 
 
-def data_yaml(root: Path, splits) -> str:
+def data_yaml(root: Path, splits, class_names=CLASS_NAMES) -> str:
     lines = [f"path: {root.resolve()}"]
     for s in ("train", "val", "test"):
         if s in splits:
             lines.append(f"{s}: images/{s}")
     lines.append("names:")
-    lines += [f"  {i}: {n}" for i, n in enumerate(CLASS_NAMES)]
+    lines += [f"  {i}: {n}" for i, n in enumerate(class_names)]
     return "\n".join(lines) + "\n"
 
 
-def write_exports(root: Path, cells: pd.DataFrame, images: pd.DataFrame, splits) -> None:
-    cells = cells[CELL_COLUMNS]
+def write_exports(root: Path, cells: pd.DataFrame, images: pd.DataFrame, splits,
+                  class_names=CLASS_NAMES, extra_columns=(),
+                  description: str = "mixmag synthetic mixed-magnification composites",
+                  final_root: Path | None = None) -> None:
+    """cells.csv/json (CELL_COLUMNS + ``extra_columns``), COCO per split and data.yaml;
+    ``final_root``: where the folder will live (data.yaml's path), when written elsewhere first."""
+    columns = [*CELL_COLUMNS, *extra_columns]
+    cells = cells[columns]
     write_csv(root / "cells.csv", cells)
     # indent=None lets json use its C encoder (~10x faster than the indented Python one)
-    write_json(root / "cells.json", {"columns": CELL_COLUMNS,
-                                     "cells": _rows(cells, CELL_COLUMNS)}, indent=None)
+    write_json(root / "cells.json", {"columns": columns,
+                                     "cells": _rows(cells, columns)}, indent=None)
     for s in splits:
         write_json(root / f"{s}.json", coco_dict(cells[cells["split"] == s],
-                                                 images[images["split"] == s]), indent=None)
+                                                 images[images["split"] == s], class_names,
+                                                 description), indent=None)
+    yaml_text = data_yaml(Path(final_root or root), splits, class_names)
     # YOLO needs a val set; when only train is made, train doubles as val (said in dataset.json)
-    write_text(root / "data.yaml", data_yaml(root, splits).replace(
+    write_text(root / "data.yaml", yaml_text.replace(
         "train: images/train\n", "train: images/train\nval: images/train\n")
-        if "val" not in splits and "train" in splits else data_yaml(root, splits))
+        if "val" not in splits and "train" in splits else yaml_text)

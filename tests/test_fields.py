@@ -1,0 +1,112 @@
+"""Real-field datasets (`mixmag fields`): drawn PBC images with OI-PBC-style labels the test writes
+itself, so every box, class and split is known; the real labels' agreement figure where present."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mixmag.cli import main
+from mixmag.data.oipbc import FIELD_CLASSES, OI_CLASSES, read_boxes
+from mixmag.data.split import load_manifest
+
+# OI-PBC's index for each folder class (a neutrophil is written as band, index 1)
+OI_INDEX = {"basophil": 0, "neutrophil": 1, "eosinophil": 2, "erythroblast": 3, "lymphocyte": 4,
+            "ig": 9, "monocyte": 6, "platelet": 8}
+
+
+@pytest.fixture(scope="module")
+def labels(drawn_manifest, tmp_path_factory) -> Path:
+    """For each drawn image: its centre cell (OI class of its folder), a red cell, and a red cell
+    cut by the left edge."""
+    root = tmp_path_factory.mktemp("oi") / "labels"
+    root.mkdir()
+    m = load_manifest(drawn_manifest)
+    for r in m.itertuples(index=False):
+        lines = [f"{OI_INDEX[r.class_name]} 0.5 0.5 0.3 0.3", "10 0.8 0.8 0.1 0.12",
+                 "10 0.02 0.4 0.04 0.1"]
+        (root / (Path(r.path).stem + ".txt")).write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_fields_keep_splits_classes_and_scaled_boxes(drawn_manifest, labels, tmp_path):
+    out = tmp_path / "fields"
+    rc = main(["fields", "--split", str(drawn_manifest), "--labels", str(labels.parent),
+               "--splits", "val", "--scales", "1", "0.5", "--no-progress", "--out", str(out)])
+    assert rc == 0
+    m = load_manifest(drawn_manifest)
+    cells = pd.read_csv(out / "cells.csv")
+    # split hygiene: every record's source is a val image of the manifest; no other split's image
+    split_of = dict(zip(m["path"], m["split"]))
+    assert set(cells["split"]) == {"val"} and all(split_of[s] == "val" for s in cells["source"])
+    assert cells["source"].nunique() == (m["split"] == "val").sum()
+    assert not (out / "images" / "test").exists() and not (out / "images" / "train").exists()
+    # classes: the folder's class on the centre box, rbc (class_id 8) on the others
+    centre = cells[cells["centre"]]
+    folder = dict(zip(m["path"], m["class_name"]))
+    assert (centre["class_name"] == centre["source"].map(folder)).all()
+    assert (cells.loc[~cells["centre"], "class_name"] == "rbc").all()
+    assert (cells["class_id"] == cells["class_name"].map(FIELD_CLASSES.index)).all()
+    # boxes at 0.5x are the 1x boxes halved (the image too), the magnification recorded
+    one, half = (cells[cells["magnification"] == s].sort_values(["source", "cell"]).reset_index()
+                 for s in (1.0, 0.5))
+    assert len(one) == len(half) > 0
+    for c in ("x1", "y1", "x2", "y2"):  # scaled with the image's own new size
+        side = "width" if c.startswith("x") else "height"
+        assert np.allclose(half[c], one[c] * half[side] / one[side], atol=0.01)
+    assert (half["width"] == (one["width"] * 0.5).round()).all()
+    # the box at the left edge is a cell cut by the edge; the others are not
+    assert (cells["cut"] == (cells["x1"] <= 1)).all() and cells["cut"].sum() == len(cells) / 3
+    # YOLO, COCO and data.yaml say the same, with nine classes
+    first = cells[cells["image"] == cells["image"].iloc[0]]
+    yolo = (out / "labels" / "val" / (Path(first["image"].iloc[0]).stem + ".txt")).read_text().split("\n")
+    assert [int(ln.split()[0]) for ln in yolo if ln] == first["class_id"].tolist()
+    coco = json.loads((out / "val.json").read_text())
+    assert [c["name"] for c in coco["categories"]] == list(FIELD_CLASSES)
+    assert len(coco["annotations"]) == len(cells) and len(coco["images"]) == cells["image"].nunique()
+    assert "8: rbc" in (out / "data.yaml").read_text()
+    assert f"path: {out.resolve()}" in (out / "data.yaml").read_text()
+    meta = json.loads((out / "dataset.json").read_text())
+    assert meta["oi_pbc_agreement"]["agreement"] == 1.0 and meta["classes"][-1] == "rbc"
+
+
+def test_fields_refuse_missing_labels_and_bad_settings(drawn_manifest, tmp_path, capsys):
+    for extra, words in ((["--labels", str(tmp_path / "none")], "no OI-PBC labels"),
+                         (["--labels", str(tmp_path), "--scales", "0"], "--scales 0")):
+        (tmp_path / "labels").mkdir(exist_ok=True)
+        rc = main(["fields", "--split", str(drawn_manifest), "--out", str(tmp_path / "o"), *extra])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and len(err.splitlines()) == 1 and words in err, err
+        assert not (tmp_path / "o").exists()
+
+
+def test_label_lines_map_onto_the_eight_classes_and_rbc(tmp_path):
+    f = tmp_path / "x.txt"
+    f.write_text("".join(f"{k} 0.5 0.5 0.2 0.2\n" for k in range(12)))
+    b = read_boxes(f, 360, 363)
+    assert b["class_name"].tolist() == [OI_CLASSES[k] for k in range(12)]
+    assert set(b["class_name"]) == set(FIELD_CLASSES)
+    assert np.allclose(b.iloc[0][["x1", "y1", "x2", "y2"]].astype(float),
+                       [144, 145.2, 216, 217.8])
+    f.write_text("12 0.5 0.5 0.2 0.2\n")
+    with pytest.raises(Exception, match=r"x\.txt:1: expected 'class cx cy w h'"):
+        read_boxes(f, 360, 363)
+
+
+@pytest.mark.data
+def test_real_labels_agree_with_the_pbc_folder(pbc_root):
+    """OI-PBC's centre box has the PBC folder's class in >= 98 % of labelled val images (its
+    README says about 98 %; measured 99.3 % on the committed manifest's val split)."""
+    from mixmag.data.oipbc import find_labels, folder_agreement
+
+    try:
+        lab = find_labels()
+    except Exception as e:  # noqa: BLE001
+        pytest.skip(f"OI-PBC labels not found ({e})")
+    m = load_manifest(Path(__file__).resolve().parents[1] / "datasets" / "pbc-split.csv", pbc=pbc_root)
+    a = folder_agreement(m[m["split"] == "val"], lab)
+    assert a["labelled"] >= 0.97 * a["images"] and a["agreement"] >= 0.98, a
