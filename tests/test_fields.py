@@ -110,3 +110,44 @@ def test_real_labels_agree_with_the_pbc_folder(pbc_root):
     m = load_manifest(Path(__file__).resolve().parents[1] / "datasets" / "pbc-split.csv", pbc=pbc_root)
     a = folder_agreement(m[m["split"] == "val"], lab)
     assert a["labelled"] >= 0.97 * a["images"] and a["agreement"] >= 0.98, a
+
+
+def test_real_field_figures_count_red_cells_as_none_of_the_eight():
+    """One image: a neutrophil found and right, a platelet missed, a red cell called lymphocyte,
+    a red cell nobody boxed, a spurious box, a lymphocyte called monocyte and cut by the edge."""
+    from mixmag.bench.real import figures_by_scale
+
+    def box(x, y, s=20):
+        return {"x1": x, "y1": y, "x2": x + s, "y2": y + s}
+
+    truth = pd.DataFrame([
+        {"image": "a", "class_name": "neutrophil", **box(0, 100), "cut": True, "centre": False},
+        {"image": "a", "class_name": "platelet", **box(100, 100), "cut": False, "centre": False},
+        {"image": "a", "class_name": "rbc", **box(200, 100), "cut": False, "centre": False},
+        {"image": "a", "class_name": "rbc", **box(300, 100), "cut": False, "centre": False},
+        {"image": "a", "class_name": "lymphocyte", **box(400, 100), "cut": True, "centre": True,
+         "source": "lymphocyte/LY_1.jpg"}]).assign(magnification=1.0)
+    truth["source"] = truth["source"].fillna("lymphocyte/LY_1.jpg")
+    pred = pd.DataFrame([
+        {"image": "a", "class_name": "neutrophil", **box(1, 101), "score": 0.9},
+        {"image": "a", "class_name": "lymphocyte", **box(201, 101), "score": 0.9},
+        {"image": "a", "class_name": "eosinophil", **box(600, 600), "score": 0.9},
+        {"image": "a", "class_name": "monocyte", **box(401, 101), "score": 0.9},
+        {"image": "a", "class_name": "platelet", **box(100, 100), "score": 0.1}])  # below --conf
+    f = figures_by_scale(truth, pred)["all"]
+    assert f["cells_of_the_eight"] == 3 and f["red_cells"] == 2
+    assert f["recall_of_non_red_cells"] == pytest.approx(2 / 3)     # the platelet was missed
+    assert f["cut_cells"] == 2 and f["cut_cell_recall"] == 1.0
+    assert f["red_cells_called_one_of_the_eight_per_image"] == 1.0
+    assert f["spurious_per_image"] == 1.0
+    assert f["centre_cell_right"] == 0.0 and f["centre_cells_where_labels_agree"] == 1
+    pc = f["per_class"]
+    assert pc["neutrophil"]["f1"] == 1.0
+    # the lymphocyte box on a red cell is a false positive of lymphocyte, and the true lymphocyte
+    # was called monocyte: lymphocyte P 0/1, R 0/1
+    assert pc["lymphocyte"]["precision"] == 0.0 and pc["lymphocyte"]["recall"] == 0.0
+    assert pc["platelet"]["recall"] == 0.0 and np.isnan(pc["platelet"]["precision"])
+    assert np.isnan(pc["eosinophil"]["f1"])          # no eosinophil in the truth: not in the mean
+    assert f["macro_f1"] == pytest.approx(np.mean([1.0, 0.0, 0.0]))
+    assert f["confusion"]["rbc"]["lymphocyte"] == 1 and f["confusion"]["-"]["eosinophil"] == 1
+    assert f["confusion"]["rbc"]["-"] == 1 and f["confusion"]["platelet"]["-"] == 1

@@ -1,0 +1,107 @@
+"""Figures on real fields (datasets from `mixmag fields`): every cell is in the truth, red cells as
+``rbc``, which is not one of the eight.
+
+Predictions are matched to all truth boxes at once (class-agnostic, one-to-one, IoU >= 0.5, the
+report's matching rule). Then, for the eight classes:
+- a truth cell of the eight: right (matched, same class), confused (matched, other class) or
+  missed; a red cell that no prediction matches counts nowhere;
+- a prediction: right, confused, *on a red cell* (a false positive of its class: a red cell is
+  none of the eight) or *spurious* (no cell there);
+so per-class precision counts predictions on red cells against their class, and recall counts
+only the eight. The labels are OI-PBC's: good, not perfect (their centre box agrees with the
+PBC folder in ~99.3 % of images; some small platelets and edge cells are not boxed), so a
+"spurious" box may be a real, unlabelled cell.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..classes import CLASS_NAMES
+from ..evaluate.match import match, overlapping_pairs
+from ..evaluate.metrics import f1
+
+RBC = "rbc"
+BOX = ["x1", "y1", "x2", "y2"]
+
+
+def _div(a: float, b: float) -> float:
+    return float(a / b) if b else float("nan")
+
+
+def match_fields(truth: pd.DataFrame, pred: pd.DataFrame, iou: float = 0.5) -> pd.DataFrame:
+    """One row per truth cell and per prediction: ``t`` / ``p`` (row or -1), ``image``,
+    ``true`` (a class name, ``rbc`` or ``-``: no cell) and ``pred`` (a class name or ``-``)."""
+    names = sorted(set(truth["image"]) | set(pred["image"]))
+    code = {n: i for i, n in enumerate(names)}
+    ti, pi = truth["image"].map(code).to_numpy(), pred["image"].map(code).to_numpy()
+    pairs = overlapping_pairs(ti, truth[BOX].to_numpy(float), pi, pred[BOX].to_numpy(float), iou)
+    mt, mp, _ = match(pairs, iou)
+    t_match = np.full(len(truth), -1)
+    t_match[mt] = mp
+    p_match = np.full(len(pred), -1)
+    p_match[mp] = mt
+    tcls, pcls = truth["class_name"].to_numpy(), pred["class_name"].to_numpy()
+    rows = pd.DataFrame({
+        "t": np.r_[np.arange(len(truth)), p_match[p_match < 0]],
+        "p": np.r_[t_match, np.flatnonzero(p_match < 0)],
+        "image": np.r_[truth["image"].to_numpy(), pred["image"].to_numpy()[p_match < 0]]})
+    rows["true"] = np.where(rows["t"] >= 0, tcls[rows["t"].clip(0)], "-")
+    rows["pred"] = np.where(rows["p"] >= 0, pcls[rows["p"].clip(0)], "-")
+    return rows
+
+
+def field_figures(truth: pd.DataFrame, rows: pd.DataFrame) -> dict:
+    """The issue's targets from ``match_fields`` rows (one set of truth, e.g. one scale)."""
+    white = rows[rows["true"].isin(CLASS_NAMES)]
+    found = white["pred"] != "-"
+    per_class = {}
+    for c in CLASS_NAMES:
+        tp = int(((rows["true"] == c) & (rows["pred"] == c)).sum())
+        n_true = int((rows["true"] == c).sum())
+        n_pred = int((rows["pred"] == c).sum())
+        per_class[c] = {"precision": _div(tp, n_pred), "recall": _div(tp, n_true),
+                        "f1": float(f1(tp, n_pred - tp, n_true - tp)) if n_true else float("nan"),
+                        "support": n_true, "predicted": n_pred}
+    f1s = [v["f1"] for v in per_class.values() if v["support"]]
+    t = truth.reset_index(drop=True)
+    cut = white["t"].map(t["cut"]).astype(bool) if "cut" in t else pd.Series(False, white.index)
+    centre = white["t"].map(t["centre"]).astype(bool) if "centre" in t else pd.Series(False, white.index)
+    if "source" in t:  # the folder's cell, where OI-PBC's centre box has the folder's class
+        folder = white["t"].map(t["source"].astype(str).str.split("/").str[0])
+        centre &= folder == white["true"]
+    n_images = int(truth["image"].nunique())
+    on_rbc = int(((rows["true"] == RBC) & rows["pred"].isin(CLASS_NAMES)).sum())
+    spurious = int(((rows["true"] == "-") & (rows["pred"] != "-")).sum())
+    confusion = pd.crosstab(rows["true"], rows["pred"]).reindex(
+        index=[*CLASS_NAMES, RBC, "-"], columns=[*CLASS_NAMES, "-"], fill_value=0)
+    return {
+        "images": n_images, "cells_of_the_eight": int(len(white)),
+        "red_cells": int((rows["true"] == RBC).sum()),
+        "recall_of_non_red_cells": _div(found.sum(), len(white)),
+        "macro_f1": float(np.mean(f1s)) if f1s else float("nan"),
+        "platelet": per_class["platelet"], "erythroblast": per_class["erythroblast"],
+        "cut_cells": int(cut.sum()), "cut_cell_recall": _div((found & cut).sum(), cut.sum()),
+        "centre_cells_where_labels_agree": int(centre.sum()),
+        "centre_cell_right": _div((centre & (white["pred"] == white["true"])).sum(), centre.sum()),
+        "red_cells_called_one_of_the_eight_per_image": _div(on_rbc, n_images),
+        "spurious_per_image": _div(spurious, n_images),
+        "class_right_where_boxed": _div((white["pred"] == white["true"]).sum(), found.sum()),
+        "per_class": per_class,
+        "confusion": {r: {c: int(v) for c, v in row.items()} for r, row in confusion.iterrows()},
+    }
+
+
+def figures_by_scale(truth: pd.DataFrame, pred: pd.DataFrame, iou: float = 0.5,
+                     conf: float = 0.25) -> dict:
+    """``field_figures`` for all images and for each magnification of the truth; predictions
+    below ``conf`` are dropped first, as the report does."""
+    pred = pred[pred["score"] >= conf].reset_index(drop=True)
+    out = {"all": field_figures(truth, match_fields(truth, pred, iou))}
+    for m, t in truth.groupby("magnification"):
+        names = set(t["image"])
+        p = pred[pred["image"].isin(names)].reset_index(drop=True)
+        t = t.reset_index(drop=True)
+        out[f"x{m:g}"] = field_figures(t, match_fields(t, p, iou))
+    return out
