@@ -151,3 +151,30 @@ def test_real_field_figures_count_red_cells_as_none_of_the_eight():
     assert f["macro_f1"] == pytest.approx(np.mean([1.0, 0.0, 0.0]))
     assert f["confusion"]["rbc"]["lymphocyte"] == 1 and f["confusion"]["-"]["eosinophil"] == 1
     assert f["confusion"]["rbc"]["-"] == 1 and f["confusion"]["platelet"]["-"] == 1
+
+
+def test_mosaics_pack_whole_fields_of_one_split(drawn_manifest, labels, tmp_path):
+    """Real mosaics: whole fields of the split, each at a magnification from --scales, packed on
+    one canvas without overlap; each field's boxes move with it and keep its magnification."""
+    out = tmp_path / "mosaics"
+    rc = main(["fields", "--split", str(drawn_manifest), "--labels", str(labels), "--splits", "train",
+               "--scales", "0.5", "1", "--mosaics", "6", "--canvas", "512", "--per-mosaic", "2", "5",
+               "--no-progress", "--out", str(out)])
+    assert rc == 0
+    m = load_manifest(drawn_manifest)
+    cells = pd.read_csv(out / "cells.csv")
+    assert cells["image"].nunique() == 6 and set(cells["split"]) == {"train"}
+    assert set(cells["source"]) <= set(m.loc[m["split"] == "train", "path"])
+    assert set(cells["magnification"]) <= {0.5, 1.0}
+    assert (cells[["x1", "y1"]] >= 0).all().all() and (cells[["x2", "y2"]] <= 512).all().all()
+    rects = []
+    for (img, src), g in cells.groupby(["image", "source"]):
+        assert len(g) == 3 and g["centre"].sum() == 1          # a whole field: its three boxes
+        # the field's extent from its boxes (the edge box starts at its left edge)
+        rects.append((img, g["x1"].min(), g["y1"].min(), g["x2"].max(), g["y2"].max()))
+    per = pd.Series([r[0] for r in rects]).value_counts()
+    assert per.min() >= 1 and per.max() <= 5
+    for a in rects:                                              # fields never overlap
+        for b in rects:
+            if a is not b and a[0] == b[0]:
+                assert a[3] <= b[1] or b[3] <= a[1] or a[4] <= b[2] or b[4] <= a[2]

@@ -93,6 +93,13 @@ def register_fields(sub) -> None:
     f.add_argument("--scales", type=float, nargs="+", default=[1.0], metavar="M",
                    help="write each image at each of these magnifications (default 1)")
     f.add_argument("--max-images", type=int, help="first N labelled images of each split")
+    f.add_argument("--mosaics", type=int, default=0, metavar="N",
+                   help="write N real mosaics a split instead: whole fields at magnifications "
+                        "drawn from --scales, packed on one canvas")
+    f.add_argument("--canvas", type=int, default=1024, help="mosaic side in px (default 1024)")
+    f.add_argument("--per-mosaic", type=int, nargs=2, default=[4, 9], metavar=("LOW", "HIGH"),
+                   help="fields a mosaic (as many as fit; default 4 9)")
+    f.add_argument("--seed", type=int, default=0, help="mosaics' draw")
     f.add_argument("--no-progress", action="store_true")
     f.add_argument("--overwrite", action="store_true")
     f.set_defaults(func=_fields)
@@ -102,7 +109,8 @@ def _fields(args: argparse.Namespace) -> int:
     from ..synth.fields import FieldSettings, fields_dataset
 
     s = FieldSettings(splits=tuple(args.splits), scales=tuple(args.scales),
-                      max_images=args.max_images)
+                      max_images=args.max_images, mosaics=args.mosaics, canvas=args.canvas,
+                      per_mosaic=tuple(args.per_mosaic), seed=args.seed)
     meta = fields_dataset(args.out, args.split, pbc=args.pbc, labels=args.labels, settings=s,
                           overwrite=args.overwrite, progress=not args.no_progress)
     c, a = meta["counts"], meta["oi_pbc_agreement"]

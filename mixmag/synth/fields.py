@@ -35,6 +35,7 @@ from .export import write_exports
 FORMAT = "mixmag-fields/1"
 EXTRA_COLUMNS = ("oi_class", "centre", "cut")
 SPLITS = ("train", "val", "test")
+MOSAIC_GREY = 114   # between fields: the grey predict's tiler and YOLO's letterbox pad with
 
 
 @dataclass
@@ -44,6 +45,10 @@ class FieldSettings:
     max_images: int | None = None   # first N labelled images of each split (manifest order)
     jpeg_quality: int = 95
     edge: float = 1.0               # a box within this many pixels of the edge is 'cut'
+    mosaics: int = 0                # > 0: this many mosaics a split instead of single fields
+    canvas: int = 1024              # mosaic side (px)
+    per_mosaic: tuple[int, int] = (4, 9)   # fields a mosaic, at most (as many as fit)
+    seed: int = 0
 
 
 def _check(s: FieldSettings) -> None:
@@ -54,10 +59,60 @@ def _check(s: FieldSettings) -> None:
         raise MixmagError(f"--scales {' '.join(map(str, s.scales))}: each must be in [0.1, 4]")
     if s.max_images is not None and s.max_images < 1:
         raise MixmagError(f"--max-images {s.max_images}: must be >= 1")
+    if s.mosaics < 0 or s.canvas < 256 or not (1 <= s.per_mosaic[0] <= s.per_mosaic[1]):
+        raise MixmagError(f"--mosaics {s.mosaics} / --canvas {s.canvas} / --per-mosaic "
+                          f"{s.per_mosaic[0]} {s.per_mosaic[1]}: need mosaics >= 0, canvas >= 256, "
+                          "1 <= low <= high")
 
 
 def _scale_tag(m: float) -> str:
     return f"x{m:g}"
+
+
+def _field_records(r, boxes: pd.DataFrame, centre, m: float, w: int, h: int, w0: int, h0: int,
+                   dx: int, dy: int, edge: float) -> pd.DataFrame:
+    """Records of one field's boxes, scaled to its size (w, h) and shifted by (dx, dy); ``cut``
+    is judged against the field's own edges (a mosaic's other fields do not uncut a cell)."""
+    b = boxes.copy()
+    b[["x1", "x2"]] *= w / w0
+    b[["y1", "y2"]] *= h / h0
+    cut = ((b["x1"] <= edge) | (b["y1"] <= edge) | (b["x2"] >= w - edge) | (b["y2"] >= h - edge))
+    return pd.DataFrame({
+        "class_name": b["class_name"].to_numpy(),
+        "class_id": [FIELD_CLASSES.index(c) for c in b["class_name"]],
+        "source": r.path, "split": r.split, "magnification": float(m),
+        "x1": (b["x1"] + dx).round(2), "y1": (b["y1"] + dy).round(2),
+        "x2": (b["x2"] + dx).round(2), "y2": (b["y2"] + dy).round(2),
+        "mask_area": ((b["x2"] - b["x1"]) * (b["y2"] - b["y1"])).round().astype(int),
+        "oi_class": b["oi_class"].to_numpy(),
+        "centre": b.index.to_numpy() == (centre if centre is not None else -1),
+        "cut": cut.to_numpy()})
+
+
+def _pack(sizes: list[tuple[int, int]], canvas: int, rng, grid: int = 8) -> list[tuple[int, int] | None]:
+    """Top-left corners for (w, h) rectangles on a canvas without overlap (a gap of 0-3 grid
+    cells around each): largest first, each at the first free spot in raster order of a coarse
+    occupancy grid; None for one that no longer fits (it is left out)."""
+    n = canvas // grid
+    occ = np.zeros((n, n), np.int32)
+    out: list[tuple[int, int] | None] = [None] * len(sizes)
+    for i in sorted(range(len(sizes)), key=lambda k: -sizes[k][0] * sizes[k][1]):
+        w, h = sizes[i]
+        gw, gh = -(-w // grid), -(-h // grid)
+        if gw > n or gh > n:
+            continue
+        pad = int(rng.integers(0, 4))
+        ii = np.pad(occ, ((1, 0), (1, 0))).cumsum(0).cumsum(1)   # summed-area table
+        fh, fw = min(gh + pad, n), min(gw + pad, n)
+        used = ii[fh:, fw:] - ii[:-fh, fw:] - ii[fh:, :-fw] + ii[:-fh, :-fw]
+        free = np.argwhere(used == 0)
+        free = free[(free[:, 0] + gh <= n) & (free[:, 1] + gw <= n)]
+        if not len(free):
+            continue
+        y, x = free[0]
+        occ[y:y + fh, x:x + fw] = 1
+        out[i] = (int(x) * grid, int(y) * grid)
+    return out
 
 
 def build_fields(out: str | os.PathLike, manifest: pd.DataFrame, labels: Path,
@@ -66,8 +121,6 @@ def build_fields(out: str | os.PathLike, manifest: pd.DataFrame, labels: Path,
     """Write the real-field dataset at ``out`` (which must be free: the caller checks it) from a
     loaded manifest and the OI-PBC ``labels/`` folder; returns its dataset.json dict. ``final``:
     the folder it will be moved to, for data.yaml's path."""
-    from tqdm import tqdm
-
     s = settings or FieldSettings()
     _check(s)
     root = Path(out)
@@ -78,9 +131,72 @@ def build_fields(out: str | os.PathLike, manifest: pd.DataFrame, labels: Path,
     rows = rows[has]
     if s.max_images:
         rows = rows.groupby("split", sort=False).head(s.max_images)
+    rows.attrs["manifest_hash"] = manifest.attrs.get("manifest_hash", "")
     if rows.empty:
         raise MixmagError(f"{labels}: no OI-PBC label file for any image of split(s) "
                           f"{', '.join(s.splits)}; is it the labels folder of these images?")
+    if s.mosaics:
+        cells, images = _mosaics(root, rows, labels, s, progress)
+    else:
+        cells, images = _single_fields(root, rows, labels, s, progress)
+    return _finish(root, rows, labels, s, cells, images, unlabelled, t0, final)
+
+
+def _write_image(root: Path, name: str, split: str, pic: np.ndarray, recs: pd.DataFrame,
+                 quality: int) -> None:
+    ok, jpg = cv2.imencode(".jpg", pic, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise MixmagError(f"{root / name}: JPEG encoding failed")
+    write_bytes(root / name, jpg.tobytes())
+    write_text(root / "labels" / split / (Path(name).stem + ".txt"),
+               yolo_lines(recs.to_dict("records")))
+
+
+def _mosaics(root: Path, rows: pd.DataFrame, labels: Path, s: FieldSettings, progress: bool):
+    """``s.mosaics`` canvases a split, each of 4-9 (``per_mosaic``) whole fields of that split at
+    magnifications drawn from ``s.scales``, packed without overlap on the background grey the
+    tiler pads with; every cell keeps its field's magnification and source."""
+    from tqdm import tqdm
+
+    cells, images, image_id = [], [], 0
+    for split, part in rows.groupby("split", sort=False):
+        rng = np.random.default_rng([s.seed, SPLITS.index(split)])
+        for k in tqdm(range(s.mosaics), disable=not progress, desc=f"mosaics {split}", unit="img"):
+            n = int(rng.integers(s.per_mosaic[0], s.per_mosaic[1] + 1))
+            picks = part.iloc[rng.choice(len(part), size=min(n, len(part)), replace=False)]
+            mags = rng.choice(np.asarray(s.scales, float), size=len(picks))
+            fields = []
+            for r, m in zip(picks.itertuples(index=False), mags):
+                img = read_image(r.abspath)
+                fields.append((r, img, scale_image(img, float(m)), float(m)))
+            spots = _pack([(f[2].shape[1], f[2].shape[0]) for f in fields], s.canvas, rng)
+            canvas = np.full((s.canvas, s.canvas, 3), MOSAIC_GREY, np.uint8)
+            name = f"images/{split}/mosaic-{k:06d}.jpg"
+            recs = []
+            for (r, img, pic, m), spot in zip(fields, spots):
+                if spot is None:
+                    continue
+                (x, y), (h, w), (h0, w0) = spot, pic.shape[:2], img.shape[:2]
+                canvas[y:y + h, x:x + w] = pic
+                boxes = read_boxes(label_file(labels, r.path), w0, h0)
+                recs.append(_field_records(r, boxes, centre_box(boxes, w0, h0), m, w, h, w0, h0,
+                                           x, y, s.edge))
+            recs = pd.concat(recs, ignore_index=True)
+            recs.insert(0, "image", name)
+            recs.insert(1, "image_id", image_id)
+            recs.insert(2, "cell", np.arange(len(recs)))
+            recs["width"] = recs["height"] = s.canvas
+            _write_image(root, name, split, canvas, recs, s.jpeg_quality)
+            cells.append(recs)
+            images.append({"image": name, "image_id": image_id, "width": s.canvas,
+                           "height": s.canvas, "split": split})
+            image_id += 1
+    return cells, images
+
+
+def _single_fields(root: Path, rows: pd.DataFrame, labels: Path, s: FieldSettings, progress: bool):
+    from tqdm import tqdm
+
     cells, images, image_id = [], [], 0
     for r in tqdm(rows.itertuples(index=False), total=len(rows), disable=not progress,
                   desc="fields", unit="img"):
@@ -91,33 +207,22 @@ def build_fields(out: str | os.PathLike, manifest: pd.DataFrame, labels: Path,
         for m in s.scales:
             pic = scale_image(img, m)
             h, w = pic.shape[:2]
-            sx, sy = w / w0, h / h0
             name = f"images/{r.split}/{Path(r.path).stem}-{_scale_tag(m)}.jpg"
-            b = boxes.copy()
-            b[["x1", "x2"]] *= sx
-            b[["y1", "y2"]] *= sy
-            recs = pd.DataFrame({
-                "image": name, "image_id": image_id, "cell": np.arange(len(b)),
-                "class_name": b["class_name"].to_numpy(),
-                "class_id": [FIELD_CLASSES.index(c) for c in b["class_name"]],
-                "source": r.path, "split": r.split, "magnification": float(m),
-                "x1": b["x1"].round(2), "y1": b["y1"].round(2),
-                "x2": b["x2"].round(2), "y2": b["y2"].round(2),
-                "mask_area": ((b["x2"] - b["x1"]) * (b["y2"] - b["y1"])).round().astype(int),
-                "width": w, "height": h, "oi_class": b["oi_class"].to_numpy(),
-                "centre": b.index.to_numpy() == (centre if centre is not None else -1),
-                "cut": ((b["x1"] <= s.edge) | (b["y1"] <= s.edge) | (b["x2"] >= w - s.edge)
-                        | (b["y2"] >= h - s.edge)).to_numpy()})
-            ok, jpg = cv2.imencode(".jpg", pic, [cv2.IMWRITE_JPEG_QUALITY, s.jpeg_quality])
-            if not ok:
-                raise MixmagError(f"{root / name}: JPEG encoding failed")
-            write_bytes(root / name, jpg.tobytes())
-            write_text(root / "labels" / r.split / (Path(name).stem + ".txt"),
-                       yolo_lines(recs.to_dict("records")))
+            recs = _field_records(r, boxes, centre, m, w, h, w0, h0, 0, 0, s.edge)
+            recs.insert(0, "image", name)
+            recs.insert(1, "image_id", image_id)
+            recs.insert(2, "cell", np.arange(len(recs)))
+            recs["width"], recs["height"] = w, h
+            _write_image(root, name, r.split, pic, recs, s.jpeg_quality)
             cells.append(recs)
             images.append({"image": name, "image_id": image_id, "width": w, "height": h,
                            "split": r.split})
             image_id += 1
+    return cells, images
+
+
+def _finish(root: Path, rows: pd.DataFrame, labels: Path, s: FieldSettings, cells, images,
+            unlabelled: int, t0: float, final) -> dict:
     cells = pd.concat(cells, ignore_index=True)
     images = pd.DataFrame(images)
     write_exports(root, cells, images, s.splits, FIELD_CLASSES, EXTRA_COLUMNS,
@@ -125,7 +230,7 @@ def build_fields(out: str | os.PathLike, manifest: pd.DataFrame, labels: Path,
     counts = cells.groupby(["split", "class_name"]).size().unstack(fill_value=0)
     meta = {
         "format": FORMAT, "mixmag_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "settings": asdict(s), "manifest_hash": manifest.attrs.get("manifest_hash", ""),
+        "settings": asdict(s), "manifest_hash": rows.attrs.get("manifest_hash", ""),
         "labels": str(labels), "labels_source": "OI-PBC, Abou Ali et al. 2025, arXiv:2509.24595 "
                                                 "(read from the path above, not copied)",
         "classes": list(FIELD_CLASSES),
