@@ -92,11 +92,16 @@ def _classes(df: pd.DataFrame, src: str, kind: str) -> None:
     has_name, has_id = "class_name" in df.columns, "class_id" in df.columns
     if not has_name and not has_id:
         raise MixmagError(f"{src}: needs a 'class_name' or 'class_id' column; add one")
+    if has_name and (df["class_name"].astype(str).str.strip().str.lower() == "rbc").any():
+        # a real-field dataset (`mixmag fields`): every red cell is boxed too
+        raise MixmagError(f"{src}: holds red cells (class rbc), as `mixmag fields` datasets do; "
+                          "the report scores the eight classes of composites for now: score real "
+                          "fields with `python benchmarks/real.py --data DATASET`")
     if has_id:
         ids = pd.to_numeric(df["class_id"], errors="coerce")
         bad = _first_bad((ids.isna() | (ids % 1 != 0) | (ids < 0) | (ids >= NUM_CLASSES)).to_numpy())
         if bad is not None:
-            raise MixmagError(f"{src}: {_row_label(df, bad, kind)}: class_id {df['class_id'].iloc[bad]!r}"
+            raise MixmagError(f"{src}: {_row_label(df, bad, kind)}: class_id {df['class_id'].iloc[bad]}"
                               f" is not one of 0..{NUM_CLASSES - 1}; use mixmag.classes ids")
         ids = ids.astype(int)
     if has_name:
