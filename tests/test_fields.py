@@ -178,3 +178,22 @@ def test_mosaics_pack_whole_fields_of_one_split(drawn_manifest, labels, tmp_path
         for b in rects:
             if a is not b and a[0] == b[0]:
                 assert a[3] <= b[1] or b[3] <= a[1] or a[4] <= b[2] or b[4] <= a[2]
+
+
+def test_mosaic_cells_count_at_their_own_fields_scale():
+    """In a mosaic, a cell is scored at its field's magnification; a spurious box of a mixed
+    mosaic counts only over all images, one of a single-scale image at that scale."""
+    from mixmag.bench.real import figures_by_scale
+
+    def cell(img, x, m, c="neutrophil"):
+        return {"image": img, "class_name": c, "x1": x, "y1": 0, "x2": x + 20, "y2": 20,
+                "magnification": m, "cut": False, "centre": False}
+
+    truth = pd.DataFrame([cell("mix", 0, 0.5), cell("mix", 100, 1.0), cell("one", 0, 1.0)])
+    pred = pd.DataFrame([{**cell("mix", 0, 0), "score": 0.9}, {**cell("mix", 500, 0), "score": 0.9},
+                         {**cell("one", 300, 0), "score": 0.9}]).drop(columns="magnification")
+    f = figures_by_scale(truth, pred)
+    assert f["x0.5"]["recall_of_non_red_cells"] == 1.0 and f["x0.5"]["spurious_per_image"] == 0
+    assert f["x1"]["recall_of_non_red_cells"] == 0.0 and f["x1"]["cells_of_the_eight"] == 2
+    assert f["x1"]["spurious_per_image"] == 0.5       # the single-scale image's, over 2 images
+    assert f["all"]["spurious_per_image"] == 1.0      # both spurious boxes, over 2 images

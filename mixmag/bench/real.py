@@ -6,7 +6,9 @@ report's matching rule). Then, for the eight classes:
 - a truth cell of the eight: right (matched, same class), confused (matched, other class) or
   missed; a red cell that no prediction matches counts nowhere;
 - a prediction: right, confused, *on a red cell* (a false positive of its class: a red cell is
-  none of the eight) or *spurious* (no cell there);
+  none of the eight) or *spurious* (no cell there); a prediction of ``rbc`` (a detector that
+  knows red cells) is none of the eight: on a white cell it is that cell's wrong class, elsewhere
+  it counts nowhere;
 so per-class precision counts predictions on red cells against their class, and recall counts
 only the eight. The labels are OI-PBC's: good, not perfect (their centre box agrees with the
 PBC folder in ~99.3 % of images; some small platelets and edge cells are not boxed), so a
@@ -52,8 +54,10 @@ def match_fields(truth: pd.DataFrame, pred: pd.DataFrame, iou: float = 0.5) -> p
     return rows
 
 
-def field_figures(truth: pd.DataFrame, rows: pd.DataFrame) -> dict:
-    """The issue's targets from ``match_fields`` rows (one set of truth, e.g. one scale)."""
+def field_figures(truth: pd.DataFrame, rows: pd.DataFrame, n_images: int | None = None) -> dict:
+    """The targets of the real-image work from ``match_fields`` rows (all of them, or those of
+    one scale; ``t`` indexes ``truth``'s rows in order); ``n_images`` for the per-image rates
+    (default: the truth's images)."""
     white = rows[rows["true"].isin(CLASS_NAMES)]
     found = white["pred"] != "-"
     per_class = {}
@@ -71,11 +75,11 @@ def field_figures(truth: pd.DataFrame, rows: pd.DataFrame) -> dict:
     if "source" in t:  # the folder's cell, where OI-PBC's centre box has the folder's class
         folder = white["t"].map(t["source"].astype(str).str.split("/").str[0])
         centre &= folder == white["true"]
-    n_images = int(truth["image"].nunique())
+    n_images = int(truth["image"].nunique()) if n_images is None else int(n_images)
     on_rbc = int(((rows["true"] == RBC) & rows["pred"].isin(CLASS_NAMES)).sum())
-    spurious = int(((rows["true"] == "-") & (rows["pred"] != "-")).sum())
+    spurious = int(((rows["true"] == "-") & rows["pred"].isin(CLASS_NAMES)).sum())
     confusion = pd.crosstab(rows["true"], rows["pred"]).reindex(
-        index=[*CLASS_NAMES, RBC, "-"], columns=[*CLASS_NAMES, "-"], fill_value=0)
+        index=[*CLASS_NAMES, RBC, "-"], columns=[*CLASS_NAMES, RBC, "-"], fill_value=0)
     return {
         "images": n_images, "cells_of_the_eight": int(len(white)),
         "red_cells": int((rows["true"] == RBC).sum()),
@@ -96,12 +100,20 @@ def field_figures(truth: pd.DataFrame, rows: pd.DataFrame) -> dict:
 def figures_by_scale(truth: pd.DataFrame, pred: pd.DataFrame, iou: float = 0.5,
                      conf: float = 0.25) -> dict:
     """``field_figures`` for all images and for each magnification of the truth; predictions
-    below ``conf`` are dropped first, as the report does."""
+    below ``conf`` are dropped first, as the report does. Matching is done once, over whole
+    images: in a mosaic (fields at several magnifications on one canvas) a cell counts at its own
+    field's magnification, and a prediction matching no cell at the scale of its image where the
+    image has one scale (in a mixed mosaic it counts only in ``all``)."""
+    truth = truth.reset_index(drop=True)
     pred = pred[pred["score"] >= conf].reset_index(drop=True)
-    out = {"all": field_figures(truth, match_fields(truth, pred, iou))}
-    for m, t in truth.groupby("magnification"):
-        names = set(t["image"])
-        p = pred[pred["image"].isin(names)].reset_index(drop=True)
-        t = t.reset_index(drop=True)
-        out[f"x{m:g}"] = field_figures(t, match_fields(t, p, iou))
+    rows = match_fields(truth, pred, iou)
+    out = {"all": field_figures(truth, rows)}
+    mag = truth["magnification"].to_numpy(float)
+    scales = truth.groupby("image")["magnification"].agg(lambda v: v.iloc[0] if v.nunique() == 1
+                                                          else np.nan)
+    row_mag = np.where(rows["t"] >= 0, mag[rows["t"].clip(0)], rows["image"].map(scales))
+    for m in sorted(set(mag)):
+        sel = rows[row_mag == m]
+        images = set(truth.loc[mag == m, "image"])
+        out[f"x{m:g}"] = field_figures(truth, sel, n_images=len(images))
     return out

@@ -17,10 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..classes import CLASS_NAMES
+from ..classes import CLASS_NAMES, RBC
 from ..errors import MixmagError
 
-RBC = "rbc"
 # OI-PBC's classes (its data.yaml order) -> mixmag's 8 classes, or rbc
 OI_CLASSES = {0: "basophil", 1: "neutrophil", 2: "eosinophil", 3: "erythroblast", 4: "lymphocyte",
               5: "ig", 6: "monocyte", 7: "ig", 8: "platelet", 9: "ig", 10: RBC, 11: "neutrophil"}

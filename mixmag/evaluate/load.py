@@ -443,6 +443,8 @@ def predictions_from_frame(pred: pd.DataFrame, truth: Truth, src: str = "predict
     """Check and normalise prediction records against the truth they will be matched to."""
     df = pred.copy()
     _require(df, ["image", *BOX, "score"], src, "predictions")
+    if "class_name" in df.columns:  # red cells from a detector that knows them: none of the eight
+        df = df[df["class_name"].astype(str).str.strip().str.lower() != "rbc"].reset_index(drop=True)
     if df["image"].isna().any():
         bad = _first_bad(df["image"].isna().to_numpy())
         raise MixmagError(f"{src}: {_row_label(df, bad, kind)}: empty image name")

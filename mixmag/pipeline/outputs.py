@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from ..classes import CLASS_NAMES
+from ..classes import CLASS_NAMES, RBC
 from ..errors import MixmagError
 from ..fileio import _json_default, atomic_path, write_bytes, write_csv
 from .predict import CELL_COLUMNS
@@ -63,21 +63,29 @@ def coco_results(cells: pd.DataFrame, ids: dict[str, int]) -> list[dict]:
             for r in cells.itertuples(index=False) if r.image in ids]
 
 
-def counts_table(cells: pd.DataFrame, images: pd.DataFrame) -> pd.DataFrame:
+def count_columns(red: bool) -> list[str]:
+    """counts.csv's class columns: the eight, and ``rbc`` when the detector knows red cells."""
+    return [*CLASS_NAMES, RBC] if red else list(CLASS_NAMES)
+
+
+def counts_table(cells: pd.DataFrame, images: pd.DataFrame, red: bool = False) -> pd.DataFrame:
+    """Per image: ``n_cells`` (cells of the eight: the white-cell and platelet count) and each
+    class's count; with ``red``, the red cells in an ``rbc`` column after them."""
     ok = images[~images["error"].astype(bool)]
     table = pd.crosstab(cells["image"], cells["class_name"]) if len(cells) else pd.DataFrame()
-    table = table.reindex(index=ok["image"], columns=list(CLASS_NAMES), fill_value=0).fillna(0)
+    table = table.reindex(index=ok["image"], columns=count_columns(red), fill_value=0).fillna(0)
     table = table.astype(int)
-    table.insert(0, "n_cells", table.sum(axis=1))
+    table.insert(0, "n_cells", table[list(CLASS_NAMES)].sum(axis=1))
     return table.reset_index().rename(columns={"index": "image"})
 
 
-def _counts_frame(names: list[str], per_name: dict[str, np.ndarray]) -> pd.DataFrame:
+def _counts_frame(names: list[str], per_name: dict[str, np.ndarray], red: bool = False) -> pd.DataFrame:
     """counts.csv from per-image class counts (names: the readable images, in output order)."""
-    zero = np.zeros(len(CLASS_NAMES), np.int64)
-    table = pd.DataFrame([per_name.get(n, zero) for n in names], columns=list(CLASS_NAMES),
+    cols = count_columns(red)
+    zero = np.zeros(len(CLASS_NAMES) + 1, np.int64)
+    table = pd.DataFrame([per_name.get(n, zero)[:len(cols)] for n in names], columns=cols,
                          index=pd.Index(names, name="image"), dtype=np.int64)
-    table.insert(0, "n_cells", table.sum(axis=1))
+    table.insert(0, "n_cells", table[list(CLASS_NAMES)].sum(axis=1))
     return table.reset_index()
 
 
@@ -135,9 +143,10 @@ class StreamingOutputs:
     same order and with the same bytes as the in-memory reference writer in the tests. In memory: one record and eight
     counts per image (cells.json lists the images before the cells; COCO ids need every name)."""
 
-    def __init__(self, out: Path, coco_gt: str | os.PathLike | None = None):
+    def __init__(self, out: Path, coco_gt: str | os.PathLike | None = None, red: bool = False):
         self.out = Path(out)
         self.coco_gt = coco_gt
+        self.red = red  # the detector knows red cells: counts.csv gets an rbc column
         # the spools sit on the output's file system (not a tmpfs /tmp that would hold them in
         # RAM) without creating the folder: a run that fails changes nothing there
         near = next(p for p in (self.out, *self.out.absolute().parents) if p.is_dir())
@@ -149,6 +158,7 @@ class StreamingOutputs:
         self._counts: dict[str, np.ndarray] = {}
         self.n_cells = 0
         self.n_failed = 0
+        self.n_red = 0
 
     def __enter__(self):
         return self
@@ -166,8 +176,9 @@ class StreamingOutputs:
         if cells is None:
             self.n_failed += 1
             return
-        counts = self._counts.setdefault(row["image"], np.zeros(len(CLASS_NAMES), np.int64))
+        counts = self._counts.setdefault(row["image"], np.zeros(len(CLASS_NAMES) + 1, np.int64))
         np.add.at(counts, cells["class_id"].to_numpy(int), 1)
+        self.n_red += int((cells["class_name"] == RBC).sum())
         if not len(cells):
             return
         tmp = self._csv  # the spool: an anonymous temporary file
@@ -209,7 +220,7 @@ class StreamingOutputs:
                 first = False
             f.write("]\n")
         ok = [r["image"] for r in self.images if not r["error"]]
-        write_csv(paths["counts"], _counts_frame(ok, self._counts))
+        write_csv(paths["counts"], _counts_frame(ok, self._counts, self.red))
         return paths
 
     @staticmethod

@@ -31,7 +31,7 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from ..classes import CLASS_ID, CLASS_NAMES, NUM_CLASSES
+from ..classes import CLASS_ID, CLASS_NAMES, NUM_CLASSES, RBC, RBC_ID
 from ..errors import MixmagError
 from ..images import ImageError, is_image_name, read_image
 from .crops import NATIVE_WINDOW, plain_crops, scale_norm_crops
@@ -181,10 +181,14 @@ class Pipeline:
         if self.opt.mode not in MODES:
             raise MixmagError(f"--mode {self.opt.mode}: expected one of {', '.join(MODES)}")
         names = [detector.names[i] for i in sorted(detector.names)]
-        self.det_pbc = len(names) > 1 and all(n in CLASS_ID for n in names)
+        # a detector trained on real fields also knows red cells: those boxes are reported as
+        # rbc rows, never classified as one of the eight
+        self.red_id = names.index(RBC) if RBC in names else None
+        eight = [n for n in names if n != RBC]
+        self.det_pbc = len(eight) > 1 and all(n in CLASS_ID for n in eight)
         self.det_class_ids = np.array([CLASS_ID.get(n, -1) for n in names])
         if self.opt.mode == "detector" and not self.det_pbc:
-            raise MixmagError(f"--mode detector: this detector's classes are {names}, not the 8 PBC "
+            raise MixmagError(f"--mode detector: this detector's classes are {eight}, not the 8 PBC "
                               "classes; pass --classifier and --mode two-stage")
         if self.opt.mode != "detector" and classifier is None:
             raise MixmagError(f"--mode {self.opt.mode}: needs --classifier (or use --mode detector "
@@ -316,6 +320,24 @@ class Pipeline:
                 probs = self.combine(probs, det_p)
         return self.finish(dets, probs)
 
+    def split_red(self, dets: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """(boxes of the eight, red-cell boxes) of each image; no red ones for a detector that
+        does not know red cells."""
+        if self.red_id is None:
+            return dets, [d[:0] for d in dets]
+        red = [d[:, 5].astype(int) == self.red_id for d in dets]
+        return [d[~r] for d, r in zip(dets, red)], [d[r] for d, r in zip(dets, red)]
+
+    @staticmethod
+    def red_rows(name: str, d: np.ndarray) -> pd.DataFrame:
+        """One ``rbc`` row per red-cell box: its detection confidence as score, no class
+        probabilities (they are the eight's) and no magnification estimate."""
+        frame = pd.DataFrame({
+            "image": name, "x1": d[:, 0], "y1": d[:, 1], "x2": d[:, 2], "y2": d[:, 3],
+            "class_name": RBC, "class_id": RBC_ID, "score": d[:, 4], "det_conf": d[:, 4],
+            "class_conf": d[:, 4], **{c: 0.0 for c in PROB_COLUMNS}, "magnification_est": np.nan})
+        return frame[CELL_COLUMNS]
+
     # -- rows
     def rows(self, name: str, d: np.ndarray, probs: np.ndarray, mags: np.ndarray,
              mode: str | None = None) -> pd.DataFrame:
@@ -359,13 +381,16 @@ class Pipeline:
             if not group:
                 return []
             imgs = [im for _, im in group]
-            dets = self.detect(imgs)
+            dets, reds = self.split_red(self.detect(imgs))
             done = []
-            for (s, img), d, (p, m) in zip(group, dets, self.classify(imgs, dets)):
+            for (s, img), d, r, (p, m) in zip(group, dets, reds, self.classify(imgs, dets)):
                 frame = self.rows(s.name, d, p, m)
-                done.append(ImageResult(s, {"image": s.name, "width": img.shape[1],
-                                            "height": img.shape[0], "n_cells": len(frame),
-                                            "error": ""}, frame, img))
+                row = {"image": s.name, "width": img.shape[1], "height": img.shape[0],
+                       "n_cells": len(frame), "error": ""}  # n_cells: cells of the eight
+                if self.red_id is not None:
+                    row["n_red_cells"] = len(r)
+                    frame = pd.concat([frame, self.red_rows(s.name, r)], ignore_index=True)
+                done.append(ImageResult(s, row, frame, img))
             group, tiles_in_group = [], 0
             return done
 

@@ -27,10 +27,12 @@ class PredictSummary:
     skipped: list[str] = field(default_factory=list)   # non-image files
     failed: int = 0        # unreadable images
     drawn: bool = True
+    red_cells: int | None = None  # red cells found (a detector that knows them), else None
 
     def lines(self) -> list[str]:
         rate = self.images / max(self.seconds, 1e-9)
-        out = [f"{self.images} image(s), {self.cells} cell(s) in {self.seconds:.1f} s "
+        red = "" if self.red_cells is None else f" and {self.red_cells} red cell(s)"
+        out = [f"{self.images} image(s), {self.cells} cell(s){red} in {self.seconds:.1f} s "
                f"({rate:.2f} images/s); wrote {self.out}/cells.csv, cells.json, "
                f"coco_results.json, counts.csv" + (", drawn/" if self.drawn else "")]
         if self.skipped or self.failed:
@@ -68,7 +70,7 @@ def _predict_into(out: Path, pipe, sources, skipped, coco_gt, draw: bool, progre
     drawn = out / "drawn"
     # rows go to temporary spools as images finish (constant memory, however many images);
     # the final files are written, each atomically, only once every image is through
-    with StreamingOutputs(out, coco_gt) as outputs:
+    with StreamingOutputs(out, coco_gt, red=pipe.red_id is not None) as outputs:
         t0 = time.perf_counter()
         for r in pipe.iter_images(sources, progress=progress):
             outputs.add(r.row, r.cells)
@@ -86,5 +88,6 @@ def _predict_into(out: Path, pipe, sources, skipped, coco_gt, draw: bool, progre
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
                 "native_sizes": pipe.meta["native_sizes"]}
         outputs.finish(meta, skipped)
-    return PredictSummary(out, len(outputs.images) - len(failed), outputs.n_cells, seconds,
-                          skipped, len(failed), draw)
+    return PredictSummary(out, len(outputs.images) - len(failed), outputs.n_cells - outputs.n_red,
+                          seconds, skipped, len(failed), draw,
+                          outputs.n_red if pipe.red_id is not None else None)
