@@ -72,6 +72,13 @@ def test_fields_keep_splits_classes_and_scaled_boxes(drawn_manifest, labels, tmp
     assert f"path: {out.resolve()}" in (out / "data.yaml").read_text()
     meta = json.loads((out / "dataset.json").read_text())
     assert meta["oi_pbc_agreement"]["agreement"] == 1.0 and meta["classes"][-1] == "rbc"
+    # `validate` checks it as it checks composites (real cells may touch; nine classes)
+    assert main(["validate", str(out), "--split", str(drawn_manifest)]) == 0
+    other = m.loc[m["split"] == "test", "path"].iloc[0]
+    bad = cells.copy()
+    bad.loc[0, "source"] = other                       # a test source in a val record
+    bad.to_csv(out / "cells.csv", index=False)
+    assert main(["validate", str(out), "--split", str(drawn_manifest)]) == 1
 
 
 def test_fields_refuse_missing_labels_and_bad_settings(drawn_manifest, tmp_path, capsys):
