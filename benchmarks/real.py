@@ -67,7 +67,7 @@ def main(argv=None) -> int:
     figs = figures_by_scale(truth, pred, conf=args.conf)
     rec.update({"models": pipe.meta, "options": vars(pipe.opt), "seconds": round(seconds, 1),
                 "images_per_s": round(len(sources) / seconds, 2), "figures": figs})
-    print(f"{len(sources)} real fields ({args.split}), {pipe.meta['detector']} + "
+    print(f"{len(sources)} images ({args.split}), {pipe.meta['detector']} + "
           f"{pipe.meta['classifier']}, {len(sources) / seconds:.2f} images/s")
     keys = ("recall_of_non_red_cells", "macro_f1", "cut_cell_recall", "centre_cell_right",
             "red_cells_called_one_of_the_eight_per_image", "spurious_per_image")
