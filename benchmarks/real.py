@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mixmag.cli import run_script  # noqa: E402
-from mixmag.errors import MixmagError  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -39,42 +37,17 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="benchmarks/results/real-fields-val.json")
     args = ap.parse_args(argv)
 
-    import pandas as pd
-
-    from mixmag.bench.real import figures_by_scale
+    from mixmag.bench.real import score_dataset, summary_line
     from mixmag.bench.record import finish_record, start_record
-    from mixmag.pipeline import build_pipeline, list_sources
 
-    root = Path(args.data)
-    if not (root / "cells.csv").is_file() or not (root / "dataset.json").is_file():
-        raise MixmagError(f"--data {root}: not a dataset written by `mixmag fields`")
-    truth = pd.read_csv(root / "cells.csv", dtype={"image": str, "class_name": str})
-    truth = truth[truth["split"] == args.split]
-    if truth.empty:
-        raise MixmagError(f"--data {root}: no {args.split} images")
-    images = sorted(truth["image"].unique())[: args.limit or None]
-    truth = truth[truth["image"].isin(images)].reset_index(drop=True)
-    rec = start_record(__file__, argv, data=str(root), split=args.split, images=len(images))
-    pipe = build_pipeline(detector=args.detector, classifier=args.classifier, backend=args.backend)
-    sources, _ = list_sources(root / "images" / args.split)
-    keep = {Path(n).name for n in images}
-    sources = [s for s in sources if s.name in keep]
-    t0 = time.perf_counter()
-    result = pipe.run(sources, progress=False)
-    seconds = time.perf_counter() - t0
-    pred = result.cells.copy()
-    pred["image"] = f"images/{args.split}/" + pred["image"].astype(str)
-    figs = figures_by_scale(truth, pred, conf=args.conf)
-    rec.update({"models": pipe.meta, "options": vars(pipe.opt), "seconds": round(seconds, 1),
-                "images_per_s": round(len(sources) / seconds, 2), "figures": figs})
-    print(f"{len(sources)} images ({args.split}), {pipe.meta['detector']} + "
-          f"{pipe.meta['classifier']}, {len(sources) / seconds:.2f} images/s")
-    keys = ("recall_of_non_red_cells", "macro_f1", "cut_cell_recall", "centre_cell_right",
-            "red_cells_called_one_of_the_eight_per_image", "spurious_per_image")
-    for scope, f in figs.items():
-        line = ", ".join(f"{k} {f[k]:.3f}" for k in keys)
-        print(f"  {scope:>5}: {line}; platelet F1 {f['platelet']['f1']:.3f} "
-              f"(R {f['platelet']['recall']:.3f}), erythroblast F1 {f['erythroblast']['f1']:.3f}")
+    rec = start_record(__file__, argv, data=str(args.data), split=args.split)
+    r = score_dataset(args.data, args.split, args.detector, args.classifier, args.backend,
+                      args.conf, args.limit)
+    rec.update(r)
+    print(f"{r['images']} images ({args.split}), {r['models']['detector']} + "
+          f"{r['models']['classifier']}, {r['images_per_s']:.2f} images/s")
+    for scope, f in r["figures"].items():
+        print(summary_line(scope, f))
     print(f"wrote {finish_record(rec, args.out)}")
     return 0
 

@@ -117,3 +117,46 @@ def figures_by_scale(truth: pd.DataFrame, pred: pd.DataFrame, iou: float = 0.5,
         images = set(truth.loc[mag == m, "image"])
         out[f"x{m:g}"] = field_figures(truth, sel, n_images=len(images))
     return out
+
+
+def score_dataset(root, split: str = "val", detector=None, classifier=None, backend: str = "auto",
+                  conf: float = 0.25, limit: int = 0) -> dict:
+    """A pair (zoo names, files, or the zoo's default) on the ``split`` images of a real-field
+    dataset, as `mixmag predict` runs it: the figures of ``figures_by_scale`` with the models,
+    options, time and rate."""
+    import time
+    from pathlib import Path
+
+    from ..errors import MixmagError
+    from ..pipeline import build_pipeline, list_sources
+
+    root = Path(root)
+    if not (root / "cells.csv").is_file() or not (root / "dataset.json").is_file():
+        raise MixmagError(f"--data {root}: not a dataset written by `mixmag fields`")
+    truth = pd.read_csv(root / "cells.csv", dtype={"image": str, "class_name": str})
+    truth = truth[truth["split"] == split]
+    if truth.empty:
+        raise MixmagError(f"--data {root}: no {split} images")
+    images = sorted(truth["image"].unique())[: limit or None]
+    truth = truth[truth["image"].isin(images)].reset_index(drop=True)
+    pipe = build_pipeline(detector=detector, classifier=classifier, backend=backend)
+    keep = {Path(n).name for n in images}
+    sources = [s for s in list_sources(root / "images" / split)[0] if s.name in keep]
+    t0 = time.perf_counter()
+    result = pipe.run(sources, progress=False)
+    seconds = time.perf_counter() - t0
+    pred = result.cells.copy()
+    pred["image"] = f"images/{split}/" + pred["image"].astype(str)
+    return {"images": len(sources), "models": pipe.meta, "options": vars(pipe.opt),
+            "seconds": round(seconds, 1), "images_per_s": round(len(sources) / seconds, 2),
+            "figures": figures_by_scale(truth, pred, conf=conf)}
+
+
+KEYS = ("recall_of_non_red_cells", "macro_f1", "cut_cell_recall", "centre_cell_right",
+        "red_cells_called_one_of_the_eight_per_image", "spurious_per_image")
+
+
+def summary_line(scope: str, f: dict) -> str:
+    line = ", ".join(f"{k} {f[k]:.3f}" for k in KEYS)
+    return (f"{scope:>8}: {line}; platelet F1 {f['platelet']['f1']:.3f} "
+            f"(R {f['platelet']['recall']:.3f}), erythroblast F1 {f['erythroblast']['f1']:.3f}")

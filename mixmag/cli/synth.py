@@ -100,6 +100,8 @@ def register_fields(sub) -> None:
     f.add_argument("--per-mosaic", type=int, nargs=2, default=[4, 9], metavar=("LOW", "HIGH"),
                    help="fields a mosaic (as many as fit; default 4 9)")
     f.add_argument("--seed", type=int, default=0, help="mosaics' draw")
+    f.add_argument("--shift", help="a named stain/optics shift applied to every image (another "
+                   "lab's smear, defined in advance: mixmag.synth.shifts.SHIFTS)")
     f.add_argument("--no-progress", action="store_true")
     f.add_argument("--overwrite", action="store_true")
     f.set_defaults(func=_fields)
@@ -110,7 +112,7 @@ def _fields(args: argparse.Namespace) -> int:
 
     s = FieldSettings(splits=tuple(args.splits), scales=tuple(args.scales),
                       max_images=args.max_images, mosaics=args.mosaics, canvas=args.canvas,
-                      per_mosaic=tuple(args.per_mosaic), seed=args.seed)
+                      per_mosaic=tuple(args.per_mosaic), seed=args.seed, shift=args.shift)
     meta = fields_dataset(args.out, args.split, pbc=args.pbc, labels=args.labels, settings=s,
                           overwrite=args.overwrite, progress=not args.no_progress)
     c, a = meta["counts"], meta["oi_pbc_agreement"]

@@ -49,6 +49,7 @@ class FieldSettings:
     canvas: int = 1024              # mosaic side (px)
     per_mosaic: tuple[int, int] = (4, 9)   # fields a mosaic, at most (as many as fit)
     seed: int = 0
+    shift: str | None = None        # a named stain/optics shift (mixmag.synth.shifts) on each image
 
 
 def _check(s: FieldSettings) -> None:
@@ -59,6 +60,11 @@ def _check(s: FieldSettings) -> None:
         raise MixmagError(f"--scales {' '.join(map(str, s.scales))}: each must be in [0.1, 4]")
     if s.max_images is not None and s.max_images < 1:
         raise MixmagError(f"--max-images {s.max_images}: must be >= 1")
+    if s.shift is not None:
+        from .shifts import SHIFTS
+
+        if s.shift not in SHIFTS:
+            raise MixmagError(f"--shift {s.shift}: unknown; one of {', '.join(SHIFTS)}")
     if s.mosaics < 0 or s.canvas < 256 or not (1 <= s.per_mosaic[0] <= s.per_mosaic[1]):
         raise MixmagError(f"--mosaics {s.mosaics} / --canvas {s.canvas} / --per-mosaic "
                           f"{s.per_mosaic[0]} {s.per_mosaic[1]}: need mosaics >= 0, canvas >= 256, "
@@ -143,7 +149,11 @@ def build_fields(out: str | os.PathLike, manifest: pd.DataFrame, labels: Path,
 
 
 def _write_image(root: Path, name: str, split: str, pic: np.ndarray, recs: pd.DataFrame,
-                 quality: int) -> None:
+                 quality: int, shift: str | None = None) -> None:
+    if shift is not None:
+        from .shifts import apply_shift
+
+        pic = apply_shift(pic, shift)
     ok, jpg = cv2.imencode(".jpg", pic, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise MixmagError(f"{root / name}: JPEG encoding failed")
@@ -186,7 +196,7 @@ def _mosaics(root: Path, rows: pd.DataFrame, labels: Path, s: FieldSettings, pro
             recs.insert(1, "image_id", image_id)
             recs.insert(2, "cell", np.arange(len(recs)))
             recs["width"] = recs["height"] = s.canvas
-            _write_image(root, name, split, canvas, recs, s.jpeg_quality)
+            _write_image(root, name, split, canvas, recs, s.jpeg_quality, s.shift)
             cells.append(recs)
             images.append({"image": name, "image_id": image_id, "width": s.canvas,
                            "height": s.canvas, "split": split})
@@ -213,7 +223,7 @@ def _single_fields(root: Path, rows: pd.DataFrame, labels: Path, s: FieldSetting
             recs.insert(1, "image_id", image_id)
             recs.insert(2, "cell", np.arange(len(recs)))
             recs["width"], recs["height"] = w, h
-            _write_image(root, name, r.split, pic, recs, s.jpeg_quality)
+            _write_image(root, name, r.split, pic, recs, s.jpeg_quality, s.shift)
             cells.append(recs)
             images.append({"image": name, "image_id": image_id, "width": w, "height": h,
                            "split": r.split})
