@@ -204,3 +204,22 @@ def test_mosaic_cells_count_at_their_own_fields_scale():
     assert f["x1"]["recall_of_non_red_cells"] == 0.0 and f["x1"]["cells_of_the_eight"] == 2
     assert f["x1"]["spurious_per_image"] == 0.5       # the single-scale image's, over 2 images
     assert f["all"]["spurious_per_image"] == 1.0      # both spurious boxes, over 2 images
+
+
+def test_shifts_are_fixed_and_change_the_image():
+    """Every named shift gives the same output twice (its range is one value), changes the
+    image, and keeps its size; the HED shift of 0 gives the image back exactly."""
+    from drawn import draw_pbc_image
+
+    from mixmag.errors import MixmagError
+    from mixmag.synth.shifts import SHIFTS, apply_shift, hed_shift
+
+    img = draw_pbc_image("neutrophil", np.random.default_rng(3))
+    for name in SHIFTS:
+        a, b = apply_shift(img, name), apply_shift(img, name)
+        assert a.shape == img.shape and a.dtype == np.uint8 and (a == b).all(), name
+        assert np.abs(a.astype(int) - img).mean() > 0.3, name
+    rgb = np.ascontiguousarray(img[..., ::-1])
+    assert (hed_shift(rgb, 0.0) == rgb).all()
+    with pytest.raises(MixmagError, match="--shift nope: unknown"):
+        apply_shift(img, "nope")
