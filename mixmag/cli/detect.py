@@ -54,6 +54,10 @@ def register(sub) -> None:
     t.add_argument("--cache", action=_Given, default=None, choices=["ram", "disk"], help="cache decoded images")
     t.add_argument("--name", default=None, help="run folder name under --project")
     t.add_argument("--project", default="runs/detect", help="parent folder of the run")
+    t.add_argument("--augment", action=_Given, default="composite", choices=["composite", "smear"],
+                   help="composite: magnification-safe (no zoom, mild colour), for composites; "
+                        "smear: for real fields, robust to another lab's stain and optics (wider "
+                        "colour and zoom, H&E stain, gamma, blur, resolution loss, JPEG)")
     t.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="any other ultralytics train argument, e.g. --set scale=0.1 mosaic=0")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
@@ -69,7 +73,7 @@ def _train(args: argparse.Namespace) -> int:
     from ..detect.train import train_or_resume
 
     settings = {k: getattr(args, k) for k in ("imgsz", "epochs", "time", "batch", "device",
-                                                "workers", "cache")}
+                                                "workers", "cache", "augment")}
     run = train_or_resume(args.data, args.model, settings=settings, given=set(args.given or ()),
                           overrides=args.set, single_class=args.single_class, name=args.name,
                           project=args.project, overwrite=args.overwrite, resume=args.resume)

@@ -42,6 +42,34 @@ log = logging.getLogger(__name__)
 AUGMENT = dict(scale=0.0, degrees=0.0, shear=0.0, perspective=0.0, translate=0.1,
                fliplr=0.5, flipud=0.5, mosaic=1.0, mixup=0.0, cutmix=0.0, copy_paste=0.0,
                hsv_h=0.01, hsv_s=0.3, hsv_v=0.2)
+# Real smears from another lab differ in stain, focus, compression, resolution and magnification.
+# ``--augment smear`` trains for that, the field's way: ultralytics' own HSV jitter and zoom set
+# wider, and albumentations' stain (H&E matrices), gamma, blur, resolution-loss and JPEG
+# transforms on a share of the images. The ranges cover the shifts benchmarks/real_shifts.py
+# measures (mixmag.synth.shifts: HED x(1 +/- 0.05), hue +/-10, saturation x0.7/x1.3, gamma
+# 0.7/1.4, blur sigma 1.5, JPEG 30, half resolution) without being fitted to them; the detector's
+# classes are red cell or not (the classifier labels white cells), so colour may move further
+# than for the composite preset. Magnification: the real mosaics carry 0.35x-2.5x fields, and
+# scale=0.25 zooms each training image by 0.75-1.25 on top.
+SMEAR_AUGMENT = dict(AUGMENT, scale=0.25, hsv_h=0.03, hsv_s=0.5, hsv_v=0.3)
+
+
+def smear_albumentations() -> list:
+    """The albumentations transforms of ``--augment smear`` (pixel-level only: boxes stay)."""
+    import albumentations as A
+
+    return [
+        A.HEStain(method="random_preset", intensity_scale_range=(0.85, 1.15),
+                  intensity_shift_range=(-0.1, 0.1), p=0.2),
+        A.RandomGamma(gamma_limit=(65, 150), p=0.3),
+        A.RandomBrightnessContrast(brightness_limit=0.15, contrast_limit=0.15, p=0.3),
+        A.GaussianBlur(sigma_limit=(0.3, 1.6), p=0.2),
+        A.Downscale(scale_range=(0.4, 0.9), p=0.15),
+        A.ImageCompression(quality_range=(25, 95), p=0.25),
+    ]
+
+
+AUGMENT_PRESETS = {"composite": AUGMENT, "smear": SMEAR_AUGMENT}
 DEFAULTS = dict(imgsz=1024, epochs=60, batch=16, patience=20, workers=2, plots=False,
                 seed=0, deterministic=False, cos_lr=True, val=True)
 SINGLE_CLASS_NAME = "cell"
@@ -84,17 +112,22 @@ def train_detector(data: str | os.PathLike, model: str | os.PathLike = "models/y
                    single_class: bool = False, name: str | None = None,
                    project: str | os.PathLike = "runs/detect", overwrite: bool = False,
                    time_hours: float | None = None, resume_state: bool = True,
-                   **overrides) -> Path:
+                   augment: str = "composite", **overrides) -> Path:
     """Train and return the run folder (``weights/best.pt``, ``results.csv``, ``mixmag_train.json``).
 
     ``resume_state``: after each epoch keep ``weights/mixmag_resume.pt`` (live model, EMA and
     optimizer in float32, random states) so ``--resume`` continues exactly; it costs one write a
     epoch (~40 MB for yolo11n, ~145 MB for yolo11s: ~0.2 s on this machine's disk). Without it,
-    ``--resume`` continues as ultralytics does (equivalent, not identical)."""
+    ``--resume`` continues as ultralytics does (equivalent, not identical).
+
+    ``augment``: ``composite`` (magnification-safe, for composites) or ``smear`` (robustness to
+    another lab's stain and optics, for real fields); see SMEAR_AUGMENT."""
     from .yolo_env import setup_ultralytics
 
     from ..zoo import resolve
 
+    if augment not in AUGMENT_PRESETS:
+        raise MixmagError(f"--augment {augment}: one of {', '.join(AUGMENT_PRESETS)}")
     cfg = check_data_yaml(data)
     model = resolve(model, "detect")[0] if not str(model).endswith(".yaml") else Path(model)
     if not model.is_file():
@@ -110,7 +143,7 @@ def train_detector(data: str | os.PathLike, model: str | os.PathLike = "models/y
     save_dir = prepare_output(project / name, overwrite, "detector run")
 
     YOLO = setup_ultralytics()
-    args = {**DEFAULTS, **AUGMENT, **overrides}
+    args = {**DEFAULTS, **AUGMENT_PRESETS[augment], **overrides}
     if args.get("plots"):
         from .yolo_env import polars_available
 
@@ -125,8 +158,11 @@ def train_detector(data: str | os.PathLike, model: str | os.PathLike = "models/y
     args.update(data=str(Path(data).resolve()), project=str(project), name=name, exist_ok=True,
                 single_cls=single_class)
     record = {"data": str(Path(data).resolve()), "model": str(model), "single_class": single_class,
+              "augment": augment,
               "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in args.items()},
               "resumed_at_epochs": []}
+    if augment == "smear":  # ultralytics stores them in its checkpoints as albumentations dicts
+        args["augmentations"] = smear_albumentations()
     # an --overwrite of an earlier run: its record of completion and resume state are stale now
     for stale in (Path(save_dir) / "mixmag_train.json", resume.state_path(save_dir)):
         stale.unlink(missing_ok=True)
@@ -137,9 +173,29 @@ def train_detector(data: str | os.PathLike, model: str | os.PathLike = "models/y
     resume.install(yolo, save=resume_state)
     yolo.train(**args)
     trainer = yolo.trainer
+    record["albumentations_applied"] = applied_albumentations(trainer)
     return _finish(Path(trainer.save_dir), cfg, record, Path(trainer.best), Path(trainer.last),
                    getattr(trainer, "metrics", None), int(getattr(trainer, "epoch", -1)) + 1,
                    time.time() - t0)
+
+
+def applied_albumentations(trainer) -> list[str]:
+    """Names of the albumentations transforms the training dataset really applied (read from its
+    transform pipeline, not from the arguments asked for)."""
+    found, todo = [], [getattr(getattr(trainer, "train_loader", None), "dataset", None)]
+    while todo:
+        t = todo.pop()
+        if t is None:
+            continue
+        if type(t).__name__ == "Albumentations" and getattr(t, "transform", None) is not None:
+            found += [type(x).__name__ for x in t.transform.transforms if x.p > 0]
+            continue
+        inner = getattr(t, "transforms", None)
+        if isinstance(inner, (list, tuple)):
+            todo += list(inner)[::-1]
+        elif inner is not None:
+            todo.append(inner)
+    return found
 
 
 def _finish(save_dir: Path, cfg: dict, record: dict, best: Path, last: Path, metrics: dict | None,
@@ -158,7 +214,8 @@ def _finish(save_dir: Path, cfg: dict, record: dict, best: Path, last: Path, met
     metrics = {k: float(v) for k, v in (metrics or {}).items() if isinstance(v, (int, float))}
     write_json(save_dir / "mixmag_train.json", {
         "data": record["data"], "model": record["model"], "single_class": single_class,
-        "args": args, "wall_s": round(wall, 1), "epochs_done": epochs_done,
+        "augment": record.get("augment", "composite"),
+        "albumentations_applied": record.get("albumentations_applied"), "args": args, "wall_s": round(wall, 1), "epochs_done": epochs_done,
         "metrics": metrics, "best": str(best), "ultralytics": _ultralytics_version(),
         "native_sizes": bool(sizes), "train_canvas": canvas,
         "resumed_at_epochs": record.get("resumed_at_epochs", [])})
@@ -216,6 +273,8 @@ def resume_detector(run: str | os.PathLike, data: str | os.PathLike, given: dict
     for k, v in (given or {}).items():
         if k in RESUME_MAY_CHANGE:
             passed[k] = v
+        elif k == "augment":
+            continue  # checked against the run's record below
         elif k == "time" and train_args.get("time") and v is not None:
             if abs(float(v) - float(train_args["time"])) > 1e-9:
                 raise MixmagError(f"--time: run {run.name} was trained with a "
@@ -226,6 +285,12 @@ def resume_detector(run: str | os.PathLike, data: str | os.PathLike, given: dict
                               "--resume continues with the run's settings (drop the option, or "
                               "start a new run)")
     record = _read_record(run, train_args)
+    ran = record.get("augment", "composite")
+    if (given or {}).get("augment", ran) != ran:
+        raise MixmagError(f"--augment {given['augment']}: run {run.name} was trained with "
+                          f"--augment {ran}; --resume continues with the run's settings")
+    if ran == "smear":  # ultralytics keeps custom transforms only in an unfinished checkpoint
+        passed["augmentations"] = smear_albumentations()
     if epoch < 0 or ckpt.get("optimizer") is None:
         # ultralytics finished (it strips the optimizer at the end); only mixmag's records are
         # missing: the kill came during the final validation
@@ -242,6 +307,7 @@ def resume_detector(run: str | os.PathLike, data: str | os.PathLike, given: dict
     resume.install(yolo)
     yolo.train(resume=True, data=str(Path(data).resolve()), save_dir=str(run), **passed)
     trainer = yolo.trainer
+    record["albumentations_applied"] = applied_albumentations(trainer)
     return _finish(run, cfg, record, Path(trainer.best), Path(trainer.last),
                    getattr(trainer, "metrics", None), int(getattr(trainer, "epoch", -1)) + 1,
                    time.time() - t0)
@@ -389,4 +455,4 @@ def train_or_resume(data: str | os.PathLike, model: str | os.PathLike, *, settin
         kw["cache"] = s["cache"]
     return train_detector(data, model, single_class=single_class, name=name, project=project,
                           overwrite=overwrite, time_hours=s["time"] / 60 if s.get("time") else None,
-                          **{**kw, **extra})
+                          augment=s.get("augment") or "composite", **{**kw, **extra})

@@ -1,0 +1,64 @@
+"""`train-detector --augment smear`: the real-image preset reaches ultralytics' trainer (its
+albumentations transforms in the checkpoint, wider zoom and colour), the checkpoint still loads
+through the restricted unpickler, and --resume keeps the run's preset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_detect_drawn import make_yolo_dataset
+
+from mixmag.cli import main
+from mixmag.detect.train import AUGMENT, SMEAR_AUGMENT, smear_albumentations
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_smear_transforms_change_pixels_only():
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)
+    ts = smear_albumentations()
+    # pixel-level transforms only: boxes stay where they are (no DualTransform)
+    import albumentations as A
+
+    assert ts and not any(isinstance(t, A.DualTransform) for t in ts)
+    forced = A.Compose([type(t)(**{**t.get_transform_init_args(), "p": 1.0}) for t in ts], seed=1)
+    out = forced(image=img)["image"]
+    assert out.shape == img.shape and out.dtype == img.dtype
+    assert np.abs(out.astype(int) - img).mean() > 1
+    # the composite preset keeps magnification (no zoom); smear zooms and jitters colour further
+    assert AUGMENT["scale"] == 0 and SMEAR_AUGMENT["scale"] > 0
+    assert SMEAR_AUGMENT["hsv_h"] > AUGMENT["hsv_h"] and SMEAR_AUGMENT["hsv_s"] > AUGMENT["hsv_s"]
+
+
+@pytest.mark.slow
+def test_smear_run_records_its_transforms_and_resume_keeps_them(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("YOLO_CONFIG_DIR", str(REPO / "runs" / ".ultralytics"))
+    monkeypatch.setenv("YOLO_OFFLINE", "1")
+    data = make_yolo_dataset(tmp_path / "ds", counts=(("train", 4), ("val", 2)), size=128)
+    argv = ["train-detector", "--data", str(data), "--imgsz", "64", "--epochs", "1", "--batch",
+            "4", "--workers", "0", "--device", "cpu", "--project", str(tmp_path / "runs"),
+            "--name", "smear", "--augment", "smear", "--set", "nbs=4"]
+    assert main(argv) == 0
+    run = tmp_path / "runs" / "smear"
+    record = json.loads((run / "mixmag_train.json").read_text())
+    assert record["augment"] == "smear" and record["args"]["scale"] == SMEAR_AUGMENT["scale"]
+    # read off the training dataset's own transform pipeline
+    assert record["albumentations_applied"] == [type(t).__name__ for t in smear_albumentations()]
+    from mixmag.detect.weights import load_checkpoint
+
+    ckpt = load_checkpoint(run / "weights" / "last.pt", "test")  # the restricted unpickler
+    assert ckpt["train_args"]["hsv_h"] == SMEAR_AUGMENT["hsv_h"]
+    from mixmag.detect.detector import YoloDetector
+
+    assert YoloDetector(run / "weights" / "best.pt").imgsz == 64
+
+    # a run whose records were lost is resumed with its own preset; another one is refused
+    (run / "mixmag_train.json").unlink()
+    capsys.readouterr()
+    assert main([*argv[:-4], "--augment", "composite", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "--augment composite" in err and "trained with --augment smear" in err
