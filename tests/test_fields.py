@@ -223,3 +223,24 @@ def test_shifts_are_fixed_and_change_the_image():
     assert (hed_shift(rgb, 0.0) == rgb).all()
     with pytest.raises(MixmagError, match="--shift nope: unknown"):
         apply_shift(img, "nope")
+
+
+def test_pack_crops_of_real_fields_leave_red_cells_out(drawn_manifest, labels, tmp_path):
+    """pack-crops on real fields: one crop per white cell or platelet of the train/val fields, with
+    the field's class; red cells never (the detector makes them rbc rows, never classified)."""
+    out = tmp_path / "fields"
+    assert main(["fields", "--split", str(drawn_manifest), "--labels", str(labels), "--splits",
+                 "train", "val", "--scales", "1", "0.5", "--no-progress", "--out", str(out)]) == 0
+    bundle = tmp_path / "crops.npz"
+    assert main(["pack-crops", str(out), "--out", str(bundle), "--size", "32", "--workers", "1",
+                 "--no-progress"]) == 0
+    cells = pd.read_csv(out / "cells.csv")
+    white = cells[cells["class_name"] != "rbc"]
+    with np.load(bundle) as z:
+        from mixmag.classes import CLASS_NAMES
+
+        assert list(z["class_names"]) == list(CLASS_NAMES)
+        got = sorted(zip(z["paths"], (CLASS_NAMES[i] for i in z["labels"]), z["splits"]))
+    want = sorted(zip(white["image"] + "#" + white["cell"].astype(str), white["class_name"],
+                      white["split"]))
+    assert got == want and len(got) == (cells["class_name"] != "rbc").sum() > 0

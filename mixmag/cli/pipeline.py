@@ -16,12 +16,14 @@ def register(sub) -> None:
 
 def register_pack_crops(sub) -> None:
     p = sub.add_parser("pack-crops", help="a training bundle of the crops predict cuts from a "
-                       "dataset's train/val composites (+ optional PBC images)",
-                       description="Crop every train/val cell of a synthesized dataset as `mixmag "
-                       "predict --scale-norm off` does (jittered truth box + margin, square, "
-                       "resized) into a bundle for `train-classifier --bundle`. The dataset's test "
-                       "split is never read.")
-    p.add_argument("dataset", help="folder written by `mixmag synthesize` (with train and val splits)")
+                       "dataset's train/val composites or real fields (+ optional PBC images)",
+                       description="Crop every train/val cell of a synthesized or real-field dataset "
+                       "as `mixmag predict --scale-norm off` does (jittered truth box + margin, "
+                       "square, resized) into a bundle for `train-classifier --bundle`. Red cells "
+                       "of real fields are left out (a detector that knows them never sends them "
+                       "to the classifier). The dataset's test split is never read.")
+    p.add_argument("dataset", help="folder written by `mixmag synthesize` or `mixmag fields` (with "
+                                   "train and val splits)")
     p.add_argument("--out", required=True, help=".npz bundle to write")
     p.add_argument("--pbc-split", help="also store whole PBC train/val images of this manifest")
     p.add_argument("--pbc", help="PBC folder, if not where the manifest says")

@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from ..classes import CLASS_ID, CLASS_NAMES
+from ..classes import CLASS_ID, CLASS_NAMES, RBC
 from ..errors import MixmagError
 from ..fileio import atomic_path, prepare_output
 from ..images import read_image
@@ -72,7 +72,11 @@ def _check(s: CropSettings) -> None:
 
 
 def composite_cells(dataset: str | os.PathLike, splits=SPLITS) -> pd.DataFrame:
-    """The dataset's train/val cell records; the test rows are dropped before anything else."""
+    """The dataset's train/val cell records; the test rows are dropped before anything else.
+
+    A real-field dataset (``mixmag fields``) is packed the same way without its red cells: a
+    detector that knows red cells makes them ``rbc`` rows, which never reach the classifier, so
+    its crops are the white cells and platelets of real smears, neighbours and cut cells included."""
     from ..synth.export import load_cells
 
     bad = [s for s in splits if s not in SPLITS]
@@ -80,7 +84,8 @@ def composite_cells(dataset: str | os.PathLike, splits=SPLITS) -> pd.DataFrame:
         raise MixmagError(f"--splits {bad}: only a dataset's train and val composites are packed; "
                           "its test split is kept for evaluation")
     cells = load_cells(dataset)
-    cells = cells[cells["split"].isin(splits)].reset_index(drop=True)
+    cells = cells[cells["split"].isin(splits) & (cells["class_name"] != RBC)]
+    cells = cells.reset_index(drop=True)
     missing = [s for s in splits if not (cells["split"] == s).any()]
     if missing:
         raise MixmagError(f"{dataset}: has no {'/'.join(missing)} composites; synthesize with "
