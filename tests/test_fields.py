@@ -244,3 +244,19 @@ def test_pack_crops_of_real_fields_leave_red_cells_out(drawn_manifest, labels, t
     want = sorted(zip(white["image"] + "#" + white["cell"].astype(str), white["class_name"],
                       white["split"]))
     assert got == want and len(got) == (cells["class_name"] != "rbc").sum() > 0
+
+
+def test_native_sizes_leave_cut_cells_out_and_red_cells_out_of_the_fallback():
+    """magnification.json from a real-field dataset: a cell cut by the edge shows only part of
+    its size, and the all-class fallback is the eight's median, as before red cells were known."""
+    from mixmag.detect.magnification import native_sizes_from_cells
+
+    rows = [("platelet", 2.0, 60, False), ("platelet", 2.0, 60, False), ("platelet", 1.0, 5, True),
+            ("lymphocyte", 0.5, 50, False), ("rbc", 1.0, 80, False), ("rbc", 1.0, 80, False),
+            ("rbc", 1.0, 80, False), ("rbc", 1.0, 20, True)]
+    cells = pd.DataFrame([{"class_name": c, "magnification": m, "x1": 0, "y1": 0, "x2": s, "y2": s,
+                           "cut": cut, "split": "train"} for c, m, s, cut in rows])
+    r = native_sizes_from_cells(cells)
+    assert r["native_size"] == {"lymphocyte": 100.0, "platelet": 30.0, "rbc": 80.0}
+    assert r["counts"] == {"lymphocyte": 1, "platelet": 2, "rbc": 3}
+    assert r["all_classes_median"] == 30.0      # median of 30, 30, 100: the eight only

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..classes import RBC
 from ..errors import MixmagError
 from ..fileio import beside_weights, write_json
 
@@ -31,7 +32,11 @@ def box_size(boxes: np.ndarray) -> np.ndarray:
 
 
 def native_sizes_from_cells(cells: pd.DataFrame, split: str | None = "train") -> dict:
-    """Median native box size per class from a generator's cells.csv (train split when present)."""
+    """Median native box size per class from a generator's cells.csv (train split when present).
+
+    Cells cut by an image edge (a real-field dataset's ``cut`` column) show only part of their
+    size and are left out; red cells get their own size, but the all-class median (the fallback
+    for a class without one) is taken over the eight, as for a detector that never saw red cells."""
     need = {"class_name", "magnification", "x1", "y1", "x2", "y2"}
     missing = need - set(cells.columns)
     if missing:
@@ -39,13 +44,16 @@ def native_sizes_from_cells(cells: pd.DataFrame, split: str | None = "train") ->
                           "pass the cells.csv written by tools/synthesize.py")
     if split and "split" in cells.columns and (cells["split"] == split).any():
         cells = cells[cells["split"] == split]
+    if "cut" in cells.columns and (~cells["cut"].astype(bool)).any():
+        cells = cells[~cells["cut"].astype(bool)]
     native = box_size(cells[["x1", "y1", "x2", "y2"]].to_numpy()) / cells["magnification"].to_numpy()
     frame = pd.DataFrame({"class_name": cells["class_name"].to_numpy(), "native": native})
+    eight = native[(cells["class_name"] != RBC).to_numpy()]
     per = frame.groupby("class_name")["native"].agg(["median", "count"])
     sizes = {c: float(per.loc[c, "median"]) for c in per.index}
     return {"format": FORMAT, "native_size": sizes,
             "counts": {c: int(per.loc[c, "count"]) for c in per.index},
-            "all_classes_median": float(np.median(native)) if len(native) else None,
+            "all_classes_median": float(np.median(eight)) if len(eight) else None,
             "split": split}
 
 

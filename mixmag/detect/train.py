@@ -101,9 +101,12 @@ def check_data_yaml(data: str | os.PathLike) -> dict:
     if not root.is_absolute():
         root = (path.parent / root).resolve()
     for split in ("train", "val"):
-        if split in cfg and not (root / cfg[split]).exists():
-            raise MixmagError(f"--data {path}: {split} folder {root / cfg[split]} does not exist; "
-                              "regenerate the dataset or fix 'path'")
+        # ultralytics takes one folder or a list of them
+        for part in ([] if split not in cfg else cfg[split] if isinstance(cfg[split], list)
+                     else [cfg[split]]):
+            if not (root / str(part)).exists():
+                raise MixmagError(f"--data {path}: {split} folder {root / str(part)} does not "
+                                  "exist; regenerate the dataset or fix 'path'")
     cfg["_root"] = root
     return cfg
 
