@@ -76,3 +76,73 @@ def test_the_report_leaves_red_predictions_out(tmp_path):
     ra = evaluate(t, load_predictions(tmp_path / "a.csv", t), bootstrap=0, coco=False)
     rb = evaluate(t, load_predictions(tmp_path / "b.csv", t), bootstrap=0, coco=False)
     assert ra.headline == rb.headline
+
+
+def _field_truth() -> pd.DataFrame:
+    """A real field as `mixmag fields` writes it: two white cells and three red cells (class_id 8)."""
+    rows = [("f.jpg", "erythroblast", 2, 10, 10, 50, 50), ("f.jpg", "lymphocyte", 4, 60, 10, 100, 50),
+            ("f.jpg", RBC, 8, 10, 60, 50, 100), ("f.jpg", RBC, 8, 60, 60, 100, 100),
+            ("f.jpg", RBC, 8, 110, 60, 150, 100)]
+    return pd.DataFrame([{"image": i, "class_name": c, "class_id": k, "x1": a, "y1": b, "x2": x,
+                          "y2": y, "width": 200, "height": 200, "magnification": 1.0}
+                         for i, c, k, a, b, x, y in rows])
+
+
+def _field_predictions() -> pd.DataFrame:
+    """Right on the erythroblast; an erythroblast on one red cell (a lilac red cell, say); an rbc
+    row on another; the lymphocyte missed; one box on nothing."""
+    rows = [("erythroblast", 10, 10, 50, 50), ("erythroblast", 10, 60, 50, 100),
+            (RBC, 60, 60, 100, 100), ("platelet", 160, 160, 180, 180)]
+    return pd.DataFrame([{"image": "f.jpg", "class_name": c, "x1": a, "y1": b, "x2": x, "y2": y,
+                          "score": 0.9} for c, a, b, x, y in rows])
+
+
+def test_the_report_scores_real_fields_red_cells_as_none_of_the_eight(tmp_path):
+    """Truth with red cells (a real field): a box of class c on a red cell is a false positive of
+    c in a 'red cell' row of its own; a red cell no box claims, and an rbc prediction, count
+    nowhere; the eight's figures and mAP are those of the same truth without red cells, except
+    the boxes on red cells, which turn from spurious into 'on a red cell'."""
+    from mixmag.evaluate import evaluate
+    from mixmag.evaluate.metrics import confusion_frame
+
+    truth, pred = _field_truth(), _field_predictions()
+    r = evaluate(truth, pred, bootstrap=0)
+    cm = confusion_frame(r.confusion)
+    assert list(cm.index)[-2:] == ["spurious", "red cell"] and cm.shape == (10, 9)
+    assert cm.loc["red cell", "erythroblast"] == 1 and cm.loc["red cell"].sum() == 3
+    assert cm.loc["red cell", "missed"] == 2            # no error: red cells nobody claimed
+    assert cm.loc["spurious", "platelet"] == 1 and cm.loc["lymphocyte", "missed"] == 1
+    ery = r.per_class.set_index("class_name").loc["erythroblast"]
+    assert (ery.tp, ery.fp, ery.fn, ery.on_red_cells) == (1, 1, 0, 1)
+    h = r.headline
+    assert (h["n_truth"], h["n_missed"], h["n_spurious"], h["n_on_red_cells"]) == (2, 1, 1, 1)
+    assert r.inputs["n_truth_cells"] == 2 and r.inputs["n_truth_red_cells"] == 3
+    assert r.erythroblast["red_cells_as_erythroblast"] == 1
+    pi = r.per_image.iloc[0]
+    assert (pi.n_truth, pi.missed, pi.spurious, pi.on_red_cells, pi.errors) == (2, 1, 1, 1, 3)
+    # without the red cells in the truth: the same P/R/F1 and mAP of the eight
+    white = evaluate(truth[truth["class_name"] != RBC], pred, bootstrap=0)
+    cols = ["tp", "fp", "fn", "precision", "recall", "f1", "ap50"]
+    pd.testing.assert_frame_equal(r.per_class[cols], white.per_class[cols])
+    assert white.headline["n_spurious"] == 2 and "red cell" not in confusion_frame(white.confusion).index
+
+
+def test_report_cli_reads_a_real_field_dataset(tmp_path):
+    """`mixmag report` takes a real-field dataset's cells.csv (class rbc, class_id 8) as truth and
+    says in the HTML what it did with the red cells."""
+    from mixmag.cli import main
+
+    ds = tmp_path / "fields"
+    (ds / "images" / "val").mkdir(parents=True)
+    truth = _field_truth().assign(image="images/val/f.jpg", split="val")
+    truth.to_csv(ds / "cells.csv", index=False)
+    import cv2
+
+    cv2.imwrite(str(ds / "images" / "val" / "f.jpg"), np.full((200, 200, 3), 200, np.uint8))
+    _field_predictions().to_csv(tmp_path / "pred.csv", index=False)
+    assert main(["report", "--truth", str(ds), "--split", "val", "--pred", str(tmp_path / "pred.csv"),
+                 "--out", str(tmp_path / "rep"), "--bootstrap", "0"]) == 0
+    m = json.loads((tmp_path / "rep" / "metrics.json").read_text())
+    assert m["confusion"]["rows"][-1] == "red cell" and m["headline"]["n_on_red_cells"] == 1
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert "The truth boxes 3 red cells too" in html and "red cell" in html

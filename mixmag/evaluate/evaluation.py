@@ -14,8 +14,8 @@ from ..errors import MixmagError
 from .bootstrap import bootstrap_clustered, source_clusters
 from .load import BOX, Truth, predictions_from_frame, truth_from_frame
 from .match import match, outcome_table, overlapping_pairs
-from .metrics import (MISSED, SPURIOUS, by_group, confusion, magnification_bins, per_class_table,
-                      per_image_counts, summary)
+from .metrics import (MISSED, RED, SPURIOUS, by_group, confusion, magnification_bins, on_red_cells,
+                      per_class_table, per_image_counts, summary)
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +191,9 @@ def evaluate(truth, pred: pd.DataFrame, iou: float | Sequence[float] = 0.5, conf
     if coco:
         from .coco import coco_map
 
-        coco_res = coco_map(cells, names, pred)
+        # red cells are no COCO category of the eight: a box of class c on one is a false
+        # positive of c whether the red cell is in the truth or not
+        coco_res = coco_map(cells[cells["class_id"] < NUM_CLASSES], names, pred)
         ap = pd.DataFrame(coco_res["per_class"]).T
         table["ap50"] = table["class_name"].map(ap["ap50"]).astype(float)
         table["ap50_95"] = table["class_name"].map(ap["ap50_95"]).astype(float)
@@ -204,7 +206,7 @@ def evaluate(truth, pred: pd.DataFrame, iou: float | Sequence[float] = 0.5, conf
             notes.append("mAP over all class hypotheses needs p_<class> columns; these "
                          "predictions have none")
         else:
-            coco_all = coco_map(cells, names, hyp)
+            coco_all = coco_map(cells[cells["class_id"] < NUM_CLASSES], names, hyp)
             ap = pd.DataFrame(coco_all["per_class"]).T
             table["ap50_all_classes"] = table["class_name"].map(ap["ap50"]).astype(float)
             table["ap50_95_all_classes"] = table["class_name"].map(ap["ap50_95"]).astype(float)
@@ -258,7 +260,8 @@ def evaluate(truth, pred: pd.DataFrame, iou: float | Sequence[float] = 0.5, conf
                   "seed": seed, "sweep": bool(sweep), "edge_tolerance_px": 1.0,
                   "coco_max_dets": coco_res["max_dets"] if coco_res else None},
         inputs={"truth": truth.source, "truth_kind": truth.kind, "n_truth_images": len(names),
-                "n_truth_cells": len(cells), "n_predictions": len(pred),
+                "n_truth_cells": int((t_cls < NUM_CLASSES).sum()),
+                "n_truth_red_cells": int((t_cls == RED).sum()), "n_predictions": len(pred),
                 "n_predictions_kept": int(keep.sum()), **(inputs or {})},
         headline=headline, per_class=table, confusion=cm, by_iou=by_iou,
         per_magnification=per_mag, coco=coco_res, bootstrap=boot, sweep=sweep_df,
@@ -284,14 +287,17 @@ def _per_image(names, counts, t_img, p_img, keep, truth, out) -> pd.DataFrame:
     n = len(names)
     img, true, pred = out["img"].to_numpy(), out["true"].to_numpy(), out["pred"].to_numpy()
     conf = (true < NUM_CLASSES) & (pred < NUM_CLASSES) & (true != pred)
+    eight = truth.cells["class_id"].to_numpy() < NUM_CLASSES
     df = pd.DataFrame({
         "image": names, "path": truth.images["path"].to_numpy(),
-        "n_truth": np.bincount(t_img, minlength=n), "n_pred": np.bincount(p_img[keep], minlength=n),
+        "n_truth": np.bincount(t_img[eight], minlength=n),
+        "n_pred": np.bincount(p_img[keep], minlength=n),
         "tp": tp, "fp": fp, "fn": fn,
-        "missed": np.bincount(img[pred == MISSED], minlength=n),
+        "missed": np.bincount(img[(pred == MISSED) & (true < NUM_CLASSES)], minlength=n),
         "spurious": np.bincount(img[true == SPURIOUS], minlength=n),
+        "on_red_cells": np.bincount(img[(true == RED) & (pred < NUM_CLASSES)], minlength=n),
         "wrong_class": np.bincount(img[conf], minlength=n)})
-    df["errors"] = df["missed"] + df["spurious"] + df["wrong_class"]
+    df["errors"] = df["missed"] + df["spurious"] + df["on_red_cells"] + df["wrong_class"]
     df["f1"] = np.where(2 * tp + fp + fn > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 1.0)
     return df
 
@@ -313,6 +319,7 @@ def _erythroblast(table: pd.DataFrame, cm: np.ndarray, per_mag, boot) -> dict:
     out["lymphocyte_as_erythroblast"] = int(cm[ly, e])
     out["erythroblast_missed"] = int(cm[e, MISSED])
     out["spurious_erythroblast"] = int(cm[SPURIOUS, e])
+    out["red_cells_as_erythroblast"] = int(on_red_cells(cm)[e])
     out["confused_with"] = {CLASS_NAMES[j]: int(cm[e, j]) for j in range(NUM_CLASSES)
                             if j != e and cm[e, j]}
     out["mistaken_for_it"] = {CLASS_NAMES[i]: int(cm[i, e]) for i in range(NUM_CLASSES)

@@ -24,10 +24,12 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pandas as pd
 
-from ..classes import CLASS_ID, CLASS_NAMES, NUM_CLASSES
+from ..classes import CLASS_ID, CLASS_NAMES, NUM_CLASSES, RBC
 from ..errors import MixmagError
 
 log = logging.getLogger(__name__)
+
+RED = NUM_CLASSES + 1  # a red cell's class_id in the truth (metrics.RED): none of the eight
 
 BOX = ["x1", "y1", "x2", "y2"]
 # Predictions may poke this far (pixels) past the image edge before they count as malformed:
@@ -87,16 +89,28 @@ def safe_relative(name: str, src: str) -> str:
     return str(p)
 
 
-def _classes(df: pd.DataFrame, src: str, kind: str) -> None:
-    """Fill class_id and class_name from whichever is present; refuse unknown or disagreeing ones."""
+def _classes(df: pd.DataFrame, src: str, kind: str, red_ok: bool = False) -> None:
+    """Fill class_id and class_name from whichever is present; refuse unknown or disagreeing ones.
+
+    ``red_ok`` (truth only): rows named ``rbc`` (a real field boxes its red cells too, as `mixmag
+    fields` writes them) become red cells, class_id ``RED``: none of the eight; their own
+    class_id (8 in a real-field dataset) is not checked."""
     has_name, has_id = "class_name" in df.columns, "class_id" in df.columns
     if not has_name and not has_id:
         raise MixmagError(f"{src}: needs a 'class_name' or 'class_id' column; add one")
-    if has_name and (df["class_name"].astype(str).str.strip().str.lower() == "rbc").any():
-        # a real-field dataset (`mixmag fields`): every red cell is boxed too
-        raise MixmagError(f"{src}: holds red cells (class rbc), as `mixmag fields` datasets do; "
-                          "the report scores the eight classes of composites for now: score real "
-                          "fields with `python benchmarks/real.py --data DATASET`")
+    red = (df["class_name"].astype(str).str.strip().str.lower() == RBC).to_numpy() if has_name \
+        else np.zeros(len(df), bool)
+    if red.any():
+        if not red_ok:
+            raise MixmagError(f"{src}: {_row_label(df, _first_bad(red), kind)}: class rbc is "
+                              "none of the eight; drop red-cell rows from predictions")
+        rest = df[~red].copy()
+        _classes(rest, src, kind)
+        ids = np.full(len(df), RED, np.int64)
+        ids[~red] = rest["class_id"].to_numpy()
+        df["class_id"] = ids
+        df["class_name"] = np.asarray([*CLASS_NAMES, "", RBC], dtype=object)[ids]
+        return
     if has_id:
         ids = pd.to_numeric(df["class_id"], errors="coerce")
         bad = _first_bad((ids.isna() | (ids % 1 != 0) | (ids < 0) | (ids >= NUM_CLASSES)).to_numpy())
@@ -219,7 +233,7 @@ def truth_from_frame(cells: pd.DataFrame, images=None, src: str = "truth", kind:
         if c not in df.columns:
             df[c] = np.nan
     _numeric(df, ["width", "height"], src, kind)
-    _classes(df, src, kind)
+    _classes(df, src, kind, red_ok=True)
     _boxes(df, src, kind)
     if "magnification" in df.columns:
         _numeric(df, ["magnification"], src, kind)
@@ -356,7 +370,8 @@ def _add_disk_images(truth: Truth) -> None:
 
 
 def coco_truth(obj: dict, path: Path) -> Truth:
-    """Truth from a COCO dataset JSON; categories must carry the 8 PBC class names."""
+    """Truth from a COCO dataset JSON; categories must carry the 8 PBC class names (and may
+    carry ``rbc``: red cells, none of the eight)."""
     src = str(path)
     for key in ("images", "annotations", "categories"):
         if not isinstance(obj.get(key), list):
@@ -367,10 +382,10 @@ def coco_truth(obj: dict, path: Path) -> Truth:
         if not isinstance(c, dict) or "id" not in c or "name" not in c:
             raise MixmagError(f"{src}: categories[{i}] lacks 'id' or 'name'")
         name = str(c["name"]).strip().lower()
-        if name not in CLASS_ID:
+        if name not in CLASS_ID and name != RBC:
             raise MixmagError(f"{src}: category {c['name']!r} is not a PBC class "
-                              f"({', '.join(CLASS_NAMES)}); rename the categories")
-        cats[c["id"]] = CLASS_ID[name]
+                              f"({', '.join(CLASS_NAMES)}) or rbc; rename the categories")
+        cats[c["id"]] = CLASS_ID.get(name, RED)
     images = obj["images"]
     for i, im in enumerate(images):
         miss = [k for k in ("id", "file_name", "width", "height") if not isinstance(im, dict) or k not in im]
@@ -419,6 +434,7 @@ def coco_truth(obj: dict, path: Path) -> Truth:
         rows["magnification"].append(a.get("magnification", np.nan))
         rows["_label"].append(label)
     df = pd.DataFrame(rows)
+    df["class_name"] = [CLASS_NAMES[i] if i < NUM_CLASSES else RBC for i in df["class_id"]]
     _numeric(df, ["x", "y", "w", "h"], src, "coco")
     df["x1"], df["y1"] = df["x"], df["y"]
     df["x2"], df["y2"] = df["x"] + df["w"], df["y"] + df["h"]
@@ -540,6 +556,7 @@ def coco_predictions(results: list, path: Path, truth: Truth) -> pd.DataFrame:
         rows["score"].append(r["score"] if r["score"] is not None else math.nan)
         rows["_label"].append(label)
     df = pd.DataFrame(rows)
+    df = df[df["class_id"] != RED].reset_index(drop=True)  # red cells: none of the eight
     _numeric(df, ["x", "y", "w", "h"], src, "coco")
     df["x1"], df["y1"], df["x2"], df["y2"] = df["x"], df["y"], df["x"] + df["w"], df["y"] + df["h"]
     return predictions_from_frame(df, truth, src, "coco")

@@ -1,10 +1,13 @@
 """Counting outcomes into a confusion matrix and the per-class and averaged figures derived from it.
 
 The confusion matrix has the 8 classes plus a ninth row ``spurious`` (predictions matching no
-cell) and a ninth column ``missed`` (cells no prediction matched). Per class ``c``:
+cell) and a ninth column ``missed`` (cells no prediction matched). A truth that boxes red cells
+too (a real field, class ``rbc``) adds a tenth row, ``red cell``: a red cell is none of the eight,
+so a prediction of class c on it is a false positive of c (its own row, to see how often), and a
+red cell that no prediction matched counts nowhere. Per class ``c``:
 
 * TP = cells of class c matched by a prediction of class c;
-* FP = predictions of class c that are spurious or matched a cell of another class;
+* FP = predictions of class c that are spurious, on a red cell, or matched a cell of another class;
 * FN = cells of class c that are missed or matched by a prediction of another class.
 
 precision = TP/(TP+FP), recall = TP/(TP+FN), F1 = 2TP/(2TP+FP+FN); a figure with a zero
@@ -23,14 +26,24 @@ from ..classes import CLASS_NAMES, NUM_CLASSES
 
 K = NUM_CLASSES
 MISSED = SPURIOUS = K  # the extra column / row of the confusion matrix
+RED = K + 1            # the truth code of a red cell: the row after ``spurious``
 ROW_LABELS = list(CLASS_NAMES) + ["spurious"]
+RED_LABEL = "red cell"
 COL_LABELS = list(CLASS_NAMES) + ["missed"]
 
 
 def confusion(true: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """(9, 9) counts: rows true class (+ spurious), columns predicted class (+ missed)."""
-    return np.bincount(np.asarray(true) * (K + 1) + np.asarray(pred),
-                       minlength=(K + 1) ** 2).reshape(K + 1, K + 1)
+    """(9, 9) counts: rows true class (+ spurious), columns predicted class (+ missed); (10, 9)
+    with a last row ``red cell`` when the truth holds red cells."""
+    true = np.asarray(true)
+    rows = K + 2 if (true == RED).any() else K + 1
+    return np.bincount(true * (K + 1) + np.asarray(pred),
+                       minlength=rows * (K + 1)).reshape(rows, K + 1)
+
+
+def on_red_cells(cm: np.ndarray) -> np.ndarray:
+    """Predictions of each of the eight classes on red cells (zeros without a red-cell row)."""
+    return cm[RED, :K] if cm.shape[0] > RED else np.zeros(K, cm.dtype)
 
 
 def confusion_frame(cm: np.ndarray, normalise: bool = False) -> pd.DataFrame:
@@ -38,7 +51,8 @@ def confusion_frame(cm: np.ndarray, normalise: bool = False) -> pd.DataFrame:
     if normalise:
         rows = m.sum(axis=1, keepdims=True)
         m = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
-    return pd.DataFrame(m if normalise else cm, index=ROW_LABELS, columns=COL_LABELS)
+    index = ROW_LABELS + [RED_LABEL] * (cm.shape[0] - len(ROW_LABELS))
+    return pd.DataFrame(m if normalise else cm, index=index, columns=COL_LABELS)
 
 
 def _div(a, b):
@@ -52,7 +66,8 @@ def f1(tp, fp, fn):
 
 
 def class_counts(cm: np.ndarray):
-    """TP, FP, FN per class (length 8 each) from a (9, 9) confusion matrix."""
+    """TP, FP, FN per class (length 8 each) from a confusion matrix (a red-cell row's predictions
+    are false positives of their class)."""
     tp = np.diag(cm)[:K].astype(np.int64)
     fp = cm[:, :K].sum(axis=0) - tp
     fn = cm[:K, :].sum(axis=1) - tp
@@ -83,7 +98,7 @@ def per_class_table(cm: np.ndarray) -> pd.DataFrame:
         "predicted": tp + fp,
         "tp": tp, "fp": fp, "fn": fn,
         "precision": _div(tp, tp + fp), "recall": _div(tp, tp + fn), "f1": f1(tp, fp, fn),
-        "missed": cm[:K, MISSED], "spurious": cm[SPURIOUS, :K],
+        "missed": cm[:K, MISSED], "spurious": cm[SPURIOUS, :K], "on_red_cells": on_red_cells(cm),
         "matched_support": m_tp + m_fn,
         "matched_precision": _div(m_tp, m_tp + m_fp), "matched_recall": _div(m_tp, m_tp + m_fn),
         "matched_f1": f1(m_tp, m_fp, m_fn),
@@ -100,6 +115,7 @@ def summary(cm: np.ndarray, table: pd.DataFrame | None = None) -> dict:
     out = {
         "n_truth": n_truth, "n_pred": n_pred, "n_matched": n_matched,
         "n_missed": int(cm[:K, MISSED].sum()), "n_spurious": int(cm[SPURIOUS, :K].sum()),
+        "n_on_red_cells": int(on_red_cells(cm).sum()),
         "n_confused": n_matched - tp,
         "accuracy_matched": float(tp / n_matched) if n_matched else float("nan"),
         "loc_precision": float(n_matched / n_pred) if n_pred else float("nan"),

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..classes import CLASS_NAMES
+from .metrics import RED
 
 SHORT = {"basophil": "BA", "eosinophil": "EO", "erythroblast": "ER", "ig": "IG",
          "lymphocyte": "LY", "monocyte": "MO", "neutrophil": "NE", "platelet": "PL"}
@@ -122,7 +123,7 @@ def magnification_png(per_mag: pd.DataFrame) -> bytes:
 
 COLOURS = {  # BGR
     "truth": (60, 200, 60), "correct": (230, 150, 30), "confused": (0, 150, 255),
-    "spurious": (40, 40, 230), "missed": (200, 40, 200),
+    "spurious": (40, 40, 230), "missed": (200, 40, 200), "red": (150, 150, 150),
 }
 
 
@@ -170,21 +171,25 @@ def draw_worst(result, root: Path | None, images_dir: Path | None, n: int = 8,
         s = width / img.shape[1]
         img = cv2.resize(img, (width, max(1, round(img.shape[0] * s))), interpolation=cv2.INTER_AREA)
         for o in oc[oc["img"] == r.Index].itertuples():
-            if o.t >= 0:
+            red = o.true == RED
+            if o.t >= 0 and not (red and o.p < 0):  # a red cell no box claims is no error
                 b = cells.iloc[o.t]
-                kind = "missed" if o.p < 0 else "truth"
+                kind = "red" if red else "missed" if o.p < 0 else "truth"
                 _box(img, b, s, COLOURS[kind], 2 if kind == "missed" else 1,
-                     SHORT[CLASS_NAMES[o.true]], above=False)
+                     "RBC" if red else SHORT[CLASS_NAMES[o.true]], above=False)
             if o.p >= 0:
                 b = pred.iloc[o.p]
-                kind = "spurious" if o.t < 0 else ("correct" if o.true == o.pred else "confused")
+                kind = ("spurious" if o.t < 0 or red else
+                        "correct" if o.true == o.pred else "confused")
                 _box(img, b, s, COLOURS[kind], 1, SHORT[CLASS_NAMES[o.pred]], above=True)
         ok, jpg = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 82])
         if ok:
             out.append({"image": r.image, "jpeg": jpg.tobytes(),
                         "caption": f"{r.image}: {r.n_truth} cells, {r.tp} right, "
                                    f"{r.wrong_class} wrong class, {r.missed} missed, "
-                                   f"{r.spurious} spurious"})
+                                   f"{r.spurious} spurious"
+                                   + (f", {r.on_red_cells} on red cells"
+                                      if getattr(r, "on_red_cells", 0) else "")})
     return out
 
 

@@ -110,6 +110,13 @@ def build_sections(result, figures: dict[str, bytes], strip: list[dict],
             f"in {h['n_images']:,} images, {h['n_pred']:,} predictions kept; {h['n_matched']:,} "
             f"matched ({h['n_confused']:,} with the wrong class), {h['n_missed']:,} missed, "
             f"{h['n_spurious']:,} spurious.")
+        n_red = int(r.inputs.get("n_truth_red_cells") or 0)
+        if n_red:
+            secs[0].text.append(
+                f"The truth boxes {n_red:,} red cells too. A red cell is none of the eight: a box "
+                f"of one of the eight on it is a false positive of that class "
+                f"({h.get('n_on_red_cells', 0):,} such boxes), and red cells no box claims count "
+                "nowhere; red-cell rows of the predictions are left out.")
     else:
         secs[0].text.append(f"{h['n_truth']:,} single-cell images.")
     secs[0].text += [f"Note: {n}" for n in r.notes]
@@ -307,6 +314,9 @@ def _confusion_section(r, figures) -> Section:
     if det:
         text[0] += (" The 'missed' column counts true cells no prediction matched; the 'spurious' "
                     "row counts predictions matching no cell.")
+        if "red cell" in cm.index:
+            text[0] += (" The 'red cell' row counts predictions on red cells (false positives of "
+                        "their class) and, under 'missed', the red cells no box claimed (no error).")
     return Section("Confusion matrix", "confusion", text=text,
                    tables=[Table(["true \\ predicted", *cm.columns, "total"], rows, css="confusion")],
                    figures=_figs(figures, ["confusion_counts.png", "confusion_normalised.png"]))
