@@ -34,6 +34,37 @@ def test_smear_transforms_change_pixels_only():
     assert SMEAR_AUGMENT["hsv_h"] > AUGMENT["hsv_h"] and SMEAR_AUGMENT["hsv_s"] > AUGMENT["hsv_s"]
 
 
+def test_the_bgr_stain_transform_is_the_rgb_one_on_bgr_pixels():
+    """ultralytics hands its transforms BGR images; the H&E stain matrices are RGB's, so the
+    detector's stain transform works on the RGB view and gives the same pixels, channels swapped."""
+    import albumentations as A
+
+    from mixmag.synth.shifts import smear_augmentations
+
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(60, 240, (64, 64, 3), dtype=np.uint8)
+    bgr_t, rgb_t = smear_augmentations(bgr=True)[0], smear_augmentations(bgr=False)[0]
+    assert type(bgr_t).__name__ == "BGRHEStain" and isinstance(rgb_t, A.HEStain)
+    args = {**rgb_t.get_transform_init_args(), "p": 1.0}
+    a = A.Compose([type(bgr_t)(**args)], seed=3)(image=np.ascontiguousarray(rgb[..., ::-1]))["image"]
+    b = A.Compose([A.HEStain(**args)], seed=3)(image=rgb)["image"]
+    assert np.array_equal(a[..., ::-1], b) and not np.array_equal(b, rgb)
+    # it survives the round trip through albumentations' dicts that ultralytics' checkpoints keep
+    back = A.from_dict(A.to_dict(bgr_t))
+    assert type(back).__name__ == "BGRHEStain"
+
+
+def test_classifier_smear_augmentation_adds_the_stain_and_optics_transforms():
+    from mixmag.classify.augment import train_transform
+
+    names = lambda t: [type(x).__name__ for x in t.compose.transforms]  # noqa: E731
+    mild, smear = train_transform(64), train_transform(64, smear=True)
+    extra = [n for n in names(smear) if n not in names(mild)]
+    assert extra == ["HEStain", "RandomGamma", "Downscale", "ImageCompression"]
+    out = smear(image=np.full((80, 80, 3), 180, np.uint8))["image"]
+    assert out.shape == (64, 64, 3)
+
+
 @pytest.mark.slow
 def test_smear_run_records_its_transforms_and_resume_keeps_them(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("YOLO_CONFIG_DIR", str(REPO / "runs" / ".ultralytics"))

@@ -56,7 +56,8 @@ class TrainTransform:
     Called like an albumentations transform: ``t(image=rgb)["image"]``.
     """
 
-    def __init__(self, imgsz: int, scale_range=(0.5, 1.5), colour: bool = True, scale_p: float = 1.0):
+    def __init__(self, imgsz: int, scale_range=(0.5, 1.5), colour: bool = True, scale_p: float = 1.0,
+                 smear: bool = False):
         import albumentations as A
 
         self.scale_range = tuple(scale_range) if scale_range else (1.0, 1.0)
@@ -70,6 +71,10 @@ class TrainTransform:
                 A.RandomBrightnessContrast(brightness_limit=0.1, contrast_limit=0.1, p=0.5),
                 A.GaussianBlur(blur_limit=(3, 5), p=0.15),
             ]
+        if smear:  # another lab's stain and optics (train-classifier --augment smear)
+            from ..synth.shifts import smear_augmentations
+
+            ts += smear_augmentations(bgr=False)
         ts.append(A.Resize(imgsz, imgsz, interpolation=cv2.INTER_AREA))
         self.compose = A.Compose(ts)
 
@@ -86,9 +91,9 @@ class TrainTransform:
 
 
 def train_transform(imgsz: int, scale_range=(0.5, 1.5), colour: bool = True,
-                    scale_p: float = 1.0) -> TrainTransform:
+                    scale_p: float = 1.0, smear: bool = False) -> TrainTransform:
     """The training augmentation: RGB uint8 (stored size) -> RGB uint8 imgsz x imgsz."""
-    return TrainTransform(imgsz, scale_range, colour, scale_p)
+    return TrainTransform(imgsz, scale_range, colour, scale_p, smear)
 
 
 def seed_transform(transform, seed: int) -> None:

@@ -59,6 +59,7 @@ class TrainConfig:
     scale_p: float = 1.0  # fraction of training images rescaled (the rest stay at native scale)
     freeze_stages: int = 0  # EfficientNet: keep the stem and this many first stages at ImageNet
     colour: bool = True
+    augment: str = "mild"   # mild | smear: mild colour jitter, or also another lab's stain and optics
     patience: int = 10
     ema: float = 0.0  # weight EMA decay (e.g. 0.998); 0 = off. The EMA weights are evaluated and saved
     tta: bool = False  # score with the 8 flips/90-degree rotations averaged (also used at inference)
@@ -273,7 +274,8 @@ def train_classifier(cfg: TrainConfig, assign=None) -> dict:
 
     frozen = freeze_early(model, cfg.freeze_stages)
     train_ds = CellDataset(src, idx["train"],
-                           train_transform(cfg.imgsz, cfg.scale_range, cfg.colour, cfg.scale_p))
+                           train_transform(cfg.imgsz, cfg.scale_range, cfg.colour, cfg.scale_p,
+                                           smear=cfg.augment == "smear"))
     val_ds = CellDataset(src, idx["val"], EvalTransform(cfg.imgsz))
     pin = device.type == "cuda"
     train_dl = make_loader(train_ds, cfg.batch, True, cfg.workers, cfg.seed,

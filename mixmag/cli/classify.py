@@ -43,6 +43,10 @@ def register(sub) -> None:
     t.add_argument("--freeze-stages", type=int, default=0,
                    help="efficientnet: keep the stem and the first N of 7 stages frozen (faster on CPU)")
     t.add_argument("--no-colour", dest="colour", action="store_false", help="no colour/blur jitter")
+    t.add_argument("--augment", default="mild", choices=["mild", "smear"],
+                   help="mild: colour jitter that keeps granule colours; smear: also H&E stain, "
+                        "gamma, blur, resolution loss and JPEG, for another lab's smears "
+                        "(mixmag.synth.shifts.smear_augmentations)")
     t.add_argument("--patience", type=int, default=10, help="early stop after this many epochs without gain")
     t.add_argument("--ema", type=float, default=0.0, help="weight EMA decay, e.g. 0.998 (0: off)")
     t.add_argument("--tta", action="store_true",

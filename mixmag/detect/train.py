@@ -55,18 +55,11 @@ SMEAR_AUGMENT = dict(AUGMENT, scale=0.25, hsv_h=0.03, hsv_s=0.5, hsv_v=0.3)
 
 
 def smear_albumentations() -> list:
-    """The albumentations transforms of ``--augment smear`` (pixel-level only: boxes stay)."""
-    import albumentations as A
+    """The albumentations transforms of ``--augment smear`` (pixel-level only: boxes stay), for
+    the BGR images ultralytics hands them (mixmag.synth.shifts, beside the fixed shifts)."""
+    from ..synth.shifts import smear_augmentations
 
-    return [
-        A.HEStain(method="random_preset", intensity_scale_range=(0.85, 1.15),
-                  intensity_shift_range=(-0.1, 0.1), p=0.2),
-        A.RandomGamma(gamma_limit=(65, 150), p=0.3),
-        A.RandomBrightnessContrast(brightness_limit=0.15, contrast_limit=0.15, p=0.3),
-        A.GaussianBlur(sigma_limit=(0.3, 1.6), p=0.2),
-        A.Downscale(scale_range=(0.4, 0.9), p=0.15),
-        A.ImageCompression(quality_range=(25, 95), p=0.25),
-    ]
+    return smear_augmentations(bgr=True)
 
 
 AUGMENT_PRESETS = {"composite": AUGMENT, "smear": SMEAR_AUGMENT}

@@ -68,3 +68,49 @@ def apply_shift(img: np.ndarray, name: str) -> np.ndarray:
     rgb = np.ascontiguousarray(img[..., ::-1])
     out = _CACHE[name](image=rgb)["image"]
     return np.ascontiguousarray(out[..., ::-1])
+
+
+# --------------------------------------------------------------------------- training augmentation
+# The random counterpart of the fixed shifts: what training sees so that another lab's stain and
+# optics are not new. Ranges cover the shifts above without being fitted to them (stated with the
+# shifts, 2026-12-04, before any training that uses them): H&E stain matrices and intensities,
+# gamma, brightness/contrast, blur, resolution loss and JPEG, each on a share of the images.
+
+def smear_augmentations(bgr: bool = False) -> list:
+    """albumentations transforms (pixel-level only: boxes stay) for ``train-detector --augment
+    smear`` (``bgr=True``: ultralytics hands its transforms BGR images, and the H&E stain matrices
+    are RGB's) and ``train-classifier --augment smear`` (RGB)."""
+    import albumentations as A
+
+    stain = dict(method="random_preset", intensity_scale_range=(0.85, 1.15),
+                 intensity_shift_range=(-0.1, 0.1), p=0.2)
+    return [
+        _bgr_he_stain()(**stain) if bgr else A.HEStain(**stain),
+        A.RandomGamma(gamma_limit=(65, 150), p=0.3),
+        A.RandomBrightnessContrast(brightness_limit=0.15, contrast_limit=0.15, p=0.3),
+        A.GaussianBlur(sigma_limit=(0.3, 1.6), p=0.2),
+        A.Downscale(scale_range=(0.4, 0.9), p=0.15),
+        A.ImageCompression(quality_range=(25, 95), p=0.25),
+    ]
+
+
+_BGR_HE = None
+
+
+def _bgr_he_stain():
+    """albumentations' HEStain for BGR images (defined once: albumentations registers each
+    transform class by name for its checkpoint serialisation)."""
+    global _BGR_HE
+    if _BGR_HE is None:
+        import albumentations as A
+
+        class BGRHEStain(A.HEStain):
+            """HEStain on a BGR image: applied to its RGB view, returned as BGR."""
+
+            def apply(self, img, *args, **params):
+                rgb = np.ascontiguousarray(img[..., ::-1])
+                return np.ascontiguousarray(super().apply(rgb, *args, **params)[..., ::-1])
+
+        BGRHEStain.__module__ = __name__
+        _BGR_HE = BGRHEStain
+    return _BGR_HE
