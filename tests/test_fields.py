@@ -260,3 +260,38 @@ def test_native_sizes_leave_cut_cells_out_and_red_cells_out_of_the_fallback():
     assert r["native_size"] == {"lymphocyte": 100.0, "platelet": 30.0, "rbc": 80.0}
     assert r["counts"] == {"lymphocyte": 1, "platelet": 2, "rbc": 3}
     assert r["all_classes_median"] == 30.0      # median of 30, 30, 100: the eight only
+
+
+@pytest.mark.slow
+def test_tiny_train_predict_and_report_on_real_fields(drawn_manifest, labels, tmp_path, monkeypatch):
+    """The loop of the real-image work, tiny: real mosaics of the train split -> a nine-class
+    detector (the eight + rbc) trained with --augment smear -> predict on val fields, red cells
+    as their own rows and counts column -> report against the fields' truth, red cells included."""
+    monkeypatch.setenv("YOLO_OFFLINE", "1")
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.setenv("YOLO_CONFIG_DIR", str(repo / "runs" / ".ultralytics"))
+    mos, val = tmp_path / "mosaics", tmp_path / "fields"
+    assert main(["fields", "--split", str(drawn_manifest), "--labels", str(labels), "--splits",
+                 "train", "--scales", "0.5", "1", "--mosaics", "6", "--canvas", "256",
+                 "--no-progress", "--out", str(mos)]) == 0
+    assert main(["fields", "--split", str(drawn_manifest), "--labels", str(labels), "--splits",
+                 "val", "--no-progress", "--out", str(val)]) == 0
+    assert main(["train-detector", "--data", str(mos / "data.yaml"), "--model",
+                 str(repo / "models" / "yolo11n-mixmag.yaml"), "--imgsz", "128", "--epochs", "1",
+                 "--batch", "4", "--workers", "0", "--device", "cpu", "--augment", "smear",
+                 "--project", str(tmp_path / "runs"), "--name", "real", "--set", "nbs=4"]) == 0
+    weights = tmp_path / "runs" / "real" / "weights"
+    sizes = json.loads((weights / "magnification.json").read_text())
+    assert "rbc" in sizes["native_size"]
+    out = tmp_path / "pred"
+    assert main(["predict", str(val / "images" / "val"), "--detector", str(weights / "best.pt"),
+                 "--classifier", "none", "--conf", "0.001", "--no-progress", "--no-draw",
+                 "--out", str(out)]) == 0
+    counts = pd.read_csv(out / "counts.csv")
+    assert counts.columns[-1] == "rbc" and len(counts) == len(list((val / "images" / "val").iterdir()))
+    assert main(["report", "--truth", str(val), "--split", "val", "--pred", str(out), "--out",
+                 str(tmp_path / "report"), "--bootstrap", "0"]) == 0
+    m = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    truth = pd.read_csv(val / "cells.csv")
+    assert m["inputs"]["n_truth_red_cells"] == (truth["class_name"] == "rbc").sum() > 0
+    assert m["inputs"]["n_truth_cells"] == (truth["class_name"] != "rbc").sum()
