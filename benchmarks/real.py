@@ -48,6 +48,9 @@ def main(argv=None) -> int:
           f"{r['models']['classifier']}, {r['images_per_s']:.2f} images/s")
     for scope, f in r["figures"].items():
         print(summary_line(scope, f))
+    c = r["coco"]
+    print(f"COCO mAP@0.5 over the eight + rbc {c['map50_nine']:.3f} (mAP@0.5:0.95 "
+          f"{c['map50_95_nine']:.3f}); over the eight {c['map50_eight']:.3f}")
     print(f"wrote {finish_record(rec, args.out)}")
     return 0
 

@@ -295,3 +295,19 @@ def test_tiny_train_predict_and_report_on_real_fields(drawn_manifest, labels, tm
     truth = pd.read_csv(val / "cells.csv")
     assert m["inputs"]["n_truth_red_cells"] == (truth["class_name"] == "rbc").sum() > 0
     assert m["inputs"]["n_truth_cells"] == (truth["class_name"] != "rbc").sum()
+
+
+def test_field_map_over_nine_and_eight_classes():
+    """Real-field mAP: perfect boxes of every cell give 1 over the eight + rbc; a detector that
+    finds no red cells keeps 1 over the eight and has AP 0 on rbc."""
+    from mixmag.bench.real import field_map
+
+    rows = [("a.jpg", "lymphocyte", 10, 10, 50, 50), ("a.jpg", "rbc", 60, 10, 100, 50),
+            ("b.jpg", "platelet", 10, 10, 20, 20), ("b.jpg", "rbc", 40, 40, 80, 80)]
+    truth = pd.DataFrame(rows, columns=["image", "class_name", "x1", "y1", "x2", "y2"])
+    r = field_map(truth, truth.assign(score=0.9))
+    assert r["map50_nine"] == pytest.approx(1.0) and r["map50_eight"] == pytest.approx(1.0)
+    white = truth[truth["class_name"] != "rbc"].assign(score=0.9)
+    r = field_map(truth, white)
+    assert r["ap50_nine"]["rbc"] == 0 and r["map50_eight"] == pytest.approx(1.0)
+    assert r["map50_nine"] == pytest.approx(2 / 3)   # lymphocyte, platelet, rbc present

@@ -119,6 +119,24 @@ def figures_by_scale(truth: pd.DataFrame, pred: pd.DataFrame, iou: float = 0.5,
     return out
 
 
+def field_map(truth: pd.DataFrame, pred: pd.DataFrame) -> dict:
+    """COCO mAP (pycocotools) on real fields: over the eight + ``rbc`` (nine categories; a
+    detector that does not know red cells has AP 0 there) and over the eight alone (red cells in
+    neither truth nor predictions: a box on a red cell is a false positive of its class). All
+    predictions are ranked, whatever the cut-off of the matching figures."""
+    from ..data.oipbc import FIELD_CLASSES
+    from ..evaluate.coco import coco_map
+
+    images = sorted(truth["image"].unique())
+    t = truth.assign(class_id=truth["class_name"].map(FIELD_CLASSES.index))
+    p = pred.assign(class_id=pred["class_name"].map(FIELD_CLASSES.index))
+    nine = coco_map(t, images, p, classes=FIELD_CLASSES)
+    eight = coco_map(t[t["class_name"] != RBC], images, p[p["class_name"] != RBC])
+    return {"map50_nine": nine["map50"], "map50_95_nine": nine["map50_95"],
+            "map50_eight": eight["map50"], "map50_95_eight": eight["map50_95"],
+            "ap50_nine": {k: v["ap50"] for k, v in nine["per_class"].items()}}
+
+
 def score_dataset(root, split: str = "val", detector=None, classifier=None, backend: str = "auto",
                   conf: float = 0.25, limit: int = 0) -> dict:
     """A pair (zoo names, files, or the zoo's default) on the ``split`` images of a real-field
@@ -149,7 +167,7 @@ def score_dataset(root, split: str = "val", detector=None, classifier=None, back
     pred["image"] = f"images/{split}/" + pred["image"].astype(str)
     return {"images": len(sources), "models": pipe.meta, "options": vars(pipe.opt),
             "seconds": round(seconds, 1), "images_per_s": round(len(sources) / seconds, 2),
-            "figures": figures_by_scale(truth, pred, conf=conf)}
+            "figures": figures_by_scale(truth, pred, conf=conf), "coco": field_map(truth, pred)}
 
 
 KEYS = ("recall_of_non_red_cells", "macro_f1", "cut_cell_recall", "centre_cell_right",

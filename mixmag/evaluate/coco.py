@@ -23,8 +23,10 @@ def _quiet():
     return contextlib.redirect_stdout(io.StringIO())
 
 
-def coco_objects(truth_cells: pd.DataFrame, images: list[str], pred: pd.DataFrame):
-    """(COCO truth, COCO detections or None, image ids) built in memory."""
+def coco_objects(truth_cells: pd.DataFrame, images: list[str], pred: pd.DataFrame,
+                 classes=CLASS_NAMES):
+    """(COCO truth, COCO detections or None, image ids) built in memory; category id =
+    class_id + 1 over ``classes`` (the eight, or the eight + rbc for real fields)."""
     from pycocotools.coco import COCO
 
     img_id = {name: i + 1 for i, name in enumerate(images)}
@@ -40,7 +42,7 @@ def coco_objects(truth_cells: pd.DataFrame, images: list[str], pred: pd.DataFram
              "area": float(area[k]), "iscrowd": 0} for k in range(len(b))]
     gt = COCO()
     gt.dataset = {"images": [{"id": i} for i in img_id.values()], "annotations": anns,
-                  "categories": [{"id": k + 1, "name": n} for k, n in enumerate(CLASS_NAMES)]}
+                  "categories": [{"id": k + 1, "name": n} for k, n in enumerate(classes)]}
     with _quiet():
         gt.createIndex()
     if len(pred) == 0:
@@ -97,21 +99,23 @@ def class_hypotheses(pred: pd.DataFrame, min_prob: float = 0.01) -> pd.DataFrame
     return out
 
 
-def coco_map(truth_cells: pd.DataFrame, images: list[str], pred: pd.DataFrame) -> dict:
-    """mAP@0.5, mAP@0.5:0.95, per-class AP and the per-class PR curves at IoU 0.5."""
+def coco_map(truth_cells: pd.DataFrame, images: list[str], pred: pd.DataFrame,
+             classes=CLASS_NAMES) -> dict:
+    """mAP@0.5, mAP@0.5:0.95, per-class AP and the per-class PR curves at IoU 0.5, over
+    ``classes`` (class_id indexes it)."""
     from pycocotools.cocoeval import COCOeval
 
-    gt, dt, _ = coco_objects(truth_cells, images, pred)
-    present = np.bincount(truth_cells["class_id"].to_numpy(int), minlength=NUM_CLASSES) > 0
+    gt, dt, _ = coco_objects(truth_cells, images, pred, classes)
+    present = np.bincount(truth_cells["class_id"].to_numpy(int), minlength=len(classes)) > 0
     recall = np.linspace(0, 1, 101)
     if dt is None:
         zero = {n: ({"ap50": 0.0, "ap50_95": 0.0} if present[k] else
                     {"ap50": float("nan"), "ap50_95": float("nan")})
-                for k, n in enumerate(CLASS_NAMES)}
+                for k, n in enumerate(classes)}
         return {"map50": 0.0 if present.any() else float("nan"),
                 "map50_95": 0.0 if present.any() else float("nan"), "per_class": zero,
                 "max_dets": 100, "recall": recall.tolist(),
-                "pr50": {n: [0.0] * len(recall) for k, n in enumerate(CLASS_NAMES) if present[k]}}
+                "pr50": {n: [0.0] * len(recall) for k, n in enumerate(classes) if present[k]}}
     max_dets = int(max(100, pred.groupby("image").size().max()))
     ev = COCOeval(gt, dt, "bbox")
     ev.params.areaRng = [[0, 1e10]]
@@ -128,7 +132,7 @@ def coco_map(truth_cells: pd.DataFrame, images: list[str], pred: pd.DataFrame) -
 
     cat_index = {c: i for i, c in enumerate(ev.params.catIds)}
     per_class, pr50 = {}, {}
-    for k, name in enumerate(CLASS_NAMES):
+    for k, name in enumerate(classes):
         i = cat_index.get(k + 1)
         per_class[name] = {"ap50": mean_valid(prec[0, :, i]) if i is not None else float("nan"),
                            "ap50_95": mean_valid(prec[:, :, i]) if i is not None else float("nan")}
