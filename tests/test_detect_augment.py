@@ -93,3 +93,28 @@ def test_smear_run_records_its_transforms_and_resume_keeps_them(tmp_path, monkey
     assert main([*argv[:-4], "--augment", "composite", "--resume"]) == 2
     err = capsys.readouterr().err
     assert "--augment composite" in err and "trained with --augment smear" in err
+
+
+def test_importing_the_augmentations_asks_no_network(tmp_path):
+    """albumentations checks PyPI for updates on import unless NO_ALBUMENTATIONS_UPDATE is set:
+    importing mixmag's augmentation modules must reach for no network."""
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "import socket, json\n"
+        "tries = []\n"
+        "def no(*a, **k):\n"
+        "    tries.append(repr(a[:1])); raise OSError('network disabled by test')\n"
+        "socket.socket.connect = no; socket.create_connection = no; socket.getaddrinfo = no\n"
+        "import mixmag.synth.shifts, mixmag.classify.augment\n"
+        "mixmag.synth.shifts.smear_augmentations(bgr=True)\n"
+        "print('TRIES', json.dumps(tries))\n")
+    env = {k: v for k, v in os.environ.items() if k != "NO_ALBUMENTATIONS_UPDATE"}
+    env["PYTHONPATH"] = str(REPO)
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("TRIES "))
+    assert line == "TRIES []", line

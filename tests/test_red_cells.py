@@ -5,6 +5,7 @@ counts.csv (``n_cells`` counts the eight only), and the report leaves them out."
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -146,3 +147,50 @@ def test_report_cli_reads_a_real_field_dataset(tmp_path):
     assert m["confusion"]["rows"][-1] == "red cell" and m["headline"]["n_on_red_cells"] == 1
     html = (tmp_path / "rep" / "report.html").read_text()
     assert "The truth boxes 3 red cells too" in html and "red cell" in html
+
+
+def test_a_red_cell_never_takes_a_box_from_a_white_cell():
+    """A lymphocyte and a red cell that overlap, two boxes: matched all at once (most pairs), the
+    red cell would take the lymphocyte's own box and leave the lymphocyte the erythroblast box, a
+    wrong class. White cells go first: the lymphocyte keeps its box, and the other box, under
+    IoU 0.5 with the red cell, is spurious."""
+    from mixmag.evaluate import evaluate
+
+    truth = pd.DataFrame([{"image": "f.jpg", "class_name": c, "x1": a, "y1": 10, "x2": b, "y2": 50,
+                           "width": 100, "height": 100}
+                          for c, a, b in (("lymphocyte", 10, 50), (RBC, 20, 60))])
+    pred = pd.DataFrame([{"image": "f.jpg", "class_name": c, "x1": a, "y1": y, "x2": b, "y2": 50,
+                          "score": s} for c, a, y, b, s in (("lymphocyte", 12, 10, 54, 0.9),
+                                                            ("erythroblast", 8, 12, 46, 0.5))])
+    r = evaluate(truth, pred, bootstrap=0, coco=False)
+    t = r.per_class.set_index("class_name")
+    assert (t.loc["lymphocyte", "tp"], t.loc["lymphocyte", "fn"]) == (1, 0)
+    assert (t.loc["erythroblast", "fp"], t.loc["erythroblast", "spurious"]) == (1, 1)
+    assert r.headline["n_on_red_cells"] == 0
+    from mixmag.bench.real import field_figures, match_fields
+
+    rows = match_fields(truth, pred)
+    f = field_figures(truth, rows)
+    assert f["per_class"]["lymphocyte"]["recall"] == 1.0
+    assert f["red_cells_called_one_of_the_eight_per_image"] == 0 and f["spurious_per_image"] == 1
+
+
+def test_red_predictions_are_left_out_in_every_format(tmp_path):
+    """rbc rows from a nine-class detector: by name (cells.csv), COCO category 9 (predict's
+    coco_results.json) and YOLO class 8 (ultralytics' save_txt) are all none of the eight."""
+    from mixmag.evaluate import load_predictions, load_truth
+    from mixmag.evaluate.synthetic import synthetic_truth, write_dataset
+
+    truth = synthetic_truth(n_images=2, seed=1)
+    t = load_truth(write_dataset(tmp_path / "ds", truth))
+    first = t.images.iloc[0]
+    coco = [{"image_id": int(first["image_id"]), "category_id": 9, "bbox": [1, 1, 8, 8], "score": 0.9},
+            {"image_id": int(first["image_id"]), "category_id": 1, "bbox": [1, 1, 8, 8], "score": 0.9}]
+    (tmp_path / "res.json").write_text(json.dumps(coco))
+    got = load_predictions(tmp_path / "res.json", t)
+    assert got["class_name"].tolist() == ["basophil"]
+    yolo = tmp_path / "labels"
+    yolo.mkdir()
+    (yolo / (Path(first["image"]).stem + ".txt")).write_text("8 0.5 0.5 0.1 0.1 0.9\n2 0.5 0.5 0.1 0.1 0.8\n")
+    got = load_predictions(yolo, t)
+    assert got["class_name"].tolist() == ["erythroblast"]

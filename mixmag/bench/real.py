@@ -1,8 +1,9 @@
 """Figures on real fields (datasets from `mixmag fields`): every cell is in the truth, red cells as
 ``rbc``, which is not one of the eight.
 
-Predictions are matched to all truth boxes at once (class-agnostic, one-to-one, IoU >= 0.5, the
-report's matching rule). Then, for the eight classes:
+Predictions are matched to the truth boxes class-agnostically, one-to-one, IoU >= 0.5 (the
+report's rule): the white cells and platelets first, then the red cells with the predictions
+left over, so a red cell never takes a box from a white cell. Then, for the eight classes:
 - a truth cell of the eight: right (matched, same class), confused (matched, other class) or
   missed; a red cell that no prediction matches counts nowhere;
 - a prediction: right, confused, *on a red cell* (a false positive of its class: a red cell is
@@ -39,7 +40,8 @@ def match_fields(truth: pd.DataFrame, pred: pd.DataFrame, iou: float = 0.5) -> p
     code = {n: i for i, n in enumerate(names)}
     ti, pi = truth["image"].map(code).to_numpy(), pred["image"].map(code).to_numpy()
     pairs = overlapping_pairs(ti, truth[BOX].to_numpy(float), pi, pred[BOX].to_numpy(float), iou)
-    mt, mp, _ = match(pairs, iou)
+    # red cells second: a red cell never takes a box from a white cell (evaluate.match.match)
+    mt, mp, _ = match(pairs, iou, first=(truth["class_name"] != RBC).to_numpy())
     t_match = np.full(len(truth), -1)
     t_match[mt] = mp
     p_match = np.full(len(pred), -1)

@@ -44,8 +44,9 @@ def native_sizes_from_cells(cells: pd.DataFrame, split: str | None = "train") ->
                           "pass the cells.csv written by tools/synthesize.py")
     if split and "split" in cells.columns and (cells["split"] == split).any():
         cells = cells[cells["split"] == split]
-    if "cut" in cells.columns and (~cells["cut"].astype(bool)).any():
-        cells = cells[~cells["cut"].astype(bool)]
+    cut = cells["cut"].fillna(False).astype(bool) if "cut" in cells.columns else None
+    if cut is not None and (~cut).any():
+        cells = cells[~cut]
     native = box_size(cells[["x1", "y1", "x2", "y2"]].to_numpy()) / cells["magnification"].to_numpy()
     frame = pd.DataFrame({"class_name": cells["class_name"].to_numpy(), "native": native})
     eight = native[(cells["class_name"] != RBC).to_numpy()]

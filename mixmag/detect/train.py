@@ -95,6 +95,8 @@ def check_data_yaml(data: str | os.PathLike) -> dict:
         root = (path.parent / root).resolve()
     for split in ("train", "val"):
         # ultralytics takes one folder or a list of them
+        if isinstance(cfg.get(split), list) and not cfg[split]:
+            raise MixmagError(f"--data {path}: '{split}' is an empty list; name one folder or more")
         for part in ([] if split not in cfg else cfg[split] if isinstance(cfg[split], list)
                      else [cfg[split]]):
             if not (root / str(part)).exists():
@@ -169,10 +171,23 @@ def train_detector(data: str | os.PathLike, model: str | os.PathLike = "models/y
     resume.install(yolo, save=resume_state)
     yolo.train(**args)
     trainer = yolo.trainer
-    record["albumentations_applied"] = applied_albumentations(trainer)
+    record["albumentations_applied"] = _check_applied(trainer, augment)
     return _finish(Path(trainer.save_dir), cfg, record, Path(trainer.best), Path(trainer.last),
                    getattr(trainer, "metrics", None), int(getattr(trainer, "epoch", -1)) + 1,
                    time.time() - t0)
+
+
+def _check_applied(trainer, augment: str) -> list[str]:
+    """The transforms the training dataset applied; for ``smear``, all of them, or an error
+    (ultralytics drops a custom list it cannot rebuild with one log line and trains on)."""
+    applied = applied_albumentations(trainer)
+    want = [type(t).__name__ for t in smear_albumentations()] if augment == "smear" else []
+    missing = [n for n in want if n not in applied]
+    if missing:
+        raise MixmagError(f"--augment smear: the training data applied {applied or 'none'} of its "
+                          f"transforms, not {', '.join(missing)}; the run in "
+                          f"{trainer.save_dir} did not train as asked")
+    return applied
 
 
 def applied_albumentations(trainer) -> list[str]:
@@ -303,7 +318,7 @@ def resume_detector(run: str | os.PathLike, data: str | os.PathLike, given: dict
     resume.install(yolo)
     yolo.train(resume=True, data=str(Path(data).resolve()), save_dir=str(run), **passed)
     trainer = yolo.trainer
-    record["albumentations_applied"] = applied_albumentations(trainer)
+    record["albumentations_applied"] = _check_applied(trainer, ran)
     return _finish(run, cfg, record, Path(trainer.best), Path(trainer.last),
                    getattr(trainer, "metrics", None), int(getattr(trainer, "epoch", -1)) + 1,
                    time.time() - t0)
@@ -433,6 +448,8 @@ def train_or_resume(data: str | os.PathLike, model: str | os.PathLike, *, settin
     if s.get("time") is not None and s["time"] <= 0:
         raise MixmagError(f"--time {s['time']}: must be > 0 minutes")
     extra = parse_overrides(overrides)
+    if "augment" in extra:  # mixmag's preset, not an ultralytics argument
+        raise MixmagError(f"--set augment={extra['augment']}: use --augment composite|smear")
     if resume:
         if overwrite:
             raise MixmagError("--resume and --overwrite: pick one (--resume continues the run, "

@@ -168,9 +168,11 @@ def evaluate(truth, pred: pd.DataFrame, iou: float | Sequence[float] = 0.5, conf
     pairs = overlapping_pairs(t_img, cells[BOX].to_numpy(float), p_img, pred[BOX].to_numpy(float),
                               min(ious))
     keep = score >= conf
+    # red cells (a real field's truth) are matched after the eight: see match()
+    first = t_cls < NUM_CLASSES if (t_cls == RED).any() else None
 
     def outcomes_at(thr, keep_mask):
-        mt, mp, miou = match(pairs, thr, keep_mask)
+        mt, mp, miou = match(pairs, thr, keep_mask, first)
         out = outcome_table(t_cls, t_img, p_cls, p_img, mt, mp, keep_mask, MISSED, SPURIOUS)
         out["iou"] = np.concatenate([miou, np.full(len(out) - len(miou), np.nan)])
         return out
@@ -223,6 +225,8 @@ def evaluate(truth, pred: pd.DataFrame, iou: float | Sequence[float] = 0.5, conf
         near = np.append(pairs.pred_near, -1)  # p == -1 (a missed cell) looks up the -1 at the end
         src_row = np.where(out["t"] >= 0, out["t"], near[out["p"].to_numpy()])
         mag = np.where(src_row >= 0, mag_t[np.maximum(src_row, 0)], np.nan)
+        # red cells no box claimed are no outcome of the eight: they must not shape the bins
+        mag[((out["true"] == RED) & (out["pred"] == MISSED)).to_numpy()] = np.nan
         labels, bins = magnification_bins(mag)
         out["magnification"] = labels
         per_mag = by_group(out, labels, bins)

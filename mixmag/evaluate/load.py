@@ -529,7 +529,8 @@ def coco_predictions(results: list, path: Path, truth: Truth) -> pd.DataFrame:
     src = str(path)
     ids = truth.images.dropna(subset=["image_id"])
     id_to_name = {_id_key(k): v for k, v in zip(ids["image_id"], ids["image"])}
-    cats = truth.categories or {i + 1: i for i in range(NUM_CLASSES)}
+    # predict's ids: category = class_id + 1, rbc (a detector that knows red cells) 9
+    cats = truth.categories or {**{i + 1: i for i in range(NUM_CLASSES)}, NUM_CLASSES + 1: RED}
     rows = {"image": [], "class_id": [], "x": [], "y": [], "w": [], "h": [], "score": [], "_label": []}
     for i, r in enumerate(results):
         label = f"results[{i}]"
@@ -615,8 +616,11 @@ def yolo_predictions(folder: Path, truth: Truth) -> pd.DataFrame:
                 raise MixmagError(f"{f}:{ln}: not a number in {line.strip()!r}") from None
             if not all(math.isfinite(v) for v in (cx, cy, bw, bh)):
                 raise MixmagError(f"{f}:{ln}: box has a NaN or infinite coordinate")
+            if c == NUM_CLASSES:  # a nine-class detector's rbc (YOLO index 8): none of the eight
+                continue
             if not (c.is_integer() and 0 <= c < NUM_CLASSES):
-                raise MixmagError(f"{f}:{ln}: class {parts[0]} is not one of 0..{NUM_CLASSES - 1}")
+                raise MixmagError(f"{f}:{ln}: class {parts[0]} is not one of 0..{NUM_CLASSES} "
+                                  f"(0..{NUM_CLASSES - 1} the eight, {NUM_CLASSES} rbc)")
             rows.append({"image": name, "class_id": int(c), "x1": (cx - bw / 2) * w,
                          "y1": (cy - bh / 2) * h, "x2": (cx + bw / 2) * w, "y2": (cy + bh / 2) * h,
                          "score": conf, "_label": f"{f.name}:{ln}"})

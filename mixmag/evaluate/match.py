@@ -75,12 +75,27 @@ def overlapping_pairs(truth_img: np.ndarray, truth_box: np.ndarray, pred_img: np
                  iou=cat(ious, np.float64), pred_near=near)
 
 
-def match(pairs: Pairs, iou_thr: float, pred_keep: np.ndarray | None = None
-          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Matched (truth rows, prediction rows, IoU) at ``iou_thr`` among predictions ``pred_keep``."""
+def match(pairs: Pairs, iou_thr: float, pred_keep: np.ndarray | None = None,
+          first: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Matched (truth rows, prediction rows, IoU) at ``iou_thr`` among predictions ``pred_keep``.
+
+    ``first`` (a mask over truth rows): those cells are matched first, and the rest only with the
+    predictions left over. A real field's red cells come second, so a red cell never takes a box
+    from a white cell it overlaps, nor makes a worse box take that cell; boxes on red cells come
+    only from what would otherwise be spurious. Without ``first`` (or all True) it is the one-stage
+    matching."""
     sel = pairs.iou >= iou_thr
     if pred_keep is not None:
         sel &= pred_keep[pairs.p]
+    if first is None or first.all():
+        return _match_selected(pairs, sel)
+    in_first = first[pairs.t]
+    t1, p1, i1 = _match_selected(pairs, sel & in_first)
+    t2, p2, i2 = _match_selected(pairs, sel & ~in_first & ~np.isin(pairs.p, p1))
+    return np.concatenate([t1, t2]), np.concatenate([p1, p2]), np.concatenate([i1, i2])
+
+
+def _match_selected(pairs: Pairs, sel: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     t, p, img, iou = pairs.t[sel], pairs.p[sel], pairs.img[sel], pairs.iou[sel]
     if len(t) == 0:
         return t, p, iou

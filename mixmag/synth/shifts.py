@@ -9,14 +9,13 @@ trained range is not a pixel shift: build fields with ``--scales 0.35 2.5`` inst
 
 from __future__ import annotations
 
+import albumentations as A
 import numpy as np
 
 from ..errors import MixmagError
 
 
 def _transforms() -> dict:
-    import albumentations as A
-
     def one(t):
         return A.Compose([t])
 
@@ -80,12 +79,10 @@ def smear_augmentations(bgr: bool = False) -> list:
     """albumentations transforms (pixel-level only: boxes stay) for ``train-detector --augment
     smear`` (``bgr=True``: ultralytics hands its transforms BGR images, and the H&E stain matrices
     are RGB's) and ``train-classifier --augment smear`` (RGB)."""
-    import albumentations as A
-
     stain = dict(method="random_preset", intensity_scale_range=(0.85, 1.15),
                  intensity_shift_range=(-0.1, 0.1), p=0.2)
     return [
-        _bgr_he_stain()(**stain) if bgr else A.HEStain(**stain),
+        BGRHEStain(**stain) if bgr else A.HEStain(**stain),
         A.RandomGamma(gamma_limit=(65, 150), p=0.3),
         A.RandomBrightnessContrast(brightness_limit=0.15, contrast_limit=0.15, p=0.3),
         A.GaussianBlur(sigma_limit=(0.3, 1.6), p=0.2),
@@ -94,23 +91,12 @@ def smear_augmentations(bgr: bool = False) -> list:
     ]
 
 
-_BGR_HE = None
+class BGRHEStain(A.HEStain):
+    """albumentations' HEStain for a BGR image: applied to its RGB view, returned as BGR. Defined
+    at module level so that pickling (DataLoader workers) and albumentations' registry of
+    transform names (ultralytics keeps its transforms as dicts) find it wherever this module is
+    imported."""
 
-
-def _bgr_he_stain():
-    """albumentations' HEStain for BGR images (defined once: albumentations registers each
-    transform class by name for its checkpoint serialisation)."""
-    global _BGR_HE
-    if _BGR_HE is None:
-        import albumentations as A
-
-        class BGRHEStain(A.HEStain):
-            """HEStain on a BGR image: applied to its RGB view, returned as BGR."""
-
-            def apply(self, img, *args, **params):
-                rgb = np.ascontiguousarray(img[..., ::-1])
-                return np.ascontiguousarray(super().apply(rgb, *args, **params)[..., ::-1])
-
-        BGRHEStain.__module__ = __name__
-        _BGR_HE = BGRHEStain
-    return _BGR_HE
+    def apply(self, img, *args, **params):
+        rgb = np.ascontiguousarray(img[..., ::-1])
+        return np.ascontiguousarray(super().apply(rgb, *args, **params)[..., ::-1])
