@@ -33,7 +33,7 @@ def main(argv=None) -> int:
     ap.add_argument("--classifier", default=None, help="zoo name, weights or 'none' (default: the zoo's)")
     ap.add_argument("--backend", default="auto")
     ap.add_argument("--conf", type=float, default=0.25, help="score cut-off, as the report's")
-    ap.add_argument("--limit", type=int, default=0, help="first N images only (a quick look)")
+    ap.add_argument("--limit", type=int, default=0, help="N images only, evenly spaced in name order (a quick look)")
     ap.add_argument("--out", default="benchmarks/results/real-fields-val.json")
     args = ap.parse_args(argv)
 

@@ -32,6 +32,8 @@ def main(argv=None) -> int:
     ap.add_argument("--scales", type=float, nargs="+", default=[1.0])
     ap.add_argument("--detector", default=None)
     ap.add_argument("--classifier", default=None)
+    ap.add_argument("--limit", type=int, default=0,
+                    help="score N fields of each shifted set, evenly spaced (the same N for each)")
     ap.add_argument("--out", default="benchmarks/results/real-shifts-val.json")
     args = ap.parse_args(argv)
 
@@ -46,7 +48,7 @@ def main(argv=None) -> int:
             fields_dataset(data, args.split, pbc=args.pbc, labels=args.labels, progress=False,
                            settings=FieldSettings(splits=("val",), scales=tuple(args.scales),
                                                   shift=None if name == "none" else name))
-        r = score_dataset(data, "val", args.detector, args.classifier)
+        r = score_dataset(data, "val", args.detector, args.classifier, limit=args.limit)
         rec["models"] = r["models"]
         rec["shifts"][name] = {"images": r["images"], "figures": r["figures"]}
         print(summary_line(name, r["figures"]["all"]), flush=True)

@@ -143,7 +143,7 @@ def score_dataset(root, split: str = "val", detector=None, classifier=None, back
                   conf: float = 0.25, limit: int = 0) -> dict:
     """A pair (zoo names, files, or the zoo's default) on the ``split`` images of a real-field
     dataset, as `mixmag predict` runs it: the figures of ``figures_by_scale`` with the models,
-    options, time and rate."""
+    options, time and rate. ``limit``: that many images, evenly spaced in name order."""
     import time
     from pathlib import Path
 
@@ -157,7 +157,9 @@ def score_dataset(root, split: str = "val", detector=None, classifier=None, back
     truth = truth[truth["split"] == split]
     if truth.empty:
         raise MixmagError(f"--data {root}: no {split} images")
-    images = sorted(truth["image"].unique())[: limit or None]
+    images = sorted(truth["image"].unique())
+    if limit and limit < len(images):  # evenly spaced: names sort by class, the first N are one class
+        images = [images[i] for i in np.linspace(0, len(images) - 1, limit).round().astype(int)]
     truth = truth[truth["image"].isin(images)].reset_index(drop=True)
     pipe = build_pipeline(detector=detector, classifier=classifier, backend=backend)
     keep = {Path(n).name for n in images}
