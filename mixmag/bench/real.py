@@ -109,7 +109,7 @@ def figures_by_scale(truth: pd.DataFrame, pred: pd.DataFrame, iou: float = 0.5,
     truth = truth.reset_index(drop=True)
     pred = pred[pred["score"] >= conf].reset_index(drop=True)
     rows = match_fields(truth, pred, iou)
-    out = {"all": field_figures(truth, rows)}
+    out = {"all": {**field_figures(truth, rows), **magnification_estimate(truth, pred, rows)}}
     mag = truth["magnification"].to_numpy(float)
     scales = truth.groupby("image")["magnification"].agg(lambda v: v.iloc[0] if v.nunique() == 1
                                                           else np.nan)
@@ -117,8 +117,25 @@ def figures_by_scale(truth: pd.DataFrame, pred: pd.DataFrame, iou: float = 0.5,
     for m in sorted(set(mag)):
         sel = rows[row_mag == m]
         images = set(truth.loc[mag == m, "image"])
-        out[f"x{m:g}"] = field_figures(truth, sel, n_images=len(images))
+        out[f"x{m:g}"] = {**field_figures(truth, sel, n_images=len(images)),
+                          **magnification_estimate(truth, pred, sel)}
     return out
+
+
+def magnification_estimate(truth: pd.DataFrame, pred: pd.DataFrame, rows: pd.DataFrame) -> dict:
+    """predict's magnification estimate against the field's true magnification, over the cells of
+    the eight that a box found: median relative error and the share within 25 %."""
+    if "magnification_est" not in pred:
+        return {}
+    hit = rows[(rows["t"] >= 0) & (rows["p"] >= 0) & rows["true"].isin(CLASS_NAMES)]
+    true_m = truth["magnification"].to_numpy(float)[hit["t"].to_numpy()]
+    est = pred["magnification_est"].to_numpy(float)[hit["p"].to_numpy()]
+    ok = np.isfinite(true_m) & np.isfinite(est)
+    rel = np.abs(est[ok] - true_m[ok]) / true_m[ok]
+    return {"magnification_estimate": {
+        "n": int(ok.sum()), "median_rel_error": float(np.median(rel)) if len(rel) else float("nan"),
+        "within_25pct": float((rel <= 0.25).mean()) if len(rel) else float("nan"),
+        "median_ratio": float(np.median(est[ok] / true_m[ok])) if len(rel) else float("nan")}}
 
 
 def field_map(truth: pd.DataFrame, pred: pd.DataFrame) -> dict:
@@ -180,5 +197,8 @@ KEYS = ("recall_of_non_red_cells", "macro_f1", "cut_cell_recall", "centre_cell_r
 
 def summary_line(scope: str, f: dict) -> str:
     line = ", ".join(f"{k} {f[k]:.3f}" for k in KEYS)
+    me = f.get("magnification_estimate") or {}
+    tail = (f"; magnification estimate within 25 % {me['within_25pct']:.3f}"
+            if me.get("n") else "")
     return (f"{scope:>8}: {line}; platelet F1 {f['platelet']['f1']:.3f} "
-            f"(R {f['platelet']['recall']:.3f}), erythroblast F1 {f['erythroblast']['f1']:.3f}")
+            f"(R {f['platelet']['recall']:.3f}), erythroblast F1 {f['erythroblast']['f1']:.3f}{tail}")
