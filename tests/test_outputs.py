@@ -82,9 +82,8 @@ def test_two_synthesize_runs_on_one_out_do_not_mix(tmp_path, drawn_manifest):
     codes = sorted(c for c, _ in res)
     assert codes == [0, 2], res
     refused = next(e for c, e in res if c == 2)
-    # refused by the lock while the other writes, or, on a loaded machine where the other had
-    # already finished, by the finished dataset (test_a_second_run_on_one_out_is_refused_naming_the_holder holds the lock for
-    # certain)
+    # refused by the lock while the other writes or, on a loaded machine where the other has
+    # already finished, by the finished dataset; the test above holds the lock for certain
     assert ("another run is writing it" in refused or "already exists" in refused), refused
     assert len(refused.strip().splitlines()) == 1
     seed = json.loads((out / "dataset.json").read_text())["seed"]
