@@ -194,3 +194,20 @@ def test_red_predictions_are_left_out_in_every_format(tmp_path):
     (yolo / (Path(first["image"]).stem + ".txt")).write_text("8 0.5 0.5 0.1 0.1 0.9\n2 0.5 0.5 0.1 0.1 0.8\n")
     got = load_predictions(yolo, t)
     assert got["class_name"].tolist() == ["erythroblast"]
+
+
+def test_the_benchmark_harness_scores_what_predict_writes(tmp_path):
+    """benchmarks/detect.py's stages (mixmag.bench.detection) drop a detector's red boxes before
+    classifying and scoring, as predict does: a composite's drawn red cells are no spurious
+    cells of the eight, from a fresh run and from the box cache alike."""
+    import cv2
+
+    from mixmag.bench.detection import detect_all
+
+    path = tmp_path / "c.png"
+    cv2.imwrite(str(path), np.full((220, 220, 3), 230, np.uint8))
+    pipe = Pipeline(FakeDetector(), None, None, PredictOptions(mode="detector"))
+    cache = tmp_path / "boxes.npz"
+    for _ in range(2):  # written, then read back
+        dets, _ = detect_all(pipe, [Source(path, "c.png")], cache)
+        assert len(dets) == 1 and sorted(dets[0][:, 5].astype(int).tolist()) == [0, 7]

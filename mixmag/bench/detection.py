@@ -92,7 +92,13 @@ def prob_cache(boxes: Path, cname: str, cpath: str, backend: str, norm: str, n: 
 def detect_all(pipe, sources, cache: Path | None) -> tuple[list[np.ndarray], float]:
     """``pipe``'s detector over ``sources`` in groups of ``pipe.opt.batch``: (boxes per image,
     seconds spent detecting, decoding excluded); read from ``cache`` when it is there, else
-    written to it (None: no cache)."""
+    written to it (None: no cache). A detector that knows red cells keeps only the eight's boxes:
+    predict writes its red boxes as rbc rows, never classified, and the report leaves them out."""
+    dets, t = _detect_all(pipe, sources, cache)
+    return pipe.split_red(dets)[0], t
+
+
+def _detect_all(pipe, sources, cache: Path | None) -> tuple[list[np.ndarray], float]:
     if cache is not None and cache.is_file():
         z = np.load(cache, allow_pickle=False)
         return [z[f"d{i}"] for i in range(len(sources))], float(z["seconds"])
