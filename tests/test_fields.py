@@ -241,6 +241,7 @@ def test_pack_crops_of_real_fields_leave_red_cells_out(drawn_manifest, labels, t
 
         assert list(z["class_names"]) == list(CLASS_NAMES)
         got = sorted(zip(z["paths"], (CLASS_NAMES[i] for i in z["labels"]), z["splits"]))
+        assert set(z["origin"]) == {"field"}
     want = sorted(zip(white["image"] + "#" + white["cell"].astype(str), white["class_name"],
                       white["split"]))
     assert got == want and len(got) == (cells["class_name"] != "rbc").sum() > 0

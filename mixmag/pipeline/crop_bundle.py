@@ -15,7 +15,8 @@ composites into an ordinary classifier bundle (``mixmag.classify.bundle``, read 
 - optionally whole PBC train/val images (as ``pack-bundle`` stores them) make up ``pbc_share`` of
   each split, so the PBC domain is not forgotten.
 
-Besides the standard bundle arrays it stores ``origin`` ("composite" / "pbc"), ``magnification``
+Besides the standard bundle arrays it stores ``origin`` ("composite", "field" for a real-field
+dataset, or "pbc"), ``magnification``
 (1 for PBC images) and ``source`` (the PBC source of each crop); ``train-classifier`` reports its
 val figures per origin when they are present.
 """
@@ -140,7 +141,9 @@ def pack_crops(dataset: str | os.PathLike, out_npz: str | os.PathLike, settings:
     dataset = Path(dataset)
     cells = composite_cells(dataset)
     meta_file = dataset / "dataset.json"
-    ds_hash = json.loads(meta_file.read_text()).get("manifest_hash", "") if meta_file.is_file() else ""
+    ds_meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+    ds_hash = ds_meta.get("manifest_hash", "")
+    origin = "field" if str(ds_meta.get("format", "")).startswith("mixmag-fields") else "composite"
     manifest = None
     if pbc_split:
         from ..data.split import load_manifest
@@ -177,7 +180,7 @@ def pack_crops(dataset: str | os.PathLike, out_npz: str | os.PathLike, settings:
         "path": comp["image"] + "#" + comp["cell"].astype(str),
         "class_id": comp["class_name"].map(CLASS_ID).astype(int), "split": comp["split"],
         "sha256": comp["source"].map(sha_of).fillna("") if sha_of else "",
-        "scale": s.size / np.asarray(sides, float), "origin": "composite",
+        "scale": s.size / np.asarray(sides, float), "origin": origin,
         "magnification": comp["magnification"].astype(float), "source": comp["source"]})
 
     if manifest is not None and s.pbc_share > 0:
