@@ -11,7 +11,7 @@
 # benchmarks/real.py on val fields and val mosaics, benchmarks/detect.py on m5 val composites.
 # The test split is never packed.
 #
-# Prepare here (once a sitting; the wheels are the device's missing packages, Python 3.12):
+# Prepare on the CPU machine first (the wheels are the GPU image's missing packages, Python 3.12):
 #   echo /.bundle-real/ >> .git/info/exclude
 #   python tools/gpu/pack_fields.py pack --split datasets/pbc-split.csv --train 4800 --val 600 \
 #       --out .bundle-real/fields.npz
