@@ -7,7 +7,7 @@ Draws a W x H JPEG of a smear-like field (pale background, ~3,000 red-cell disks
 centres and some nucleated cells, seeded) into --work, runs `mixmag predict` on it with the default
 models and backend once per --batches value, and records the process's peak RSS (wait4
 ru_maxrss), wall time, cells found and the sha256 of cells.csv (the same cells at every batch
-size). Writes benchmarks/results/big-image.json with mixmag.bench.record's provenance.
+size); and the RSS of importing PyTorch alone and predict's pipeline, before any work. Writes benchmarks/results/big-image.json with mixmag.bench.record's provenance.
 """
 
 from __future__ import annotations
@@ -46,17 +46,23 @@ def draw(path: Path, w: int, h: int, n: int, seed: int = 0) -> None:
         raise SystemExit(f"{path}: could not write the drawn image")
 
 
-def run(image: Path, out: Path, batch: int) -> dict:
-    cmd = [sys.executable, "-m", "mixmag", "predict", str(image), "--out", str(out), "--overwrite",
-           "--no-progress", "--batch", str(batch)]
-    t0 = time.time()
+def peak_rss_mb(cmd: list[str]) -> tuple[float, str]:
+    """(peak RSS in MB of ``cmd`` run to its end, its output)."""
     p = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     _, status, usage = os.wait4(p.pid, 0)
     log = p.stdout.read()
     if os.waitstatus_to_exitcode(status):
-        raise SystemExit(f"predict failed:\n{log}")
+        raise SystemExit(f"{' '.join(cmd[:4])} failed:\n{log}")
+    return round(usage.ru_maxrss / 1024, 1), log
+
+
+def run(image: Path, out: Path, batch: int) -> dict:
+    cmd = [sys.executable, "-m", "mixmag", "predict", str(image), "--out", str(out), "--overwrite",
+           "--no-progress", "--batch", str(batch)]
+    t0 = time.time()
+    rss, _ = peak_rss_mb(cmd)
     cells = (out / "cells.csv").read_bytes()
-    return {"batch": batch, "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+    return {"batch": batch, "peak_rss_mb": rss,
             "seconds": round(time.time() - t0, 1), "cells": cells.count(b"\n") - 1,
             "cells_csv_sha256": hashlib.sha256(cells).hexdigest()}
 
@@ -75,10 +81,13 @@ def main() -> None:
     image = work / f"big-{a.size[0]}x{a.size[1]}.jpg"
     if not image.is_file():
         draw(image, *a.size, a.disks)
+    rec["import_rss_mb"] = {m: peak_rss_mb([sys.executable, "-c", f"import {m}"])[0]
+                            for m in ("torch", "mixmag.pipeline.predict")}
     rec["runs"] = [run(image, work / f"out-b{b}", b) for b in a.batches]
     for r in rec["runs"]:
         print(f"--batch {r['batch']}: peak RSS {r['peak_rss_mb']:,.0f} MB, {r['seconds']} s, "
               f"{r['cells']} cells")
+    print(f"importing: {rec['import_rss_mb']} MB of RSS")
     print(f"wrote {finish_record(rec, a.out)}")
 
 

@@ -226,7 +226,8 @@ def _finish(save_dir: Path, cfg: dict, record: dict, best: Path, last: Path, met
     write_json(save_dir / "mixmag_train.json", {
         "data": record["data"], "model": record["model"], "single_class": single_class,
         "augment": record.get("augment", "composite"),
-        "albumentations_applied": record.get("albumentations_applied"), "args": args, "wall_s": round(wall, 1), "epochs_done": epochs_done,
+        "albumentations_applied": record.get("albumentations_applied"), "args": args,
+        "wall_s": round(wall, 1), "epochs_done": epochs_done,
         "metrics": metrics, "best": str(best), "ultralytics": _ultralytics_version(),
         "native_sizes": bool(sizes), "train_canvas": canvas,
         "resumed_at_epochs": record.get("resumed_at_epochs", [])})

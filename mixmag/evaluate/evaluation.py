@@ -169,7 +169,7 @@ def evaluate(truth, pred: pd.DataFrame, iou: float | Sequence[float] = 0.5, conf
                               min(ious))
     keep = score >= conf
     # red cells (a real field's truth) are matched after the eight: see match()
-    first = t_cls < NUM_CLASSES if (t_cls == RED).any() else None
+    first = t_cls < NUM_CLASSES
 
     def outcomes_at(thr, keep_mask):
         mt, mp, miou = match(pairs, thr, keep_mask, first)
@@ -190,12 +190,13 @@ def evaluate(truth, pred: pd.DataFrame, iou: float | Sequence[float] = 0.5, conf
 
     notes = []
     coco_res = None
+    # red cells are no COCO category of the eight: a box of class c on one is a false positive
+    # of c whether the red cell is in the truth or not
+    eight_cells = cells[first]
     if coco:
         from .coco import coco_map
 
-        # red cells are no COCO category of the eight: a box of class c on one is a false
-        # positive of c whether the red cell is in the truth or not
-        coco_res = coco_map(cells[cells["class_id"] < NUM_CLASSES], names, pred)
+        coco_res = coco_map(eight_cells, names, pred)
         ap = pd.DataFrame(coco_res["per_class"]).T
         table["ap50"] = table["class_name"].map(ap["ap50"]).astype(float)
         table["ap50_95"] = table["class_name"].map(ap["ap50_95"]).astype(float)
@@ -208,7 +209,7 @@ def evaluate(truth, pred: pd.DataFrame, iou: float | Sequence[float] = 0.5, conf
             notes.append("mAP over all class hypotheses needs p_<class> columns; these "
                          "predictions have none")
         else:
-            coco_all = coco_map(cells[cells["class_id"] < NUM_CLASSES], names, hyp)
+            coco_all = coco_map(eight_cells, names, hyp)
             ap = pd.DataFrame(coco_all["per_class"]).T
             table["ap50_all_classes"] = table["class_name"].map(ap["ap50"]).astype(float)
             table["ap50_95_all_classes"] = table["class_name"].map(ap["ap50_95"]).astype(float)

@@ -26,10 +26,9 @@ import pandas as pd
 
 from ..classes import CLASS_ID, CLASS_NAMES, NUM_CLASSES, RBC
 from ..errors import MixmagError
+from .metrics import RED  # a red cell's class_id in the truth: none of the eight
 
 log = logging.getLogger(__name__)
-
-RED = NUM_CLASSES + 1  # a red cell's class_id in the truth (metrics.RED): none of the eight
 
 BOX = ["x1", "y1", "x2", "y2"]
 # Predictions may poke this far (pixels) past the image edge before they count as malformed:
@@ -109,7 +108,8 @@ def _classes(df: pd.DataFrame, src: str, kind: str, red_ok: bool = False) -> Non
         ids = np.full(len(df), RED, np.int64)
         ids[~red] = rest["class_id"].to_numpy()
         df["class_id"] = ids
-        df["class_name"] = np.asarray([*CLASS_NAMES, "", RBC], dtype=object)[ids]
+        df["class_name"] = np.where(red, RBC, df["class_name"].astype(str))
+        df.loc[~red, "class_name"] = rest["class_name"].to_numpy()
         return
     if has_id:
         ids = pd.to_numeric(df["class_id"], errors="coerce")

@@ -188,8 +188,7 @@ def draw_worst(result, root: Path | None, images_dir: Path | None, n: int = 8,
                         "caption": f"{r.image}: {r.n_truth} cells, {r.tp} right, "
                                    f"{r.wrong_class} wrong class, {r.missed} missed, "
                                    f"{r.spurious} spurious"
-                                   + (f", {r.on_red_cells} on red cells"
-                                      if getattr(r, "on_red_cells", 0) else "")})
+                                   + (f", {r.on_red_cells} on red cells" if r.on_red_cells else "")})
     return out
 
 
