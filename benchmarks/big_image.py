@@ -1,13 +1,18 @@
-"""Peak memory of `mixmag predict` on one very large image (the reliability target: <= 1.5 GB).
+"""Peak memory of `mixmag predict` on one very large image (the reliability target: <= 1.5 GB),
+and how the detector batch trades memory for speed.
 
-    python benchmarks/big_image.py                      # 12,000 x 9,000, --batch 16 and 4
+    python benchmarks/big_image.py                      # 12,000 x 9,000, --batch 8 (default), 16, 4
     python benchmarks/big_image.py --size 6000 4000 --batches 16
+    python benchmarks/big_image.py --folder datasets/mix-val41-m5/images/val --limit 120
 
 Draws a W x H JPEG of a smear-like field (pale background, ~3,000 red-cell disks with pale
 centres and some nucleated cells, seeded) into --work, runs `mixmag predict` on it with the default
 models and backend once per --batches value, and records the process's peak RSS (wait4
 ru_maxrss), wall time, cells found and the sha256 of cells.csv (the same cells at every batch
-size); and the RSS of importing PyTorch alone and predict's pipeline, before any work. Writes benchmarks/results/big-image.json with mixmag.bench.record's provenance.
+size); and the RSS of importing PyTorch alone and predict's pipeline, before any work. With
+--folder, also predicts the first --limit images of that folder (no drawing) at each batch, for
+images/s and peak RSS on ordinary images. Writes benchmarks/results/big-image.json with
+mixmag.bench.record's provenance.
 """
 
 from __future__ import annotations
@@ -56,22 +61,28 @@ def peak_rss_mb(cmd: list[str]) -> tuple[float, str]:
     return round(usage.ru_maxrss / 1024, 1), log
 
 
-def run(image: Path, out: Path, batch: int) -> dict:
-    cmd = [sys.executable, "-m", "mixmag", "predict", str(image), "--out", str(out), "--overwrite",
-           "--no-progress", "--batch", str(batch)]
+def run(source: Path, out: Path, batch: int, *extra: str) -> dict:
+    cmd = [sys.executable, "-m", "mixmag", "predict", str(source), "--out", str(out), "--overwrite",
+           "--no-progress", "--batch", str(batch), *extra]
     t0 = time.time()
-    rss, _ = peak_rss_mb(cmd)
+    rss, log = peak_rss_mb(cmd)
     cells = (out / "cells.csv").read_bytes()
-    return {"batch": batch, "peak_rss_mb": rss,
-            "seconds": round(time.time() - t0, 1), "cells": cells.count(b"\n") - 1,
-            "cells_csv_sha256": hashlib.sha256(cells).hexdigest()}
+    rec = {"batch": batch, "peak_rss_mb": rss,
+           "seconds": round(time.time() - t0, 1), "cells": cells.count(b"\n") - 1,
+           "cells_csv_sha256": hashlib.sha256(cells).hexdigest()}
+    speed = [w for w in log.split() if w.startswith("(")]  # predict's "(N images/s)"
+    if speed:
+        rec["images_per_s"] = float(speed[-1].strip("("))
+    return rec
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, nargs=2, default=[12000, 9000], metavar=("W", "H"))
     ap.add_argument("--disks", type=int, default=3000)
-    ap.add_argument("--batches", type=int, nargs="+", default=[16, 4])
+    ap.add_argument("--batches", type=int, nargs="+", default=[8, 16, 4])
+    ap.add_argument("--folder", help="also predict this folder's images (no drawing) at each batch")
+    ap.add_argument("--limit", type=int, default=120, help="first N images of --folder (120)")
     ap.add_argument("--work", default="/tmp/mixmag-big-image")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "big-image.json"))
     a = ap.parse_args()
@@ -87,6 +98,18 @@ def main() -> None:
     for r in rec["runs"]:
         print(f"--batch {r['batch']}: peak RSS {r['peak_rss_mb']:,.0f} MB, {r['seconds']} s, "
               f"{r['cells']} cells")
+    if a.folder:
+        names = sorted(p for p in Path(a.folder).iterdir() if p.suffix.lower() in (".jpg", ".png"))
+        src = work / "folder"
+        src.mkdir(exist_ok=True)
+        for p in names[:a.limit]:
+            if not (src / p.name).exists():
+                (src / p.name).symlink_to(p.resolve())
+        rec["folder"] = {"path": a.folder, "images": min(a.limit, len(names)),
+                         "runs": [run(src, work / f"folder-b{b}", b, "--no-draw") for b in a.batches]}
+        for r in rec["folder"]["runs"]:
+            print(f"{a.folder} --batch {r['batch']}: {r.get('images_per_s')} images/s, peak RSS "
+                  f"{r['peak_rss_mb']:,.0f} MB")
     print(f"importing: {rec['import_rss_mb']} MB of RSS")
     print(f"wrote {finish_record(rec, a.out)}")
 

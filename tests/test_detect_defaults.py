@@ -5,6 +5,9 @@ tiny random detector exported once)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -17,6 +20,7 @@ from test_detect_export import _tiny_detector
 from mixmag.cli import build_parser, main
 from mixmag.zoo import load_zoo
 
+REPO = Path(__file__).resolve().parents[1]
 ZOO = load_zoo()
 DETECTOR = ZOO.default("detect")
 CLASSIFIER = ZOO.default("classify")
@@ -142,3 +146,20 @@ def test_backend_onnx_gives_the_same_cells(tmp_path, monkeypatch, capsys):
     probs = [c for c in a.columns if c.startswith("p_")]
     assert np.abs(a[probs].to_numpy() - b[probs].to_numpy()).max() < 2e-3
     assert (a["class_name"] == b["class_name"]).mean() >= 0.95  # ties may flip, nothing more
+
+    # from cached exports the ONNX backend never imports PyTorch, torchvision or ultralytics
+    # (PyTorch alone is ~800 MB of resident memory): a fresh process where importing them fails
+    # writes the same cells.csv
+    block = ("import sys\n"
+             "class Block:\n"
+             "    def find_spec(self, name, path=None, target=None):\n"
+             "        if name.split('.')[0] in ('torch', 'torchvision', 'ultralytics'):\n"
+             "            raise ImportError('blocked: ' + name)\n"
+             "sys.meta_path.insert(0, Block())\n"
+             "from mixmag.cli import main\n"
+             "sys.exit(main(sys.argv[1:]))\n")
+    env = {**os.environ, "MIXMAG_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(REPO)}
+    r = subprocess.run([sys.executable, "-c", block, "predict", *common, "--backend", "onnx",
+                        "--out", "d"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / "d" / "cells.csv").read_bytes() == (tmp_path / "c" / "cells.csv").read_bytes()

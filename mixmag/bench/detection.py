@@ -347,7 +347,7 @@ def throughput_config(spec: str | None, detectors: dict[str, str], classifiers: 
     None: the first of each, off), models loaded afresh: PyTorch on ``device`` (at each of
     ``batches`` when given, the best kept as "pytorch") and, with ``onnx``, ONNX Runtime from the
     ONNX cache's exports."""
-    from ..classify.export import OnnxClassifier
+    from ..classify.onnx_model import OnnxClassifier
     from ..detect.magnification import find_native_sizes
     from ..pipeline.runtime import load_classifier, load_detector, onnx_cached
 

@@ -1,4 +1,4 @@
-"""ONNX export of a single-cell classifier (torch.onnx) and the ONNX Runtime classifier.
+"""ONNX export of a single-cell classifier (torch.onnx); ``mixmag.classify.onnx_model`` runs it.
 
 Files written: ``classifier.onnx`` + ``classifier.json`` (class names, input size, mean/std; the
 graph takes RGB 0–1 NCHW at the input size and returns probabilities: normalisation, softmax and a
@@ -10,13 +10,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from ..errors import MixmagError
 from ..fileio import atomic_path, write_json
+from .onnx_model import OnnxClassifier, classifier_input
 from .tta import dihedral_probs
+
+__all__ = ["OnnxClassifier", "classifier_input", "classifier_module", "export_classifier",
+           "torch_classifier_probs"]
 
 
 class _ClassifierGraph(torch.nn.Module):
@@ -43,13 +46,6 @@ def classifier_module(clf) -> torch.nn.Module:
                             tta=getattr(clf, "tta", False)).eval()
 
 
-def classifier_input(crops: list[np.ndarray], size: int) -> np.ndarray:
-    """BGR crops → (N, 3, size, size) RGB 0–1, the classifier graph's input."""
-    arr = [cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA if c.shape[0] > size
-                      else cv2.INTER_LINEAR)[..., ::-1] for c in crops]
-    return np.ascontiguousarray(np.stack(arr).transpose(0, 3, 1, 2)).astype(np.float32) / 255.0
-
-
 def export_classifier(clf, out_dir: Path, source: str = "", opset: int = 17) -> Path:
     graph = classifier_module(clf)
     size = int(clf.input_size)
@@ -67,29 +63,6 @@ def export_classifier(clf, out_dir: Path, source: str = "", opset: int = 17) -> 
         "preprocess": "resize square to input_size, BGR->RGB, /255, NCHW float32 "
                       "(mean/std applied inside the graph)"})
     return dst
-
-
-class OnnxClassifier:
-    """``classifier.onnx`` with the same interface as mixmag.classify's Classifier."""
-
-    def __init__(self, path: str | os.PathLike):
-        from ..onnxrt import open_session, read_sidecar
-
-        path = Path(path)
-        meta = read_sidecar(path, ("class_names", "input_size"), "--classifier")
-        try:
-            self.class_names = [str(c) for c in meta["class_names"]]
-            self.input_size = int(meta["input_size"])
-        except (TypeError, ValueError):
-            raise MixmagError(f"--classifier {path.with_suffix('.json')}: class_names or "
-                              "input_size malformed; export the model again") from None
-        self.session = open_session(path, "--classifier")
-
-    def predict(self, crops, batch_size: int = 64) -> np.ndarray:
-        out = [self.session.run(None, {"images": classifier_input(crops[i:i + batch_size],
-                                                                   self.input_size)})[0]
-               for i in range(0, len(crops), batch_size)]
-        return np.concatenate(out) if out else np.zeros((0, len(self.class_names)), np.float32)
 
 
 def torch_classifier_probs(clf, crops) -> np.ndarray:

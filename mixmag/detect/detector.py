@@ -2,9 +2,9 @@
 
 ultralytics' own ``predict`` letterboxes to the smallest stride multiple (``rect``) for .pt models
 but to the full square for a static ONNX graph, so the two give slightly different boxes on the
-same image — a pitfall users report. Here both backends get the same square letterbox
-(``ultralytics.data.augment.LetterBox(auto=False)``) and the same class-agnostic NMS
-(``ultralytics.utils.nms.non_max_suppression``): one box per cell, whatever its class.
+same image — a pitfall users report. Here both backends get the same square letterbox and the same
+class-agnostic NMS (``mixmag.detect.boxes``: ultralytics' arithmetic in NumPy/OpenCV), one box per
+cell whatever its class. The ONNX detector never imports PyTorch.
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..errors import MixmagError
-from .weights import load_checkpoint
+from .boxes import decode, scale_boxes, to_batch
 
 
 class _Base:
@@ -24,33 +23,17 @@ class _Base:
     imgsz: int
     train_canvas: int  # side (px) of the images it was trained on; imgsz when unknown
 
-    def _letterbox(self):
-        from ultralytics.data.augment import LetterBox
-
-        return LetterBox((self.imgsz, self.imgsz), auto=False, scaleup=True, center=True)
-
     def preprocess(self, images: list[np.ndarray]) -> np.ndarray:
         """BGR uint8 images → (N, 3, imgsz, imgsz) float32 RGB 0–1, letterboxed."""
-        lb = self._letterbox()
-        batch = np.stack([lb(image=im) for im in images])
-        # one float copy, scaled in place (a 16-tile batch at 640 is 79 MB a copy)
-        x = np.ascontiguousarray(batch[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32)
-        x /= 255.0
-        return x
+        return to_batch(images, self.imgsz)
 
-    def postprocess(self, raw: torch.Tensor, shapes: list[tuple[int, int]], conf: float,
+    def postprocess(self, raw: np.ndarray, shapes: list[tuple[int, int]], conf: float,
                     iou: float) -> list[np.ndarray]:
-        from ultralytics.utils import ops
-        from ultralytics.utils.nms import non_max_suppression
-
-        out = non_max_suppression(raw, conf, iou, agnostic=True, max_det=1000)
-        res = []
+        """Raw head output → (n, 6) per image: x1 y1 x2 y2 conf class in image pixels."""
+        out = decode(raw, conf, iou, max_det=1000)
         for det, shape in zip(out, shapes):
-            det = det.float().cpu()
-            if len(det):
-                det[:, :4] = ops.scale_boxes((self.imgsz, self.imgsz), det[:, :4], shape)
-            res.append(det[:, :6].numpy())
-        return res
+            scale_boxes(self.imgsz, det[:, :4], shape)  # det[:, :4] is a view: scaled in place
+        return out
 
     @property
     def num_classes(self) -> int:
@@ -77,6 +60,10 @@ class YoloDetector(_Base):
         if not weights.is_file():
             raise MixmagError(f"--detector {weights}: no such file; pass a zoo name (`mixmag models`) "
                               "or a trained detector (runs/detect/NAME/weights/best.pt)")
+        import torch
+
+        from .weights import load_checkpoint
+
         device = _check_device(device)
         setup_ultralytics()
         bad = f"--detector {weights}: not an ultralytics detector checkpoint"
@@ -109,12 +96,15 @@ class YoloDetector(_Base):
         if self.half:
             self.model.half()
 
-    @torch.inference_mode()
-    def forward(self, batch: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(batch).to(self.device)
-        x = x.half() if self.half else x
-        y = self.model(x)
-        return y[0] if isinstance(y, (list, tuple)) else y
+    def forward(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            x = torch.from_numpy(batch).to(self.device)
+            x = x.half() if self.half else x
+            y = self.model(x)
+            y = y[0] if isinstance(y, (list, tuple)) else y
+            return y.float().cpu().numpy()
 
 
 class OnnxDetector(_Base):
@@ -135,11 +125,13 @@ class OnnxDetector(_Base):
         self.session = open_session(onnx_path, "--detector", providers)
         self.input_name = self.session.get_inputs()[0].name
 
-    def forward(self, batch: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(self.session.run(None, {self.input_name: batch})[0])
+    def forward(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: batch})[0]
 
 
 def _check_device(device: str) -> str:
+    import torch
+
     device = str(device or "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise MixmagError(f"--device {device}: CUDA is not available on this machine; use --device cpu")

@@ -32,10 +32,11 @@ from ..fileio import atomic_path, prepare_output, sha256_file, write_json, write
 from ..images import read_image
 from ..classify.checkpoint import build_model, load_classifier, read_checkpoint, save_checkpoint
 from ..classify.metrics import classification_metrics, save_confusion_png, summary_line
+from .crops import CROP_STYLES
 
 log = logging.getLogger(__name__)
 
-MODES = ("scale", "plain")  # scale-norm on / off, as in `mixmag predict --scale-norm on|off`
+MODES = CROP_STYLES
 
 
 @dataclass

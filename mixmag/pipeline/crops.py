@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 NATIVE_WINDOW = 360  # PBC crops are 360×363 around one cell
+CROP_STYLES = ("scale", "plain")  # scale-norm on / off, as in `mixmag predict --scale-norm on|off`
 
 
 def background_colour(img: np.ndarray) -> tuple[int, int, int]:

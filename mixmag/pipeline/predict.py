@@ -54,7 +54,7 @@ class PredictOptions:
     overlap: int = 256
     conf: float = 0.25
     iou: float = 0.6
-    batch: int = 16
+    batch: int = 8
     margin: float = 0.15
     window: int = NATIVE_WINDOW
     recheck: float = 0.10

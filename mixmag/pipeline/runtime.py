@@ -32,7 +32,7 @@ def load_detector(path: str | os.PathLike, device: str = "cpu"):
 def load_classifier(path: str | os.PathLike | None, device: str = "cpu"):
     """A classifier checkpoint (.pt) or an exported classifier.onnx, with one-line errors."""
     from ..classify import load_classifier as _load_checkpoint
-    from ..classify.export import OnnxClassifier
+    from ..classify.onnx_model import OnnxClassifier
 
     if not path:
         return None
@@ -105,9 +105,6 @@ def onnx_cache_dir() -> Path:
 def onnx_cached(detector: str, classifier: str | None, cache: str | os.PathLike | None = None):
     """ONNX versions of a .pt detector (and classifier), exported once into ``cache`` (keyed by
     the files' content) and reused: ``--backend onnx``. .onnx inputs are returned as they are."""
-    from ..classify.export import export_classifier
-    from ..detect.export import export_detector, quiet_ultralytics
-
     cache = onnx_cache_dir() if cache is None else cache
     out = []
     for kind, path in (("detector", detector), ("classifier", classifier)):
@@ -118,6 +115,11 @@ def onnx_cached(detector: str, classifier: str | None, cache: str | os.PathLike 
         dst = folder / f"{kind}.onnx"
         if not (dst.is_file() and dst.with_suffix(".json").is_file()):
             log.info("exporting %s to %s (once)", path, dst)
+            # the exporters need PyTorch: imported only when there is something to export, so
+            # a run from cached exports never loads it
+            from ..classify.export import export_classifier
+            from ..detect.export import export_detector, quiet_ultralytics
+
             if kind == "detector":
                 with quiet_ultralytics():
                     export_detector(path, folder)

@@ -3,7 +3,7 @@
 Every tile is exactly ``tile`` × ``tile`` pixels (an image smaller than a tile is padded), so the
 detector sees cells at the scale it was trained at. Merging has two steps:
 
-1. ``torchvision.ops.batched_nms`` over the whole (uncut) boxes removes the same cell found whole
+1. NMS (``mixmag.detect.boxes.nms``, OpenCV's) over the whole (uncut) boxes removes the same cell found whole
    in two overlapping tiles;
 2. a box that touches an interior tile seam is a cell cut by the tile: it is dropped when most of
    it lies inside a box that was found whole elsewhere, and two cut pieces of a cell larger than
@@ -15,10 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-import torchvision
 
-PAD_VALUE = 114  # ultralytics' letterbox grey: the detector saw it in training mosaics
+from ..detect.boxes import PAD_VALUE, nms
 
 
 @dataclass(frozen=True)
@@ -106,10 +104,7 @@ def merge_tiles(dets: list[np.ndarray], grid: list[Tile], iou: float = 0.5,
     # NMS among whole boxes only: cut pieces of one big cell overlap each other heavily and
     # must be joined below, not suppressed
     whole = np.flatnonzero(~cut)
-    groups = (torch.zeros(len(whole), dtype=torch.int64) if agnostic
-              else torch.from_numpy(d[whole, 5]).long())
-    keep = torchvision.ops.batched_nms(torch.from_numpy(d[whole, :4]),
-                                       torch.from_numpy(d[whole, 4]), groups, iou).numpy()
+    keep = nms(d[whole, :4], d[whole, 4], iou, None if agnostic else d[whole, 5].astype(np.int64))
     sel = np.concatenate([whole[keep], np.flatnonzero(cut)])
     d, cut, tile_id = d[sel], cut[sel], tile_id[sel]
 

@@ -1,0 +1,82 @@
+"""mixmag.detect.boxes (letterbox, NMS, box scaling in NumPy/OpenCV) gives ultralytics' own
+results box for box: the released detector's raw output on drawn smears, every letterbox shape
+(square, wide, tall, thin, up- and downscaled), and the tile merge's NMS against torchvision's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from test_detect_drawn import draw_disks
+
+from mixmag.detect.boxes import decode, letterbox, nms, scale_boxes, to_batch
+from mixmag.zoo import load_zoo
+
+SHAPES = [(640, 640), (1024, 1024), (363, 360), (200, 300), (300, 120), (7, 900), (1000, 3), (641, 639)]
+
+
+@pytest.mark.parametrize("h,w", SHAPES)
+def test_letterbox_is_ultralytics(h, w):
+    from ultralytics.data.augment import LetterBox
+
+    img = np.random.default_rng(h * w).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    ours = letterbox(img, 640)
+    theirs = LetterBox((640, 640), auto=False, scaleup=True, center=True)(image=img)
+    assert ours.shape == (640, 640, 3) and np.array_equal(ours, theirs)
+
+
+def _smears():
+    rng = np.random.default_rng(4)
+    out = []
+    for w, h in [(1024, 1024), (360, 363), (900, 500), (300, 700)]:
+        r = max(8, min(w, h) // 12)
+        disks = [(int(rng.integers(8)), rng.uniform(r, w - r), rng.uniform(r, h - r), r)
+                 for _ in range(int(rng.integers(3, 9)))]
+        out.append(draw_disks(w, h, disks, seed=w + h))
+    return out
+
+
+def test_decode_and_scale_are_ultralytics_nms_and_scale_boxes():
+    """The released detector's raw output through both postprocessings: the same boxes (to
+    float32 rounding), scores, classes and order. A low threshold keeps many overlapping
+    candidates, so NMS has real work to do."""
+    from ultralytics.utils import ops
+    from ultralytics.utils.nms import non_max_suppression
+
+    from mixmag.detect.detector import YoloDetector
+
+    entry = load_zoo().default("detect")
+    if not entry.file.is_file():
+        pytest.skip(f"default detector {entry.file} not in this checkout")
+    det = YoloDetector(entry.file)
+    images = _smears()
+    raw = det.forward(to_batch(images, det.imgsz))
+    compared = 0
+    for conf, iou in ((0.25, 0.6), (0.01, 0.45), (0.001, 0.7)):
+        ours = decode(raw, conf, iou)
+        theirs = non_max_suppression(torch.from_numpy(raw), conf, iou, agnostic=True, max_det=1000)
+        for im, a, b in zip(images, ours, theirs):
+            b = b.numpy()
+            assert a.shape == b.shape
+            assert np.array_equal(a[:, 4:], b[:, 4:])
+            assert np.allclose(a[:, :4], b[:, :4], atol=1e-4)
+            a = scale_boxes(det.imgsz, a[:, :4].copy(), im.shape[:2])
+            b = ops.scale_boxes((det.imgsz, det.imgsz), torch.from_numpy(b[:, :4]), im.shape[:2])
+            assert np.allclose(a, b.numpy(), atol=1e-3)
+            compared += len(a)
+    assert compared > 50  # the low thresholds kept many boxes: the comparison is not empty
+
+
+def test_nms_is_torchvision_nms():
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(0, 400, (300, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(10, 60, (300, 2))], 1).astype(np.float32)
+    scores = rng.permutation(300).astype(np.float32) / 300 + 0.001  # distinct: no ties to order
+    classes = rng.integers(0, 4, 300)
+    for iou in (0.3, 0.5, 0.7):
+        tb, ts = torch.from_numpy(boxes), torch.from_numpy(scores)
+        assert np.array_equal(nms(boxes, scores, iou), torchvision.ops.nms(tb, ts, iou).numpy())
+        want = torchvision.ops.batched_nms(tb, ts, torch.from_numpy(classes), iou).numpy()
+        assert np.array_equal(np.sort(nms(boxes, scores, iou, classes)), np.sort(want))
+    assert len(nms(boxes, scores, 0.3)) < 300 and nms(boxes[:0], scores[:0], 0.5).shape == (0,)
