@@ -118,3 +118,35 @@ def test_importing_the_augmentations_asks_no_network(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     line = next(ln for ln in out.stdout.splitlines() if ln.startswith("TRIES "))
     assert line == "TRIES []", line
+
+
+def _dataset_with_cells(root: Path, rows: list[tuple[str, float, int]]) -> None:
+    """A dataset folder with images/train and a cells.csv of (class, magnification, side px)."""
+    import pandas as pd
+
+    (root / "images" / "train").mkdir(parents=True)
+    pd.DataFrame([{"image": f"images/train/{i}.jpg", "class_name": c, "magnification": m,
+                   "x1": 10, "y1": 10, "x2": 10 + side, "y2": 10 + side, "split": "train",
+                   "width": 1024, "height": 1024} for i, (c, m, side) in enumerate(rows)]
+                 ).to_csv(root / "cells.csv", index=False)
+
+
+def test_a_train_list_of_datasets_takes_every_datasets_cells(tmp_path):
+    """data.yaml may name several datasets' train folders (real mosaics beside composites): the
+    canvas and the native sizes (magnification.json) come from all their cell tables."""
+    import yaml
+
+    from mixmag.detect.train import _native_sizes, check_data_yaml, train_canvas
+
+    _dataset_with_cells(tmp_path / "real", [("platelet", 0.5, 15), ("rbc", 1.0, 80)])
+    _dataset_with_cells(tmp_path / "comp", [("platelet", 1.0, 31), ("neutrophil", 2.0, 300)])
+    (tmp_path / "mix").mkdir()
+    (tmp_path / "mix" / "data.yaml").write_text(yaml.safe_dump({
+        "path": str(tmp_path), "train": ["real/images/train", "comp/images/train"],
+        "val": "comp/images/train", "names": {0: "platelet"}}))
+    cfg = check_data_yaml(tmp_path / "mix" / "data.yaml")
+    assert train_canvas(cfg) == 1024
+    sizes = _native_sizes(cfg)
+    assert sizes["counts"] == {"neutrophil": 1, "platelet": 2, "rbc": 1}
+    assert sizes["native_size"]["platelet"] == pytest.approx(30.5)  # median of 30 and 31
+    assert sizes["native_size"]["neutrophil"] == pytest.approx(150)

@@ -358,17 +358,34 @@ def _epoch_of(line: str) -> int:
         return 1 << 30  # a torn line: drop it
 
 
+def _train_cells(cfg: dict):
+    """The training images' rows of cells.csv (a DataFrame), or None: the dataset's own table, or,
+    for a data.yaml whose train list names other datasets' folders (DATASET/images/train), theirs
+    together."""
+    import pandas as pd
+
+    train = cfg.get("train")
+    folders = train if isinstance(train, list) else [train]
+    tables = [cfg["_root"] / "cells.csv"] if isinstance(train, str) else []
+    if not (tables and tables[0].is_file()):
+        tables = [(cfg["_root"] / str(f)).resolve().parents[1] / "cells.csv" for f in folders]
+    frames = []
+    for t in dict.fromkeys(tables):
+        if not t.is_file():
+            log.warning("%s not found: the training images of that folder have no cell table", t)
+            continue
+        frame = pd.read_csv(t)
+        if "split" in frame.columns and (frame["split"] == "train").any():
+            frame = frame[frame["split"] == "train"]
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
 def train_canvas(cfg: dict, sample: int = 32) -> int:
     """Typical longest side (px) of the training images: cells.csv's canvas, else image headers."""
-    cells = cfg["_root"] / "cells.csv"
-    if cells.is_file():
-        import pandas as pd
-
-        frame = pd.read_csv(cells, usecols=lambda c: c in {"split", "width", "height"})
-        if {"width", "height"} <= set(frame.columns) and len(frame):
-            if "split" in frame.columns and (frame["split"] == "train").any():
-                frame = frame[frame["split"] == "train"]
-            return int(frame[["width", "height"]].max(axis=1).median())
+    frame = _train_cells(cfg)
+    if frame is not None and {"width", "height"} <= set(frame.columns) and len(frame):
+        return int(frame[["width", "height"]].max(axis=1).median())
     from PIL import Image
 
     from ..images import is_image_name
@@ -384,17 +401,15 @@ def train_canvas(cfg: dict, sample: int = 32) -> int:
 
 
 def _native_sizes(cfg: dict) -> dict | None:
-    cells = cfg["_root"] / "cells.csv"
-    if not cells.is_file():
-        log.warning("%s not found: no magnification.json written (pass --native-sizes to predict)",
-                    cells)
+    frame = _train_cells(cfg)
+    if frame is None:
+        log.warning("no cells.csv for the training images: no magnification.json written (pass "
+                    "--native-sizes to predict)")
         return None
-    import pandas as pd
-
     try:
-        return native_sizes_from_cells(pd.read_csv(cells))
+        return native_sizes_from_cells(frame, split=None)  # _train_cells chose the rows
     except MixmagError as e:
-        log.warning("%s: %s", cells, e)
+        log.warning("training cells: %s", e)
         return None
 
 
