@@ -312,3 +312,95 @@ def test_field_map_over_nine_and_eight_classes():
     r = field_map(truth, white)
     assert r["ap50_nine"]["rbc"] == 0 and r["map50_eight"] == pytest.approx(1.0)
     assert r["map50_nine"] == pytest.approx(2 / 3)   # lymphocyte, platelet, rbc present
+
+
+def test_smear_canvases_cover_the_canvas_cut_cells_and_paste_cut_outs(drawn_manifest, labels,
+                                                                     tmp_path, monkeypatch):
+    """Smear canvases: fields of one split edge to edge at one magnification a canvas (no grey),
+    cells cut by the canvas edge clipped and marked cut, cut-out cells of the same split pasted
+    among them; validate passes."""
+    import cv2
+
+    monkeypatch.setenv("MIXMAG_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "smear"
+    rc = main(["fields", "--split", str(drawn_manifest), "--labels", str(labels), "--splits", "train",
+               "--scales", "0.5", "1", "--mosaics", "4", "--canvas", "512", "--layout", "smear",
+               "--paste", "2", "4", "--no-progress", "--out", str(out)])
+    assert rc == 0
+    m = load_manifest(drawn_manifest)
+    cells = pd.read_csv(out / "cells.csv")
+    assert cells["image"].nunique() == 4 and set(cells["split"]) == {"train"}
+    assert set(cells["source"]) <= set(m.loc[m["split"] == "train", "path"])  # pastes too
+    assert (cells.groupby("image")["magnification"].nunique() == 1).all()
+    assert (cells[["x1", "y1"]] >= 0).all().all() and (cells[["x2", "y2"]] <= 512).all().all()
+    touching = (cells[["x1", "y1"]] <= 0).any(axis=1) | (cells[["x2", "y2"]] >= 512).any(axis=1)
+    assert touching.any() and cells.loc[touching, "cut"].all()
+    pasted = cells[cells["pasted"]]
+    assert len(pasted) >= 4 and set(pasted["class_name"]) <= set(FIELD_CLASSES[:8])
+    assert not pasted["centre"].any()
+    for name in cells["image"].unique():  # every pixel is a field's: no mosaic grey
+        img = cv2.imread(str(out / name))
+        assert img.shape == (512, 512, 3)
+        assert (np.abs(img.astype(int) - 114).max(axis=2) <= 3).mean() < 0.01
+    assert main(["validate", str(out), "--split", str(drawn_manifest)]) == 0
+
+
+def test_pasted_cells_touch_white_cells_hide_red_cells_and_clump_platelets():
+    from mixmag.synth.cutout import Cutout
+    from mixmag.synth.smear import _covered, paste_cells
+
+    class Disks:  # a store of one disk cut-out per class
+        def columns(self):
+            return list(range(8)), [f"src/{c}.jpg" for c in range(8)]
+
+        def get(self, i):
+            alpha = np.zeros((41, 41), np.uint8)
+            cv2.circle(alpha, (20, 20), 16 if i != 7 else 6, 255, -1)
+            return Cutout(np.full((41, 41, 3), 60, np.uint8), alpha, np.zeros((2, 3), np.uint8))
+
+    import cv2
+
+    rng = np.random.default_rng(0)
+    canvas = np.full((400, 400, 3), 220, np.uint8)
+    reds = [(x, y, x + 30, y + 30) for x in range(0, 400, 32) for y in range(0, 400, 32)]
+    recs = pd.DataFrame([{"class_name": "rbc", "class_id": 8, "source": "f.jpg", "split": "train",
+                          "magnification": 1.0, "x1": a, "y1": b, "x2": c, "y2": d, "mask_area": 900,
+                          "oi_class": "rbc", "centre": False, "cut": False, "pasted": False}
+                         for a, b, c, d in reds]
+                        + [{"class_name": "neutrophil", "class_id": 6, "source": "f.jpg",
+                            "split": "train", "magnification": 1.0, "x1": 150, "y1": 150, "x2": 250,
+                            "y2": 250, "mask_area": 10000, "oi_class": "band", "centre": True,
+                            "cut": False, "pasted": False}])
+    by_class = {c: np.array([i]) for i, c in enumerate(FIELD_CLASSES[:8])}
+    out = paste_cells(canvas, recs, Disks(), by_class, 1.0, 12, rng, "train", clumps=1.0)
+    pasted = out[out["pasted"]]
+    assert len(pasted) >= 12 and (pasted["split"] == "train").all()
+    disk = np.zeros((41, 41), bool)
+    cv2.circle(disk.view(np.uint8), (20, 20), 16, 1, -1)
+    white = np.array([[150, 150, 250, 250]], float)
+    for r in pasted[pasted["class_name"] != "platelet"].itertuples():
+        # the pasted disk covers at most 15 % of the field's white cell
+        px, py = int(round((r.x1 + r.x2) / 2)) - 20, int(round((r.y1 + r.y2) / 2)) - 20
+        assert _covered(disk, px, py, white)[0] <= 0.15 + 1e-9
+    # red cells mostly under a pasted disk lost their box; the field's white cell kept its own
+    kept = out[out["class_name"] == "rbc"]
+    assert 0 < len(kept) < len(reds) and (out["class_name"] == "neutrophil").sum() - \
+        (pasted["class_name"] == "neutrophil").sum() == 1
+    # every pasted platelet came in a clump: another platelet touching it
+    plt_ = pasted[pasted["class_name"] == "platelet"][["x1", "y1", "x2", "y2"]].to_numpy()
+    assert len(plt_) >= 2
+    c = (plt_[:, :2] + plt_[:, 2:]) / 2
+    d = np.hypot(*(c[:, None] - c[None]).transpose(2, 0, 1)) + np.eye(len(c)) * 1e9
+    assert (d.min(1) <= 14).all()
+
+
+def test_smear_settings_are_refused_in_one_line(drawn_manifest, labels, tmp_path, capsys):
+    for extra, words in ((["--layout", "smear"], "--mosaics"),
+                         (["--mosaics", "2", "--paste", "1", "2"], "--layout smear"),
+                         (["--mosaics", "2", "--layout", "smear", "--paste", "3", "1"], "LOW <= HIGH"),
+                         (["--mosaics", "2", "--layout", "smear", "--clumps", "2"], "--clumps")):
+        rc = main(["fields", "--split", str(drawn_manifest), "--labels", str(labels),
+                   "--out", str(tmp_path / "o"), *extra])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and len(err.splitlines()) == 1 and words in err, err
+        assert not (tmp_path / "o").exists()

@@ -100,6 +100,17 @@ def register_fields(sub) -> None:
     f.add_argument("--per-mosaic", type=int, nargs=2, default=[4, 9], metavar=("LOW", "HIGH"),
                    help="fields a mosaic (as many as fit; default 4 9)")
     f.add_argument("--seed", type=int, default=0, help="mosaics' draw")
+    f.add_argument("--layout", default="packed", choices=("packed", "smear"),
+                   help="mosaics: 'packed' whole fields on grey (default), or 'smear': fields edge "
+                        "to edge at one magnification a canvas, cut by the canvas edge")
+    f.add_argument("--paste", type=int, nargs=2, default=[0, 0], metavar=("LOW", "HIGH"),
+                   help="smear canvases: paste LOW-HIGH cut-out cells of the same split a canvas, "
+                        "touching the real cells, hiding the red cells under them (default 0 0)")
+    f.add_argument("--clumps", type=float, default=0.3,
+                   help="share of pasted platelets that come as a clump of 2-5 (default 0.3)")
+    f.add_argument("--cache", help="cut-out cache for --paste (default: beside --out, .cache)")
+    f.add_argument("--mask-version", choices=("m4", "m5"), help="cut-out masks for --paste "
+                   "(default: the generator's)")
     f.add_argument("--shift", help="a named stain/optics shift applied to every image (another "
                    "lab's smear, defined in advance: mixmag.synth.shifts.SHIFTS)")
     f.add_argument("--no-progress", action="store_true")
@@ -112,7 +123,9 @@ def _fields(args: argparse.Namespace) -> int:
 
     s = FieldSettings(splits=tuple(args.splits), scales=tuple(args.scales),
                       max_images=args.max_images, mosaics=args.mosaics, canvas=args.canvas,
-                      per_mosaic=tuple(args.per_mosaic), seed=args.seed, shift=args.shift)
+                      per_mosaic=tuple(args.per_mosaic), seed=args.seed, shift=args.shift,
+                      layout=args.layout, paste=tuple(args.paste), clumps=args.clumps,
+                      cache=args.cache, mask_version=args.mask_version)
     meta = fields_dataset(args.out, args.split, pbc=args.pbc, labels=args.labels, settings=s,
                           overwrite=args.overwrite, progress=not args.no_progress)
     c, a = meta["counts"], meta["oi_pbc_agreement"]

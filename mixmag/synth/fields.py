@@ -10,7 +10,12 @@ Splits come from the committed manifest by source image, so a test field never t
 image is written once per scale asked (``--scales 0.5 1 1.5``: resized as the generator resizes
 a cut-out, area to shrink and cubic to enlarge), its boxes scaled with it and its magnification
 recorded. Extra columns: ``oi_class`` (OI-PBC's own class), ``centre`` (the box PBC's folder
-labels), ``cut`` (the box touches the image edge: a cell cut by it).
+labels), ``cut`` (the box touches the image edge: a cell cut by it), ``pasted`` (a cut-out cell
+pasted on a smear canvas, ``mixmag.synth.smear``).
+
+Three layouts: single fields (default), real mosaics (``mosaics`` > 0: 4-9 whole fields at mixed
+magnification packed on grey) and smear canvases (``layout="smear"``: fields edge to edge at one
+magnification a canvas, cut by the canvas edge, optionally with cut-out cells pasted among them).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import pandas as pd
 
 from .. import __version__
 from ..data.oipbc import FIELD_CLASSES, centre_box, folder_agreement, label_file, read_boxes
+from ..classes import CLASS_NAMES
 from ..errors import MixmagError
 from ..fileio import write_bytes, write_json, write_text
 from ..images import read_image
@@ -33,7 +39,8 @@ from .compose import scale_image, yolo_lines
 from .export import write_exports
 
 FORMAT = "mixmag-fields/1"
-EXTRA_COLUMNS = ("oi_class", "centre", "cut")
+EXTRA_COLUMNS = ("oi_class", "centre", "cut", "pasted")
+LAYOUTS = ("packed", "smear")
 SPLITS = ("train", "val", "test")
 MOSAIC_GREY = 114   # between fields: the grey predict's tiler and YOLO's letterbox pad with
 
@@ -50,12 +57,27 @@ class FieldSettings:
     per_mosaic: tuple[int, int] = (4, 9)   # fields a mosaic, at most (as many as fit)
     seed: int = 0
     shift: str | None = None        # a named stain/optics shift (mixmag.synth.shifts) on each image
+    layout: str = "packed"          # mosaics: "packed" on grey, or "smear" (edge to edge, cut)
+    paste: tuple[int, int] = (0, 0)  # smear canvases: cut-out cells pasted a canvas (low, high)
+    clumps: float = 0.3             # share of pasted platelets that come as a clump of 2-5
+    cache: str | None = None        # cut-out cache (default: the dataset's parent/.cache)
+    mask_version: str | None = None  # cut-out masks (default: the generator's)
 
 
 def _check(s: FieldSettings) -> None:
     bad = [x for x in s.splits if x not in SPLITS]
     if bad or not s.splits:
         raise MixmagError(f"--splits {' '.join(s.splits)}: use one or more of {', '.join(SPLITS)}")
+    if s.layout not in LAYOUTS:
+        raise MixmagError(f"--layout {s.layout}: use one of {', '.join(LAYOUTS)}")
+    if s.layout == "smear" and not s.mosaics:
+        raise MixmagError("--layout smear: give --mosaics N (the number of canvases a split)")
+    if s.paste[0] < 0 or s.paste[1] < s.paste[0]:
+        raise MixmagError(f"--paste {s.paste[0]} {s.paste[1]}: need 0 <= LOW <= HIGH")
+    if s.paste[1] and s.layout != "smear":
+        raise MixmagError("--paste: cut-out cells are pasted on smear canvases; add --layout smear")
+    if not 0 <= s.clumps <= 1:
+        raise MixmagError(f"--clumps {s.clumps}: a share, in [0, 1]")
     if not s.scales or any(not (0.1 <= m <= 4) for m in s.scales):
         raise MixmagError(f"--scales {' '.join(map(str, s.scales))}: each must be in [0.1, 4]")
     if s.max_images is not None and s.max_images < 1:
@@ -92,7 +114,7 @@ def _field_records(r, boxes: pd.DataFrame, centre, m: float, w: int, h: int, w0:
         "mask_area": ((b["x2"] - b["x1"]) * (b["y2"] - b["y1"])).round().astype(int),
         "oi_class": b["oi_class"].to_numpy(),
         "centre": b.index.to_numpy() == (centre if centre is not None else -1),
-        "cut": cut.to_numpy()})
+        "cut": cut.to_numpy(), "pasted": False})
 
 
 def _pack(sizes: list[tuple[int, int]], canvas: int, rng, grid: int = 8) -> list[tuple[int, int] | None]:
@@ -141,7 +163,9 @@ def build_fields(out: str | os.PathLike, manifest: pd.DataFrame, labels: Path,
     if rows.empty:
         raise MixmagError(f"{labels}: no OI-PBC label file for any image of split(s) "
                           f"{', '.join(s.splits)}; is it the labels folder of these images?")
-    if s.mosaics:
+    if s.mosaics and s.layout == "smear":
+        cells, images = _smear_canvases(root, rows, manifest, labels, s, progress, final or root)
+    elif s.mosaics:
         cells, images = _mosaics(root, rows, labels, s, progress)
     else:
         cells, images = _single_fields(root, rows, labels, s, progress)
@@ -192,6 +216,80 @@ def _mosaics(root: Path, rows: pd.DataFrame, labels: Path, s: FieldSettings, pro
                 recs.append(_field_records(r, boxes, centre_box(boxes, w0, h0), m, w, h, w0, h0,
                                            x, y, s.edge))
             recs = pd.concat(recs, ignore_index=True)
+            recs.insert(0, "image", name)
+            recs.insert(1, "image_id", image_id)
+            recs.insert(2, "cell", np.arange(len(recs)))
+            recs["width"] = recs["height"] = s.canvas
+            _write_image(root, name, split, canvas, recs, s.jpeg_quality, s.shift)
+            cells.append(recs)
+            images.append({"image": name, "image_id": image_id, "width": s.canvas,
+                           "height": s.canvas, "split": split})
+            image_id += 1
+    return cells, images
+
+
+def _paste_store(manifest: pd.DataFrame, split: str, s: FieldSettings, root: Path):
+    """(store, rows by class) of the cut-outs a smear canvas of ``split`` may paste: that split's
+    sources, masked on first use (cached as ``synthesize`` caches them)."""
+    from .cutout import MASK_VERSION, CutoutStore, default_cache_dir
+
+    part = manifest[manifest["split"] == split].reset_index(drop=True)
+    part.attrs = dict(manifest.attrs)
+    cache = Path(s.cache) if s.cache else default_cache_dir(root)
+    store = CutoutStore.from_manifest(part, cache, mask_version=s.mask_version or MASK_VERSION)
+    by_class = {c: np.flatnonzero(part["class_name"].to_numpy() == c) for c in CLASS_NAMES}
+    return _LazyStore(store), by_class
+
+
+class _LazyStore:
+    """A manifest's CutoutStore that masks (or reads from the cache) one cut-out when it is used."""
+
+    def __init__(self, store):
+        self.store = store
+
+    def columns(self):
+        return self.store.columns()
+
+    def get(self, i: int):
+        self.store.require([i], workers=1, progress=False)
+        return self.store.get(i)
+
+
+def _smear_canvases(root: Path, rows: pd.DataFrame, manifest: pd.DataFrame, labels: Path,
+                    s: FieldSettings, progress: bool, final: Path):
+    """``s.mosaics`` smear canvases a split (mixmag.synth.smear): fields of that split edge to
+    edge at one magnification drawn from ``s.scales``, cut by the canvas edge, with
+    ``s.paste`` cut-out cells of that split pasted among them."""
+    from tqdm import tqdm
+
+    from .smear import clip_records, field_grid, paste_cells
+
+    cells, images, image_id = [], [], 0
+    for split, part in rows.groupby("split", sort=False):
+        rng = np.random.default_rng([s.seed, SPLITS.index(split), 1])
+        store, by_class = _paste_store(manifest, split, s, final) if s.paste[1] else (None, {})
+        for k in tqdm(range(s.mosaics), disable=not progress, desc=f"smear canvases {split}",
+                      unit="img"):
+            m = float(rng.choice(np.asarray(s.scales, float)))
+            w, h = max(1, round(360 * m)), max(1, round(363 * m))  # PBC's field, at m
+            grid = field_grid((w, h), s.canvas, rng)
+            picks = part.iloc[rng.choice(len(part), size=len(grid), replace=len(grid) > len(part))]
+            canvas = np.empty((s.canvas, s.canvas, 3), np.uint8)
+            recs = []
+            for r, (x, y) in zip(picks.itertuples(index=False), grid):
+                img = read_image(r.abspath)
+                h0, w0 = img.shape[:2]
+                pic = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if w < w0 else cv2.INTER_CUBIC)
+                x1, y1, x2, y2 = max(x, 0), max(y, 0), min(x + w, s.canvas), min(y + h, s.canvas)
+                canvas[y1:y2, x1:x2] = pic[y1 - y:y2 - y, x1 - x:x2 - x]
+                boxes = read_boxes(label_file(labels, r.path), w0, h0)
+                recs.append(_field_records(r, boxes, centre_box(boxes, w0, h0), w / w0, w, h, w0,
+                                           h0, x, y, s.edge))
+            recs = clip_records(pd.concat(recs, ignore_index=True), s.canvas)
+            if s.paste[1]:
+                n = int(rng.integers(s.paste[0], s.paste[1] + 1))
+                recs = paste_cells(canvas, recs, store, by_class, m, n, rng, split, clumps=s.clumps)
+            name = f"images/{split}/smear-{k:06d}.jpg"
             recs.insert(0, "image", name)
             recs.insert(1, "image_id", image_id)
             recs.insert(2, "cell", np.arange(len(recs)))
