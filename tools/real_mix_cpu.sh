@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The CPU round that mixes composites into real training (2026-12-07, candidate D in
-# docs/HISTORY.md; about 75 minutes on a 2-core CPU; start it in the background:
-# `nohup bash tools/real_mix_cpu.sh > runs/real-mix-cpu.log 2>&1 &`):
-#   1. 1,000 m5 train composites (the generator's default, 0.5x / 1x / 1.5x, seed 13) beside the
-#      2,000 real train mosaics of tools/real_round_cpu.sh (made there if missing);
+# The CPU rounds that mix composites into real training (2026-12-07, candidates D and E in
+# docs/HISTORY.md; about 75 minutes on a 2-core CPU, plus ~35 for E's canvases; start one in the
+# background: `nohup bash tools/real_mix_cpu.sh > runs/real-mix-cpu.log 2>&1 &`):
+#   1. 1,000 m5 train composites (the generator's default, 0.5x / 1x / 1.5x, seed 13) beside
+#      REAL=mosaics (D, default): the 2,000 real train mosaics of tools/real_round_cpu.sh (made
+#      there if missing), or REAL=smear (E): 2,000 smear canvases (`mixmag fields --layout smear
+#      --paste 3 8`, the same scales, seed 17);
 #   2. the nine-class detector trained on reality (real-smear-cpu, from that script) trained
 #      $MIN more minutes on both (a new cosine schedule from its weights), `--augment smear`.
 # The composites keep the detector's cut-out cells on drawn backgrounds (real-smear-cpu, trained on
@@ -16,22 +18,33 @@ PY=${PY:-.venv/bin/python}
 MIN=${MIN:-60}
 SPLIT=datasets/pbc-split.csv
 INIT=${INIT:-runs/detect/real-smear-cpu/weights/best.pt}
+REAL=${REAL:-mosaics}
+SCALES="0.35 0.5 0.5 0.75 1 1 1.25 1.5 1.5 2 2.5"
 export YOLO_OFFLINE=1
 mm() { $PY -m mixmag "$@"; }
 [ -d datasets/mosaics-train ] || bash tools/real_round_cpu.sh
+case $REAL in
+  mosaics) TRAIN=datasets/mosaics-train; NAME=real-mix-cpu ;;
+  smear) TRAIN=datasets/smear-train; NAME=real-smear-mix-cpu
+    [ -d $TRAIN ] || mm fields --split $SPLIT --out $TRAIN --splits train --scales $SCALES \
+      --mosaics 2000 --layout smear --paste 3 8 --mask-version m5 --cache datasets/.cache \
+      --seed 17 --no-progress ;;
+  *) echo "REAL=$REAL: mosaics or smear" >&2; exit 2 ;;
+esac
 [ -d datasets/mix-train13-m5 ] || mm synthesize --split $SPLIT --out datasets/mix-train13-m5 \
   --n-train 1000 --splits train --seed 13 --cache datasets/.cache --mask-version m5 --no-progress
 # one data.yaml naming both train folders; ultralytics validates on the real val mosaics
-mkdir -p datasets/real-mix
-cat > datasets/real-mix/data.yaml <<YAML
+mkdir -p datasets/$NAME
+cat > datasets/$NAME/data.yaml <<YAML
 path: $PWD/datasets
 train:
-  - $PWD/datasets/mosaics-train/images/train
+  - $PWD/$TRAIN/images/train
   - $PWD/datasets/mix-train13-m5/images/train
 val: $PWD/datasets/mosaics-val/images/val
 YAML
-sed -n '/^names:/,$p' datasets/mosaics-train/data.yaml >> datasets/real-mix/data.yaml
-mm train-detector --data datasets/real-mix/data.yaml --model "$INIT" \
+sed -n '/^names:/,$p' datasets/mosaics-train/data.yaml >> datasets/$NAME/data.yaml
+[ -n "${DATA_ONLY:-}" ] && exit 0
+mm train-detector --data datasets/$NAME/data.yaml --model "$INIT" \
   --imgsz 640 --time $MIN --batch 16 --device cpu --workers 2 --cache ram --augment smear \
-  --name real-mix-cpu --set warmup_epochs=0.5 close_mosaic=1
-echo "done: runs/detect/real-mix-cpu/weights/best.pt"
+  --name $NAME --set warmup_epochs=0.5 close_mosaic=1
+echo "done: runs/detect/$NAME/weights/best.pt"
