@@ -4,6 +4,8 @@
 #      (tools/gpu/pack_fields.py unpack; the labels live on the device for this call only);
 #   2. real mosaics made there: PARTS `mixmag fields --mosaics` processes in parallel, each with its
 #      own seed, fields at 0.35x-2.5x (more weight on 0.5-1.5x), 150 val mosaics for ultralytics' val;
+#      LAYOUT=smear makes smear canvases instead (`--layout smear --paste $PASTE`), and COMP=N adds
+#      N m5 composites a part (`mixmag synthesize` from the same carried train fields) to the mix;
 #   3. the 9-class detector (the eight + rbc) fine-tuned from $DET with `--augment smear` for $DMIN
 #      minutes (AdamW at ultralytics' auto lr pinned, bf16);
 #   4. best.pt under $OUT as detector-real.pt; logs and records in one tarball.
@@ -32,9 +34,11 @@ export MIXMAG_CACHE=$W/cache
 PY=${PY:-python3}
 BUNDLE=${BUNDLE:-.bundle-real/fields.npz}
 DET=${DET:-detector-yolo11n-640-8class-ft}
+LAYOUT=${LAYOUT:-packed}; PASTE=${PASTE:-3 8}; COMP=${COMP:-0}
 SCALES="0.35 0.5 0.5 0.75 1 1 1.25 1.5 1.5 2 2.5"
 if [ "${TINY:-0}" = 1 ]; then
   DEV=cpu; PARTS=2; NMOS=6; NVAL=4; DMIN=0.3; DB=4; DW=0; IMG=256; SET="warmup_epochs=0"
+  [ "$COMP" -gt 0 ] && COMP=4
 else
   DEV=0; PARTS=${PARTS:-12}; NMOS=${NMOS:-600}; NVAL=150; DMIN=${DMIN:-6}; DB=64; DW=8; IMG=640
   SET="amp=bf16 optimizer=AdamW lr0=0.000769 warmup_epochs=1 close_mosaic=2"
@@ -45,36 +49,39 @@ fi
 el() { echo $(( $(date +%s) - T0 )); }
 last() { tr '\r' '\n' < "$1" | grep -v '^\s*$' | tail -${2:-1} | cut -c1-240; }
 $PY -c "import torch, albumentations, ultralytics, cv2; print('torch', torch.__version__, 'albumentations', albumentations.__version__, 'ultralytics', ultralytics.__version__, 'cv2', cv2.__version__)" || exit 1
-echo "commit ${MIXMAG_COMMIT:-unknown}; $PARTS x $NMOS train mosaics, $NVAL val; $DMIN min from $DET"
+echo "commit ${MIXMAG_COMMIT:-unknown}; $PARTS x $NMOS train $LAYOUT canvases + $PARTS x $COMP composites, $NVAL val; $DMIN min from $DET"
 
 $PY tools/gpu/pack_fields.py unpack "$BUNDLE" --out $W/src || exit 1
-fields() {  # OUT-NAME SPLIT N SEED SCALES...
-  local name=$1 split=$2 n=$3 seed=$4; shift 4
+fields() {  # OUT-NAME SPLIT N SEED LAYOUT-ARGS SCALES...
+  local name=$1 split=$2 n=$3 seed=$4 layout=$5; shift 5
   $PY -m mixmag fields --split $W/src/manifest.csv --pbc $W/src/pbc --labels $W/src/oi --out $W/$name \
-    --splits $split --scales "$@" --mosaics $n --seed $seed --no-progress > $W/$name.log 2>&1
+    --splits $split --scales "$@" --mosaics $n --seed $seed $layout --no-progress > $W/$name.log 2>&1
 }
+comp() {  # OUT-NAME N SEED: m5 composites of the carried train fields
+  $PY -m mixmag synthesize --split $W/src/manifest.csv --pbc $W/src/pbc --out $W/$1 --n-train $2 \
+    --splits train --seed $3 --mask-version m5 --no-progress > $W/$1.log 2>&1
+}
+LARGS=""; [ "$LAYOUT" = smear ] && LARGS="--layout smear --paste $PASTE --mask-version m5"
 pids=()
-for i in $(seq 1 $PARTS); do fields mos$i train $NMOS $i $SCALES & pids+=($!); done
-fields mosval val $NVAL 0 0.5 1 1.5 & pids+=($!)
-for p in "${pids[@]}"; do wait $p || { echo "mosaics failed:"; tail -3 $W/mos*.log $W/mosval.log; exit 1; }; done
+for i in $(seq 1 $PARTS); do
+  fields mos$i train $NMOS $i "$LARGS" $SCALES & pids+=($!)
+  [ "$COMP" -gt 0 ] && { comp comp$i $COMP $((100 + i)) & pids+=($!); }
+done
+fields mosval val $NVAL 0 "" 0.5 1 1.5 & pids+=($!)
+for p in "${pids[@]}"; do wait $p || { echo "mosaics failed:"; tail -3 $W/mos*.log $W/mosval.log $W/comp*.log 2>/dev/null; exit 1; }; done
 echo "mosaics made at $(el) s: $(last $W/mos1.log)"
-# one dataset of the parts: cells.csv (the train canvas and the native sizes for
-# magnification.json come from it) and data.yaml listing every part's images
+# one data.yaml listing every part's images (train-detector takes the train canvas and the
+# native sizes for magnification.json from each part's cells.csv)
 $PY - "$W" "$PARTS" <<'PYEOF'
 import sys
 from pathlib import Path
-import pandas as pd
 import yaml
 w, parts = Path(sys.argv[1]), int(sys.argv[2])
-frames = []
-for i in range(1, parts + 1):
-    f = pd.read_csv(w / f"mos{i}" / "cells.csv")
-    f["image"] = f"mos{i}/" + f["image"]
-    frames.append(f)
-pd.concat(frames, ignore_index=True).to_csv(w / "cells.csv", index=False)
+folders = [f"{kind}{i}" for i in range(1, parts + 1) for kind in ("mos", "comp")
+           if (w / f"{kind}{i}" / "cells.csv").is_file()]
 names = yaml.safe_load((w / "mos1" / "data.yaml").read_text())["names"]
 (w / "data.yaml").write_text(yaml.safe_dump({
-    "path": str(w), "train": [f"mos{i}/images/train" for i in range(1, parts + 1)],
+    "path": str(w), "train": [f"{d}/images/train" for d in folders],
     "val": "mosval/images/val", "names": names}, sort_keys=False))
 PYEOF
 $PY -m mixmag train-detector --data $W/data.yaml --model $DET --imgsz $IMG --time $DMIN --batch $DB \
@@ -86,5 +93,5 @@ if [ -f $W/detect/real-smear/weights/best.pt ]; then
   cp $W/detect/real-smear/weights/best.pt $OUT/detector-real.pt
   cp $W/detect/real-smear/weights/magnification.json $OUT/magnification.json 2>/dev/null
 fi
-tar czf $OUT/logs.tgz -C $W --exclude='*.pt' detect detect.log mos1.log mosval.log 2>/dev/null
+tar czf $OUT/logs.tgz -C $W --exclude='*.pt' detect detect.log mos1.log mosval.log $( [ "$COMP" -gt 0 ] && echo comp1.log ) 2>/dev/null
 ls -la $OUT; echo "done in $(el) s"
