@@ -157,10 +157,11 @@ def field_map(truth: pd.DataFrame, pred: pd.DataFrame) -> dict:
 
 
 def score_dataset(root, split: str = "val", detector=None, classifier=None, backend: str = "auto",
-                  conf: float = 0.25, limit: int = 0) -> dict:
+                  conf: float = 0.25, limit: int = 0, **options) -> dict:
     """A pair (zoo names, files, or the zoo's default) on the ``split`` images of a real-field
     dataset, as `mixmag predict` runs it: the figures of ``figures_by_scale`` with the models,
-    options, time and rate. ``limit``: that many images, evenly spaced in name order."""
+    options, time and rate. ``limit``: that many images, evenly spaced in name order;
+    ``options``: predict's settings (``small_images="pad"``, ...) over the defaults."""
     import time
     from pathlib import Path
 
@@ -178,7 +179,7 @@ def score_dataset(root, split: str = "val", detector=None, classifier=None, back
     if limit and limit < len(images):  # evenly spaced: names sort by class, the first N are one class
         images = [images[i] for i in np.linspace(0, len(images) - 1, limit).round().astype(int)]
     truth = truth[truth["image"].isin(images)].reset_index(drop=True)
-    pipe = build_pipeline(detector=detector, classifier=classifier, backend=backend)
+    pipe = build_pipeline(detector=detector, classifier=classifier, backend=backend, **options)
     keep = {Path(n).name for n in images}
     sources = [s for s in list_sources(root / "images" / split)[0] if s.name in keep]
     t0 = time.perf_counter()

@@ -69,6 +69,11 @@ def register(sub) -> None:
                         "trained on, so cells keep the scale it learned)")
     p.add_argument("--tile-overlap", type=int, default=None,
                    help=f"tile overlap in px; should exceed the largest cell (default {d.overlap})")
+    p.add_argument("--small-images", choices=("fit", "pad"), default=None,
+                   help="an image smaller than a tile: 'pad' pads it to a whole tile (default), "
+                        "'fit' scales it onto the smallest stride-aligned canvas at the tile's "
+                        "scale (a 360 x 363 field costs a 256² detector input, not 640²; on real "
+                        "0.5x fields it finds fewer cells)")
     p.add_argument("--conf", type=float, default=None,
                    help=f"detector confidence threshold (default {d.conf})")
     p.add_argument("--iou", type=float, default=None, help=f"NMS IoU threshold (default {d.iou})")
@@ -119,7 +124,7 @@ def _predict(args: argparse.Namespace) -> int:
         progress=not args.no_progress, overwrite=args.overwrite, mode=args.mode,
         scale_norm=None if args.scale_norm is None else args.scale_norm == "on", tile=args.tile,
         overlap=args.tile_overlap, conf=args.conf, iou=args.iou, batch=args.batch,
-        margin=args.margin, window=args.window)
+        margin=args.margin, window=args.window, small_images=args.small_images)
     for line in summary.lines():
         print(line)
     return 0

@@ -36,9 +36,13 @@ def letterbox(image: np.ndarray, size: int) -> np.ndarray:
 
 def to_batch(images: list[np.ndarray], size: int) -> np.ndarray:
     """BGR uint8 images → (N, 3, size, size) float32 RGB in 0–1, letterboxed."""
-    batch = np.stack([letterbox(im, size) for im in images])
-    # one float copy, scaled in place (a 16-tile batch at 640 is 79 MB a copy)
-    x = np.ascontiguousarray(batch[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32)
+    return as_input([letterbox(im, size) for im in images])
+
+
+def as_input(canvases: list[np.ndarray]) -> np.ndarray:
+    """BGR uint8 canvases of one shape → the network's (N, 3, H, W) float32 RGB in 0–1."""
+    # one float copy, scaled in place (an 8-tile batch at 640 is 39 MB a copy)
+    x = np.ascontiguousarray(np.stack(canvases)[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32)
     x /= 255.0
     return x
 
@@ -93,3 +97,29 @@ def decode(raw: np.ndarray, conf: float, iou: float, max_det: int = 1000) -> lis
                               cls.argmax(1)[:, None].astype(np.float32)], 1)
         out.append(det[nms(det[:, :4], det[:, 4], iou)[:max_det]])
     return out
+
+
+STRIDE = 32  # YOLO's largest stride: network inputs are multiples of it
+
+
+def scaled_canvas(image: np.ndarray, scale: float, stride: int = STRIDE) -> np.ndarray:
+    """``image`` scaled by ``scale`` at the top-left of the smallest canvas whose sides are
+    multiples of ``stride``, grey elsewhere: what letterboxing it padded to a whole tile gives,
+    without the grey the network would otherwise run over. Bilinear with the half-pixel centres
+    ``cv2.resize`` uses, so the cell pixels match the padded tile's."""
+    h, w = image.shape[:2]
+    H, W = (max(stride, -(-int(np.ceil(n * scale - 1e-6)) // stride) * stride) for n in (h, w))
+    shift = 0.5 * scale - 0.5
+    M = np.array([[scale, 0, shift], [0, scale, shift]], np.float64)
+    return cv2.warpAffine(image, M, (W, H), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=(PAD_VALUE,) * 3)
+
+
+def unscale_boxes(det: np.ndarray, scale: float, shape: tuple[int, int]) -> np.ndarray:
+    """Detections on a ``scaled_canvas`` → the image's pixels (h, w): boxes starting beyond the
+    image (in the grey) dropped, the rest divided by ``scale`` and clipped."""
+    det = det[(det[:, 0] < shape[1] * scale) & (det[:, 1] < shape[0] * scale)]
+    det[:, :4] /= scale
+    det[:, [0, 2]] = det[:, [0, 2]].clip(0, shape[1])
+    det[:, [1, 3]] = det[:, [1, 3]].clip(0, shape[0])
+    return det

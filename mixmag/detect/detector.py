@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MixmagError
-from .boxes import decode, scale_boxes, to_batch
+from .boxes import as_input, decode, scale_boxes, scaled_canvas, to_batch, unscale_boxes
 
 
 class _Base:
@@ -47,6 +47,27 @@ class _Base:
             chunk = images[i:i + batch_size]
             raw = self.forward(self.preprocess(chunk))
             out += self.postprocess(raw, [im.shape[:2] for im in chunk], conf, iou)
+        return out
+
+
+    def predict_scaled(self, images: list[np.ndarray], scale: float, conf: float = 0.25,
+                       iou: float = 0.6, batch_size: int = 8) -> list[np.ndarray]:
+        """Like ``predict`` for images smaller than a tile: each scaled by ``scale`` onto the
+        smallest stride-aligned canvas (``boxes.scaled_canvas``) instead of padded to a whole
+        tile, canvases of one shape batched together, a batch holding about the pixels of
+        ``batch_size`` full inputs. The cells reach the network at the same scale."""
+        canvases = [scaled_canvas(im, scale) for im in images]
+        by_shape: dict[tuple[int, int], list[int]] = {}
+        for i, c in enumerate(canvases):
+            by_shape.setdefault(c.shape[:2], []).append(i)
+        out: list[np.ndarray | None] = [None] * len(images)
+        for (H, W), idx in by_shape.items():
+            n = max(1, batch_size * self.imgsz * self.imgsz // (H * W))
+            for k in range(0, len(idx), n):
+                part = idx[k:k + n]
+                raw = self.forward(as_input([canvases[i] for i in part]))
+                for i, det in zip(part, decode(raw, conf, iou, max_det=1000)):
+                    out[i] = unscale_boxes(det, scale, images[i].shape[:2])
         return out
 
 

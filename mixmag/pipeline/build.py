@@ -15,7 +15,7 @@ from dataclasses import asdict, fields
 
 from ..detect.magnification import find_native_sizes
 from ..errors import MixmagError
-from .predict import MODES, Pipeline, PredictOptions
+from .predict import MODES, SMALL_IMAGES, Pipeline, PredictOptions
 from .runtime import load_classifier, load_detector, runtime_models
 from ..zoo import default_preset, resolve
 
@@ -37,6 +37,9 @@ def check_options(**values) -> None:
     overlap, tile = values.get("overlap"), values.get("tile")
     if overlap is not None and (overlap < 0 or (tile and overlap >= tile)):
         raise MixmagError(f"--tile-overlap {overlap}: must be >= 0 and below --tile")
+    small = values.get("small_images")
+    if small is not None and small not in SMALL_IMAGES:
+        raise MixmagError(f"--small-images {small}: expected one of {', '.join(SMALL_IMAGES)}")
     mode = values.get("mode")
     if mode is not None and mode not in MODES:
         raise MixmagError(f"--mode {mode}: expected one of {', '.join(MODES)}")

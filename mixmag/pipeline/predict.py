@@ -41,6 +41,7 @@ from .tiling import merge_tiles, tile_grid, tile_pixels
 log = logging.getLogger(__name__)
 
 MODES = ("two-stage", "detector", "classifier-on-boxes")
+SMALL_IMAGES = ("fit", "pad")
 PROB_COLUMNS = [f"p_{c}" for c in CLASS_NAMES]
 CELL_COLUMNS = ["image", "x1", "y1", "x2", "y2", "class_name", "class_id", "score", "det_conf",
                 "class_conf", *PROB_COLUMNS, "magnification_est"]
@@ -59,6 +60,10 @@ class PredictOptions:
     window: int = NATIVE_WINDOW
     recheck: float = 0.10
     merge_iou: float = 0.5
+    # an image smaller than a tile: "pad" pads it to a whole tile; "fit" scales it onto the
+    # smallest stride-aligned canvas (the tile's scale, none of its grey): faster, but it lost
+    # recall on 0.5x real fields, so not the default (docs/HISTORY.md, 2026-12-07)
+    small_images: str = "pad"
 
 
 @dataclass
@@ -210,20 +215,48 @@ class Pipeline:
             self.opt.overlap = self.tile // 4
 
     # -- detection
+    def _fits(self, shape) -> bool:
+        """Whether an image of this shape is detected on a fitted canvas, not a padded tile: one
+        smaller than a tile whose fitted canvas is smaller than the detector's input (a 1,024²
+        composite keeps the tile path, and its bytes)."""
+        return (self.opt.small_images == "fit" and hasattr(self.det, "predict_scaled")
+                and shape[0] <= self.tile and shape[1] <= self.tile
+                and self._fitted_share(shape) < 1)
+
+    def _fitted_share(self, shape) -> float:
+        """The share of one full detector input that a fitted small image takes."""
+        from ..detect.boxes import STRIDE
+
+        side = self.det.imgsz
+        fitted = [-(-int(np.ceil(n * side / self.tile)) // STRIDE) * STRIDE for n in shape[:2]]
+        return fitted[0] * fitted[1] / (side * side)
+
     def detect(self, images: list[np.ndarray]) -> list[np.ndarray]:
         """Boxes of each image. Tiles are cut a detector batch at a time (the same batches as
-        cutting them all first), so a 12,000 x 9,000 image never holds its ~200 tile copies."""
-        grids = [tile_grid(img.shape[0], img.shape[1], self.tile, self.opt.overlap) for img in images]
-        jobs = [(i, t) for i, g in enumerate(grids) for t in g]
+        cutting them all first), so a 12,000 x 9,000 image never holds its ~200 tile copies.
+        An image smaller than a tile is scaled onto the smallest stride-aligned canvas instead of
+        padded to the tile: a 360 x 363 field costs a 256² input, not a 640² one."""
+        out: list[np.ndarray | None] = [None] * len(images)
+        small = [i for i, img in enumerate(images) if self._fits(img.shape)]
+        if small:
+            found = self.det.predict_scaled([images[i] for i in small], self.det.imgsz / self.tile,
+                                            conf=self.opt.conf, iou=self.opt.iou,
+                                            batch_size=self.opt.batch)
+            for i, d in zip(small, found):
+                out[i] = d
+        rest = [i for i in range(len(images)) if out[i] is None]
+        grids = [tile_grid(images[i].shape[0], images[i].shape[1], self.tile, self.opt.overlap)
+                 for i in rest]
+        jobs = [(i, t) for i, g in zip(rest, grids) for t in g]
         dets: list[np.ndarray] = []
         for k in range(0, len(jobs), self.opt.batch):
             chunk = [tile_pixels(images[i], t, self.tile) for i, t in jobs[k:k + self.opt.batch]]
             dets += self.det.predict(chunk, conf=self.opt.conf, iou=self.opt.iou,
                                      batch_size=self.opt.batch)
             del chunk
-        out, k = [], 0
-        for g in grids:
-            out.append(merge_tiles(dets[k:k + len(g)], g, iou=self.opt.merge_iou))
+        k = 0
+        for i, g in zip(rest, grids):
+            out[i] = merge_tiles(dets[k:k + len(g)], g, iou=self.opt.merge_iou)
             k += len(g)
         return out
 
@@ -403,7 +436,10 @@ class Pipeline:
                                           "error": str(img)})
                     continue
                 group.append((s, img))
-                tiles_in_group += _n_tiles(img.shape, self.tile, self.opt.overlap)
+                # a group holds about a detector batch of full inputs; a fitted small image
+                # counts for its share of one
+                tiles_in_group += (self._fitted_share(img.shape) if self._fits(img.shape)
+                                   else _n_tiles(img.shape, self.tile, self.opt.overlap))
                 if tiles_in_group >= self.opt.batch:
                     done = flush()
                     bar.update(len(done))
