@@ -404,3 +404,60 @@ def test_smear_settings_are_refused_in_one_line(drawn_manifest, labels, tmp_path
         err = capsys.readouterr().err.strip()
         assert rc == 2 and len(err.splitlines()) == 1 and words in err, err
         assert not (tmp_path / "o").exists()
+
+
+def test_real_field_intervals_resample_fields_and_bracket_the_figures():
+    """real.py's 95 % intervals: the tallies they resample give field_figures' own values when
+    every field is drawn once; the intervals hold the figures; a field's three scales travel
+    together; more fields give narrower intervals."""
+    from mixmag.bench.real import (INTERVAL_KEYS, _cluster_tallies, field_figures,
+                                   field_intervals, figures_by_scale, interval_figures,
+                                   match_fields)
+
+    rng = np.random.default_rng(3)
+
+    def dataset(n_fields):
+        t, p = [], []
+        for k in range(n_fields):
+            for m in (0.5, 1.0, 1.5):
+                img = f"images/val/f{k}-x{m}.jpg"
+                for j, c in enumerate(["neutrophil", "platelet", "erythroblast", "rbc", "rbc"]):
+                    box = dict(x1=40.0 * j, y1=10.0, x2=40.0 * j + 30, y2=40.0)
+                    t.append(dict(image=img, class_name=c, magnification=m, source=f"src/{k}.jpg",
+                                  cut=j == 0, centre=j == 0, **box))
+                    r = rng.random()
+                    if r < 0.8:      # found, right class (a red cell: called one of the eight)
+                        got = c if c != "rbc" else "lymphocyte"
+                        if c == "rbc" and r < 0.7:
+                            continue
+                        p.append(dict(image=img, class_name=got, score=0.9, **box))
+                    elif r < 0.9:    # found, wrong class
+                        p.append(dict(image=img, class_name="monocyte", score=0.9, **box))
+                if rng.random() < 0.3:  # a spurious box
+                    p.append(dict(image=img, class_name="platelet", score=0.9, x1=300.0, y1=300.0,
+                                  x2=320.0, y2=320.0))
+        return pd.DataFrame(t), pd.DataFrame(p)
+
+    truth, pred = dataset(40)
+    rows = match_fields(truth, pred)
+    tallies = _cluster_tallies(truth, rows)
+    assert len(tallies) == 40  # a field's three scales are one cluster
+    whole = interval_figures(tallies.sum(0))
+    f = field_figures(truth, rows)
+    assert whole["macro_f1"] == pytest.approx(f["macro_f1"])
+    assert whole["recall_of_non_red_cells"] == pytest.approx(f["recall_of_non_red_cells"])
+    assert whole["cut_cell_recall"] == pytest.approx(f["cut_cell_recall"])
+    assert whole["platelet_f1"] == pytest.approx(f["platelet"]["f1"])
+    assert whole["spurious_per_image"] == pytest.approx(f["spurious_per_image"])
+    assert whole["red_cells_called_one_of_the_eight_per_image"] == pytest.approx(
+        f["red_cells_called_one_of_the_eight_per_image"])
+    ci = field_intervals(truth, rows)
+    for k in INTERVAL_KEYS:
+        lo, hi = ci[k]
+        assert lo <= whole[k] + 1e-9 and whole[k] <= hi + 1e-9 and hi > lo, k
+    big_t, big_p = dataset(400)
+    wide = ci["macro_f1"][1] - ci["macro_f1"][0]
+    narrow = field_intervals(big_t, match_fields(big_t, big_p))["macro_f1"]
+    assert narrow[1] - narrow[0] < wide
+    by_scale = figures_by_scale(truth, pred)
+    assert by_scale["x1"]["intervals"]["n_fields"] == 40 and "intervals" in by_scale["all"]

@@ -99,6 +99,80 @@ def field_figures(truth: pd.DataFrame, rows: pd.DataFrame, n_images: int | None 
     }
 
 
+# the figures given with a 95 % interval (real.py prints them; the JSON keeps them)
+INTERVAL_KEYS = ("recall_of_non_red_cells", "macro_f1", "platelet_f1", "platelet_recall",
+                 "erythroblast_f1", "cut_cell_recall", "red_cells_called_one_of_the_eight_per_image",
+                 "spurious_per_image")
+
+
+def _cluster_tallies(truth: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
+    """Per source field (the cluster: a field's cells share its slide, crowding and labeller, and
+    it appears at every scale), the counts ``field_figures`` is made of: per class of the eight
+    TP, predicted, true; then cells of the eight, found, cut, cut found, on a red cell, spurious,
+    images (a mosaic's image shared out among its fields)."""
+    t = truth.reset_index(drop=True)
+    src = t["source"].astype(str).to_numpy() if "source" in t else t["image"].astype(str).to_numpy()
+    per_image = t.groupby("image")["source" if "source" in t else "image"].agg(
+        lambda v: v.iloc[0] if v.nunique() == 1 else None)
+    # a row with a truth cell belongs to that cell's field; a spurious box to its image's field,
+    # or to its mosaic when the image holds several
+    cl = np.where(rows["t"].to_numpy() >= 0, src[rows["t"].clip(0).to_numpy()],
+                  rows["image"].map(per_image).fillna(rows["image"]).astype(str).to_numpy())
+    codes, clusters = pd.factorize(pd.Series(cl))
+    n = len(clusters)
+    true, pred = rows["true"].to_numpy(), rows["pred"].to_numpy()
+    white = np.isin(true, CLASS_NAMES)
+    found = white & (pred != "-")
+    cut = np.zeros(len(rows), bool)
+    if "cut" in t:
+        cut[white] = t["cut"].to_numpy(bool)[rows["t"].to_numpy()[white]]
+    cols = []
+    for c in CLASS_NAMES:
+        cols += [(true == c) & (pred == c), pred == c, true == c]
+    cols += [white, found, cut, found & cut, (true == RBC) & np.isin(pred, CLASS_NAMES),
+             (true == "-") & np.isin(pred, CLASS_NAMES)]
+    tallies = np.stack([np.bincount(codes, weights=c.astype(float), minlength=n) for c in cols], 1)
+    # images: each image's weight shared out among its fields' clusters
+    img_fields = rows.assign(cl=codes).groupby("image")["cl"].unique()
+    images = np.zeros(n)
+    for cls in img_fields:
+        images[cls] += 1 / len(cls)
+    return np.column_stack([tallies, images])
+
+
+def interval_figures(tallies: np.ndarray) -> dict[str, np.ndarray]:
+    """The INTERVAL_KEYS figures of tally sums (…, 31): one value per row."""
+    k = len(CLASS_NAMES)
+    tp, npred, ntrue = (tallies[..., j:3 * k:3] for j in range(3))
+    white, found, cut, cut_found, on_rbc, spurious, images = (tallies[..., 3 * k + j] for j in range(7))
+    per_f1 = np.where(ntrue > 0, f1(tp, npred - tp, ntrue - tp), np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        macro = np.nanmean(np.where(ntrue > 0, per_f1, np.nan), -1)
+        pl, ery = CLASS_NAMES.index("platelet"), CLASS_NAMES.index("erythroblast")
+        return {"recall_of_non_red_cells": found / white, "macro_f1": macro,
+                "platelet_f1": per_f1[..., pl], "platelet_recall": tp[..., pl] / ntrue[..., pl],
+                "erythroblast_f1": per_f1[..., ery], "cut_cell_recall": cut_found / cut,
+                "red_cells_called_one_of_the_eight_per_image": on_rbc / images,
+                "spurious_per_image": spurious / images}
+
+
+def field_intervals(truth: pd.DataFrame, rows: pd.DataFrame, n_boot: int = 1000, seed: int = 0,
+                    level: float = 0.95) -> dict:
+    """95 % percentile intervals of the INTERVAL_KEYS figures, resampling source fields with
+    replacement (each with all its rows), and the number of fields resampled."""
+    tallies = _cluster_tallies(truth, rows)
+    n = len(tallies)
+    rng = np.random.default_rng(seed)
+    sums = np.concatenate([rng.multinomial(n, np.full(n, 1 / n), size=min(200, n_boot - i)) @ tallies
+                           for i in range(0, n_boot, 200)])
+    q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
+    out = {}
+    for key, v in interval_figures(sums).items():
+        v = v[np.isfinite(v)]
+        out[key] = [round(float(x), 4) for x in np.percentile(v, q)] if len(v) else [np.nan, np.nan]
+    return {"level": level, "resampled": "source fields", "n_fields": n, "n_boot": n_boot, **out}
+
+
 def figures_by_scale(truth: pd.DataFrame, pred: pd.DataFrame, iou: float = 0.5,
                      conf: float = 0.25) -> dict:
     """``field_figures`` for all images and for each magnification of the truth; predictions
@@ -109,7 +183,8 @@ def figures_by_scale(truth: pd.DataFrame, pred: pd.DataFrame, iou: float = 0.5,
     truth = truth.reset_index(drop=True)
     pred = pred[pred["score"] >= conf].reset_index(drop=True)
     rows = match_fields(truth, pred, iou)
-    out = {"all": {**field_figures(truth, rows), **magnification_estimate(truth, pred, rows)}}
+    out = {"all": {**field_figures(truth, rows), **magnification_estimate(truth, pred, rows),
+                   "intervals": field_intervals(truth, rows)}}
     mag = truth["magnification"].to_numpy(float)
     scales = truth.groupby("image")["magnification"].agg(lambda v: v.iloc[0] if v.nunique() == 1
                                                           else np.nan)
@@ -118,7 +193,8 @@ def figures_by_scale(truth: pd.DataFrame, pred: pd.DataFrame, iou: float = 0.5,
         sel = rows[row_mag == m]
         images = set(truth.loc[mag == m, "image"])
         out[f"x{m:g}"] = {**field_figures(truth, sel, n_images=len(images)),
-                          **magnification_estimate(truth, pred, sel)}
+                          **magnification_estimate(truth, pred, sel),
+                          "intervals": field_intervals(truth, sel)}
     return out
 
 
@@ -197,9 +273,19 @@ KEYS = ("recall_of_non_red_cells", "macro_f1", "cut_cell_recall", "centre_cell_r
 
 
 def summary_line(scope: str, f: dict) -> str:
-    line = ", ".join(f"{k} {f[k]:.3f}" for k in KEYS)
+    """One scope's figures, each with its 95 % interval where it has one, and the counts."""
+    ci = f.get("intervals") or {}
+
+    def val(k, x):
+        return f"{x:.3f}" + (f" [{ci[k][0]:.3f}, {ci[k][1]:.3f}]" if k in ci else "")
+
+    line = ", ".join(f"{k} {val(k, f[k])}" for k in KEYS)
     me = f.get("magnification_estimate") or {}
     tail = (f"; magnification estimate within 25 % {me['within_25pct']:.3f}"
             if me.get("n") else "")
-    return (f"{scope:>8}: {line}; platelet F1 {f['platelet']['f1']:.3f} "
-            f"(R {f['platelet']['recall']:.3f}), erythroblast F1 {f['erythroblast']['f1']:.3f}{tail}")
+    fields = f" from {ci['n_fields']} fields" if "n_fields" in ci else ""
+    return (f"{scope:>8}: {line}; platelet F1 {val('platelet_f1', f['platelet']['f1'])} "
+            f"(R {val('platelet_recall', f['platelet']['recall'])}), erythroblast F1 "
+            f"{val('erythroblast_f1', f['erythroblast']['f1'])}{tail} ({f['images']} images"
+            f"{fields}: {f['cells_of_the_eight']} cells of the eight, {f['cut_cells']} cut, "
+            f"{f['red_cells']} red cells)")

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The figures the adoption rule of docs/HISTORY.md (2026-12-04) asks of a candidate detector,
+# beside the default classifier: val real fields (0.5x / 1x / 1.5x) and val real mosaics
+# (benchmarks/real.py), and m5 val composites 41 / 42 / 43 (benchmarks/detect.py). Writes
+# benchmarks/results/{real-fields-val,real-mosaics-val,detect-val4N-m5}-det-NAME.json.
+#   bash tools/judge_detector.sh runs/detect/real-mix-cpu/weights/best.pt real-mix-cpu
+# The test split is never read.
+set -eu
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+DET=$1; NAME=$2
+R=benchmarks/results
+$PY benchmarks/real.py --data datasets/fields-val --detector "$DET" --out $R/real-fields-val-det-$NAME.json
+$PY benchmarks/real.py --data datasets/mosaics-val --detector "$DET" --out $R/real-mosaics-val-det-$NAME.json
+for s in 41 42 43; do
+  $PY benchmarks/detect.py --data datasets/mix-val$s-m5 --split val --detector "$DET" \
+    --classifier classifier-lite0-160-crops-m5 --scale-norm off --threads 2 \
+    --cache-dir runs/deteval/boxes --out $R/detect-val$s-m5-det-$NAME.json
+done
