@@ -35,6 +35,8 @@ def main(argv=None) -> int:
     ap.add_argument("--conf", type=float, default=0.25, help="score cut-off, as the report's")
     ap.add_argument("--small-images", choices=("fit", "pad"), default=None,
                     help="predict's handling of images smaller than a tile (default: predict's)")
+    ap.add_argument("--fit-min-side", type=int, default=None,
+                    help="--small-images fit: the fitted canvas's smallest side (default: predict's)")
     ap.add_argument("--limit", type=int, default=0, help="N images only, evenly spaced in name order (a quick look)")
     ap.add_argument("--out", default="benchmarks/results/real-fields-val.json")
     args = ap.parse_args(argv)
@@ -44,7 +46,8 @@ def main(argv=None) -> int:
 
     rec = start_record(__file__, argv, data=str(args.data), split=args.split)
     r = score_dataset(args.data, args.split, args.detector, args.classifier, args.backend,
-                      args.conf, args.limit, small_images=args.small_images)
+                      args.conf, args.limit, small_images=args.small_images,
+                      fit_min_side=args.fit_min_side)
     rec.update(r)
     print(f"{r['images']} images ({args.split}), {r['models']['detector']} + "
           f"{r['models']['classifier']}, {r['images_per_s']:.2f} images/s")

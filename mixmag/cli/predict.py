@@ -74,6 +74,8 @@ def register(sub) -> None:
                         "'fit' scales it onto the smallest stride-aligned canvas at the tile's "
                         "scale (a 360 x 363 field costs a 256² detector input, not 640²; on real "
                         "0.5x fields it finds fewer cells)")
+    p.add_argument("--fit-min-side", type=int, default=None,
+                   help="--small-images fit: a fitted canvas's smallest side in px (default 256)")
     p.add_argument("--conf", type=float, default=None,
                    help=f"detector confidence threshold (default {d.conf})")
     p.add_argument("--iou", type=float, default=None, help=f"NMS IoU threshold (default {d.iou})")
@@ -124,7 +126,8 @@ def _predict(args: argparse.Namespace) -> int:
         progress=not args.no_progress, overwrite=args.overwrite, mode=args.mode,
         scale_norm=None if args.scale_norm is None else args.scale_norm == "on", tile=args.tile,
         overlap=args.tile_overlap, conf=args.conf, iou=args.iou, batch=args.batch,
-        margin=args.margin, window=args.window, small_images=args.small_images)
+        margin=args.margin, window=args.window, small_images=args.small_images,
+        fit_min_side=args.fit_min_side)
     for line in summary.lines():
         print(line)
     return 0

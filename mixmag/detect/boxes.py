@@ -102,13 +102,20 @@ def decode(raw: np.ndarray, conf: float, iou: float, max_det: int = 1000) -> lis
 STRIDE = 32  # YOLO's largest stride: network inputs are multiples of it
 
 
-def scaled_canvas(image: np.ndarray, scale: float, stride: int = STRIDE) -> np.ndarray:
+def fitted_side(n: int, scale: float, min_side: int = STRIDE, stride: int = STRIDE) -> int:
+    """The side of a fitted canvas for an image side of ``n`` px scaled by ``scale``: the next
+    multiple of ``stride``, at least ``min_side``."""
+    return max(min_side, -(-int(np.ceil(n * scale - 1e-6)) // stride) * stride)
+
+
+def scaled_canvas(image: np.ndarray, scale: float, min_side: int = STRIDE) -> np.ndarray:
     """``image`` scaled by ``scale`` at the top-left of the smallest canvas whose sides are
-    multiples of ``stride``, grey elsewhere: what letterboxing it padded to a whole tile gives,
-    without the grey the network would otherwise run over. Bilinear with the half-pixel centres
-    ``cv2.resize`` uses, so the cell pixels match the padded tile's."""
+    multiples of the stride (and at least ``min_side``), grey elsewhere: what letterboxing it
+    padded to a whole tile gives, without most of the grey the network would otherwise run over.
+    Bilinear with the half-pixel centres ``cv2.resize`` uses, so the cell pixels match the padded
+    tile's."""
     h, w = image.shape[:2]
-    H, W = (max(stride, -(-int(np.ceil(n * scale - 1e-6)) // stride) * stride) for n in (h, w))
+    H, W = (fitted_side(n, scale, min_side) for n in (h, w))
     shift = 0.5 * scale - 0.5
     M = np.array([[scale, 0, shift], [0, scale, shift]], np.float64)
     return cv2.warpAffine(image, M, (W, H), flags=cv2.INTER_LINEAR,

@@ -51,12 +51,13 @@ class _Base:
 
 
     def predict_scaled(self, images: list[np.ndarray], scale: float, conf: float = 0.25,
-                       iou: float = 0.6, batch_size: int = 8) -> list[np.ndarray]:
+                       iou: float = 0.6, batch_size: int = 8, min_side: int = 32) -> list[np.ndarray]:
         """Like ``predict`` for images smaller than a tile: each scaled by ``scale`` onto the
         smallest stride-aligned canvas (``boxes.scaled_canvas``) instead of padded to a whole
         tile, canvases of one shape batched together, a batch holding about the pixels of
-        ``batch_size`` full inputs. The cells reach the network at the same scale."""
-        canvases = [scaled_canvas(im, scale) for im in images]
+        ``batch_size`` full inputs; sides at least ``min_side``. The cells reach the network at
+        the same scale."""
+        canvases = [scaled_canvas(im, scale, min_side) for im in images]
         by_shape: dict[tuple[int, int], list[int]] = {}
         for i, c in enumerate(canvases):
             by_shape.setdefault(c.shape[:2], []).append(i)

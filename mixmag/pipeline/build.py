@@ -37,6 +37,9 @@ def check_options(**values) -> None:
     overlap, tile = values.get("overlap"), values.get("tile")
     if overlap is not None and (overlap < 0 or (tile and overlap >= tile)):
         raise MixmagError(f"--tile-overlap {overlap}: must be >= 0 and below --tile")
+    side = values.get("fit_min_side")
+    if side is not None and (side < 32 or side % 32):
+        raise MixmagError(f"--fit-min-side {side}: a multiple of 32, at least 32")
     small = values.get("small_images")
     if small is not None and small not in SMALL_IMAGES:
         raise MixmagError(f"--small-images {small}: expected one of {', '.join(SMALL_IMAGES)}")

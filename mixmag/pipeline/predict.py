@@ -64,6 +64,7 @@ class PredictOptions:
     # smallest stride-aligned canvas (the tile's scale, none of its grey): faster, but it lost
     # recall on 0.5x real fields, so not the default (docs/HISTORY.md, 2026-12-07)
     small_images: str = "pad"
+    fit_min_side: int = 256  # a fitted canvas's smallest side (px; the first "fit" measured used 32)
 
 
 @dataclass
@@ -225,11 +226,11 @@ class Pipeline:
 
     def _fitted_share(self, shape) -> float:
         """The share of one full detector input that a fitted small image takes."""
-        from ..detect.boxes import STRIDE
+        from ..detect.boxes import fitted_side
 
         side = self.det.imgsz
-        fitted = [-(-int(np.ceil(n * side / self.tile)) // STRIDE) * STRIDE for n in shape[:2]]
-        return fitted[0] * fitted[1] / (side * side)
+        h, w = (fitted_side(n, side / self.tile, self.opt.fit_min_side) for n in shape[:2])
+        return h * w / (side * side)
 
     def detect(self, images: list[np.ndarray]) -> list[np.ndarray]:
         """Boxes of each image. Tiles are cut a detector batch at a time (the same batches as
@@ -241,7 +242,8 @@ class Pipeline:
         if small:
             found = self.det.predict_scaled([images[i] for i in small], self.det.imgsz / self.tile,
                                             conf=self.opt.conf, iou=self.opt.iou,
-                                            batch_size=self.opt.batch)
+                                            batch_size=self.opt.batch,
+                                            min_side=self.opt.fit_min_side)
             for i, d in zip(small, found):
                 out[i] = d
         rest = [i for i in range(len(images)) if out[i] is None]
