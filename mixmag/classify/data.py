@@ -112,13 +112,15 @@ def _worker_init(_wid: int) -> None:
 
 
 def make_loader(dataset: CellDataset, batch: int, shuffle: bool, workers: int, seed: int,
-                drop_last: bool = False, pin: bool = False) -> DataLoader:
-    """One loader for the whole run: persistent workers (no respawn per epoch), seeded shuffling."""
+                drop_last: bool = False, pin: bool = False, sampler=None) -> DataLoader:
+    """One loader for the whole run: persistent workers (no respawn per epoch), seeded shuffling
+    (or the given ``sampler``'s order: a DistributedSampler's share of each epoch)."""
     g = torch.Generator()
     g.manual_seed(seed)
     if workers == 0:
         seed_transform(dataset.transform, seed)
-    return DataLoader(dataset, batch_size=batch, shuffle=shuffle, num_workers=workers,
+    return DataLoader(dataset, batch_size=batch, shuffle=shuffle and sampler is None,
+                      sampler=sampler, num_workers=workers,
                       generator=g, worker_init_fn=_worker_init if workers else None,
                       drop_last=drop_last, pin_memory=pin, persistent_workers=workers > 0,
                       prefetch_factor=4 if workers else None)

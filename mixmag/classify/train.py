@@ -6,12 +6,18 @@ runs/classify/NAME/
   results.csv                        one row an epoch: train loss, val loss/accuracy/macro F1, lr, seconds
   confusion_matrix.png               best model on val (and confusion_matrix_test.png on test, if present)
   metrics.json                       best model's figures on val and test, init, timing
+
+Several processes (``torchrun --nproc_per_node N -m mixmag train-classifier ...``; one per GPU, or
+gloo on CPUs) train one model with DistributedDataParallel: ``--batch`` stays the global batch,
+split evenly; each process draws its share of every epoch (DistributedSampler); process 0 alone
+scores val, keeps the best epoch, writes every file and tells the others when to stop.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import platform
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -82,6 +88,42 @@ def _device(name: str) -> torch.device:
     if name not in ("cpu", "mps") and not name.startswith("cuda"):
         raise MixmagError(f"--device {name}: use cpu or cuda[:N]")
     return torch.device(name)
+
+
+@dataclass(frozen=True)
+class Dist:
+    """This process's place in a torchrun job (rank 0 of 1 when there is none)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def start_dist(device: str) -> Dist:
+    """Join torchrun's process group when WORLD_SIZE > 1 (NCCL for CUDA, gloo for CPUs)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if str(device).startswith("cuda") else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def _broadcast(value, d: Dist):
+    """Process 0's ``value`` in every process."""
+    if d.world == 1:
+        return value
+    import torch.distributed as dist
+
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def _class_weights(labels: np.ndarray, n: int) -> torch.Tensor:
@@ -226,11 +268,17 @@ def train_classifier(cfg: TrainConfig, assign=None) -> dict:
         raise MixmagError("--epochs/--batch must be >= 1, --imgsz >= 32, --lr > 0")
     run = Path(cfg.project) / cfg.name
     last_pt = run / "weights" / "last.pt"
+    dd = start_dist(cfg.device)
+    if cfg.batch % dd.world:
+        raise MixmagError(f"--batch {cfg.batch}: the global batch must split evenly over "
+                          f"{dd.world} processes")
     if cfg.resume:
         if not last_pt.is_file():
             raise MixmagError(f"--resume: {last_pt} does not exist; start the run without --resume")
-    else:
+    elif dd.main:  # the others write nothing
         prepare_output(run, cfg.overwrite, "run")
+    if dd.world > 1 and str(cfg.device).startswith("cuda"):
+        cfg = replace(cfg, device=f"cuda:{dd.local_rank}")
     device = _device(cfg.device)
     amp = bool(cfg.amp and device.type == "cuda")
     if device.type == "cpu":
@@ -278,8 +326,16 @@ def train_classifier(cfg: TrainConfig, assign=None) -> dict:
                                            smear=cfg.augment == "smear"))
     val_ds = CellDataset(src, idx["val"], EvalTransform(cfg.imgsz))
     pin = device.type == "cuda"
-    train_dl = make_loader(train_ds, cfg.batch, True, cfg.workers, cfg.seed,
-                           drop_last=len(train_ds) > cfg.batch, pin=pin)
+    sampler = None
+    if dd.world > 1:
+        from torch.utils.data.distributed import DistributedSampler
+
+        # every process the same number of steps: an uneven tail would hang the gradient sync
+        sampler = DistributedSampler(train_ds, dd.world, dd.rank, shuffle=True, seed=cfg.seed,
+                                     drop_last=True)
+    per_batch = cfg.batch // dd.world
+    train_dl = make_loader(train_ds, per_batch, True, cfg.workers, cfg.seed + dd.rank,
+                           drop_last=len(train_ds) > cfg.batch, pin=pin, sampler=sampler)
     val_dl = make_loader(val_ds, max(cfg.batch, 64), False, cfg.workers, cfg.seed, pin=pin)
     steps = len(train_dl) * cfg.epochs
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
@@ -324,8 +380,15 @@ def train_classifier(cfg: TrainConfig, assign=None) -> dict:
     log.info("%s (%s) on %s: %d train / %d val images from %s, %d px, %d epochs x %d steps",
              cfg.backbone, init, device, len(idx["train"]), len(idx["val"]), src.origin,
              cfg.imgsz, cfg.epochs, len(train_dl))
+    net = model  # the network itself: scored, averaged and saved
+    if dd.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        # the EMA (made above from the bare network) follows ``net``, not the wrapper
+        model = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
 
     for epoch in range(start, cfg.epochs):
+        best_epoch = _broadcast(best_epoch, dd)
         if epoch - best_epoch > cfg.patience and best_epoch >= 0:
             log.info("early stop: val accuracy has not improved for %d epochs", cfg.patience)
             break
@@ -333,14 +396,16 @@ def train_classifier(cfg: TrainConfig, assign=None) -> dict:
             # every epoch's shuffle, augmentation and dropout from (seed, epoch) alone, so that
             # --resume at epoch k continues exactly as the uninterrupted run did
             train_dl.generator.manual_seed(cfg.seed * 100003 + epoch)
-            seed_transform(train_ds.transform, cfg.seed * 100003 + epoch)
-            torch.manual_seed(cfg.seed * 100003 + epoch)
+            seed_transform(train_ds.transform, cfg.seed * 100003 + epoch + 7919 * dd.rank)
+            torch.manual_seed(cfg.seed * 100003 + epoch + 7919 * dd.rank)
+        if sampler is not None:
+            sampler.set_epoch(epoch)
         model.train()
         for m in frozen:
             m.eval()  # frozen stages keep their ImageNet BatchNorm statistics
         t0, tot, nb = time.perf_counter(), 0.0, 0
-        bar = tqdm(train_dl, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress,
-                   leave=False, unit="batch")
+        bar = tqdm(train_dl, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                   disable=not (cfg.progress and dd.main), leave=False, unit="batch")
         for xb, yb in bar:
             x = to_input(xb, mean, std, device, channels_last=device.type == "cuda")
             y = yb.to(device, non_blocking=True)
@@ -351,14 +416,16 @@ def train_classifier(cfg: TrainConfig, assign=None) -> dict:
             opt.step()
             sched.step()
             if ema is not None:
-                ema.update(model, step=epoch * len(train_dl) + nb)
+                ema.update(net, step=epoch * len(train_dl) + nb)
             tot, nb = tot + loss.item(), nb + 1
             if nb % 10 == 0 or nb == len(train_dl):
                 bar.set_postfix(loss=f"{tot / nb:.3f}")
         bar.close()
         train_s = time.perf_counter() - t0
         train_seconds += train_s
-        scored = ema.module if ema is not None else model
+        if not dd.main:
+            continue  # process 0 scores, keeps and writes; the next epoch starts from its word
+        scored = ema.module if ema is not None else net
         probs, labels = predict_loader(scored, val_dl, mean, std, device, amp, tta=cfg.tta)
         vm = classification_metrics(labels, probs.argmax(1))
         by_origin = origin_accuracy(src, idx["val"], labels, probs)
@@ -382,7 +449,7 @@ def train_classifier(cfg: TrainConfig, assign=None) -> dict:
                  "train_seconds": train_seconds}
         if ema is not None:
             state["ema"] = {k: v.detach().cpu() for k, v in ema.module.state_dict().items()}
-        save_checkpoint(last_pt, model, metrics={"val": vm, "epoch": epoch + 1}, train_state=state,
+        save_checkpoint(last_pt, net, metrics={"val": vm, "epoch": epoch + 1}, train_state=state,
                         **ck_common)
         write_csv(run / "results.csv", pd.DataFrame(history))
         print(f"epoch {epoch + 1}/{cfg.epochs}: train loss {row['train_loss']:.4f}  "
@@ -391,7 +458,20 @@ def train_classifier(cfg: TrainConfig, assign=None) -> dict:
               + f"{train_s:.1f}s ({row['images_per_s']:.0f} img/s){'  *best' if improved else ''}",
               flush=True)
 
-    return finish_run(run, cfg, src, idx, device, amp, ck_common, history, best_epoch, train_seconds)
+    if not dd.main:
+        _end_dist(dd)
+        return {}
+    out = finish_run(run, cfg, src, idx, device, amp, ck_common, history, best_epoch, train_seconds)
+    _end_dist(dd)
+    return out
+
+
+def _end_dist(d: Dist) -> None:
+    if d.world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()  # process 0's files are complete before any process exits
+        dist.destroy_process_group()
 
 
 def finish_run(run, cfg, src, idx, device, amp, ck_common, history, best_epoch, train_seconds):
