@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import cv2
@@ -19,13 +20,41 @@ class ImageError(MixmagError):
     """An image file that cannot be used; message names the file and why."""
 
 
-def image_size(path: str | os.PathLike) -> tuple[int, int]:
-    """(width, height) from the file header only, without decoding the pixels."""
+_PIL_READY = threading.Lock()
+
+
+def _pil():
+    """PIL's Image with every format plugin loaded, once. PIL loads its plugins lazily, the first
+    time a file is not one of the common formats; two threads doing that at once (predict reads
+    ahead in threads) can see a half-imported plugin, and a broken file then fails with
+    ModuleNotFoundError instead of UnidentifiedImageError: a message that depended on timing."""
     from PIL import Image
 
+    with _PIL_READY:
+        Image.init()
+    return Image
+
+
+def _pil_open():
+    """PIL's own ``Image.open``. Importing ultralytics replaces it process-wide with a wrapper
+    that, on a file PIL cannot identify, asks for the pi-heif package (an install attempt, then
+    ModuleNotFoundError offline): a broken image's message would depend on whether ultralytics
+    happened to be imported. mixmag reads HEIC nowhere, so it keeps to PIL's."""
+    import sys
+
+    Image = _pil()
+    patches = sys.modules.get("ultralytics.utils.patches")
+    if patches is not None and Image.open is getattr(patches, "image_open", None):
+        return patches._image_open
+    return Image.open
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(width, height) from the file header only, without decoding the pixels."""
+    Image = _pil()
     Image.MAX_IMAGE_PIXELS = None  # we apply our own limit below, with a clearer message
     try:
-        with Image.open(path) as im:
+        with _pil_open()(path) as im:
             return im.size
     except Exception as e:  # PIL raises many types for non-images
         raise ImageError(f"{path}: not a readable image ({type(e).__name__})") from None
@@ -86,10 +115,8 @@ def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS,
 
 def tiff_pages(path: Path) -> int:
     """Pages in a TIFF, from its directory chain (no pixel is decoded)."""
-    from PIL import Image
-
     try:
-        with Image.open(path) as im:
+        with _pil_open()(path) as im:
             return int(getattr(im, "n_frames", 1))
     except Exception:  # noqa: BLE001 - an unreadable TIFF fails in the decoder with its own word
         return 1

@@ -3,6 +3,8 @@ mixmag session uses (detector and classifier alike)."""
 
 from __future__ import annotations
 
+import os
+
 
 def onnx_available() -> bool:
     import importlib.util
@@ -20,6 +22,9 @@ def session_options():
 
     so = ort.SessionOptions()
     so.enable_mem_pattern = False
+    threads = os.environ.get("MIXMAG_ORT_THREADS")
+    if threads:  # a Ray actor's share of the node's CPUs (mixmag.pipeline.ray_engine)
+        so.intra_op_num_threads = int(threads)
     return so
 
 

@@ -88,6 +88,13 @@ def register(sub) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--batch", type=int, default=None,
                    help=f"detector tiles a batch (crops: 4x; default {d.batch})")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this process (default); ray: a Ray actor pool, the same outputs "
+                        "(pip install 'mixmag[ray]')")
+    p.add_argument("--address", help="--engine ray: join this Ray cluster (e.g. ray://HOST:10001 "
+                   "or auto); without it a local one starts and stops")
+    p.add_argument("--workers", type=int, help="--engine ray: actors, one model load each "
+                   "(default: one a CPU)")
     p.add_argument("--coco-gt", help="COCO truth JSON whose image ids the results should use")
     p.add_argument("--no-draw", action="store_true", help="skip the drawn images")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -127,7 +134,8 @@ def _predict(args: argparse.Namespace) -> int:
         scale_norm=None if args.scale_norm is None else args.scale_norm == "on", tile=args.tile,
         overlap=args.tile_overlap, conf=args.conf, iou=args.iou, batch=args.batch,
         margin=args.margin, window=args.window, small_images=args.small_images,
-        fit_min_side=args.fit_min_side)
+        fit_min_side=args.fit_min_side, engine=args.engine, address=args.address,
+        workers=args.workers)
     for line in summary.lines():
         print(line)
     return 0

@@ -122,15 +122,20 @@ def draw_cells(img: np.ndarray, cells: pd.DataFrame, inplace: bool = False) -> n
     return out
 
 
-def write_drawn(folder: Path, name: str, img: np.ndarray, cells: pd.DataFrame,
-                inplace: bool = False) -> None:
-    """drawn/<name>: the image with its cells. ``inplace`` draws on ``img`` itself (predict's
+def drawn_jpeg(name: str, img: np.ndarray, cells: pd.DataFrame, inplace: bool = False) -> bytes:
+    """The JPEG of an image with its cells drawn. ``inplace`` draws on ``img`` itself (predict's
     last use of it: a 12,000 x 9,000 image is 324 MB a copy)."""
-    path = folder / drawn_name(name)
     ok, buf = cv2.imencode(".jpg", draw_cells(img, cells, inplace), [cv2.IMWRITE_JPEG_QUALITY, 90])
     if not ok:
-        raise MixmagError(f"{path}: the drawn image could not be encoded")
-    write_bytes(path, buf.tobytes())  # checked, atomic: a full disk is an OSError naming the path
+        raise MixmagError(f"{drawn_name(name)}: the drawn image could not be encoded")
+    return buf.tobytes()
+
+
+def write_drawn(folder: Path, name: str, img: np.ndarray, cells: pd.DataFrame,
+                inplace: bool = False) -> None:
+    """drawn/<name>: the image with its cells (``drawn_jpeg``)."""
+    # checked, atomic: a full disk is an OSError naming the path
+    write_bytes(folder / drawn_name(name), drawn_jpeg(name, img, cells, inplace))
 
 
 _CELLS_JSON_TAIL = '"cells": []\n}'

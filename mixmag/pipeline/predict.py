@@ -399,8 +399,9 @@ class Pipeline:
     def iter_images(self, sources: list[Source], progress: bool = True) -> Iterator[ImageResult]:
         """One result an image, as soon as its group is through, holding nothing once yielded.
 
-        Unreadable images come out when they are read (ahead of the group still pending), readable
-        ones when their group is done; ``run`` and ``mixmag predict`` keep this order."""
+        Results come out in the sources' order (an unreadable image keeps its place in its
+        group), so any split of the sources into batches (the Ray engine's) gives the same
+        order; ``run`` and ``mixmag predict`` keep it."""
         try:
             from tqdm import tqdm
         except ImportError:  # bare GPU images lack tqdm; progress is a nicety
@@ -415,10 +416,16 @@ class Pipeline:
             nonlocal group, tiles_in_group
             if not group:
                 return []
-            imgs = [im for _, im in group]
-            dets, reds = self.split_red(self.detect(imgs))
+            ok = [(s, im) for s, im in group if not isinstance(im, ImageResult)]
+            imgs = [im for _, im in ok]
+            dets, reds = self.split_red(self.detect(imgs)) if imgs else ([], [])
+            found = iter(zip(ok, dets, reds, self.classify(imgs, dets) if imgs else []))
             done = []
-            for (s, img), d, r, (p, m) in zip(group, dets, reds, self.classify(imgs, dets)):
+            for _, item in group:
+                if isinstance(item, ImageResult):  # unreadable: its place in the order
+                    done.append(item)
+                    continue
+                (s, img), d, r, (p, m) = next(found)
                 frame = self.rows(s.name, d, p, m)
                 row = {"image": s.name, "width": img.shape[1], "height": img.shape[0],
                        "n_cells": len(frame), "error": ""}  # n_cells: cells of the eight
@@ -433,9 +440,13 @@ class Pipeline:
             for s, img in _read_ahead(sources):
                 if isinstance(img, Exception):
                     log.warning("skipping %s", img)
-                    bar.update(1)
-                    yield ImageResult(s, {"image": s.name, "width": 0, "height": 0, "n_cells": 0,
+                    bad = ImageResult(s, {"image": s.name, "width": 0, "height": 0, "n_cells": 0,
                                           "error": str(img)})
+                    if not group:
+                        bar.update(1)
+                        yield bad
+                    else:  # it keeps its place: results come out in the sources' order
+                        group.append((s, bad))
                     continue
                 group.append((s, img))
                 # a group holds about a detector batch of full inputs; a fitted small image

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import MixmagError
-from ..fileio import prepare_output, replaced_folder
+from ..fileio import prepare_output, replaced_folder, write_bytes
 from .build import build_pipeline, check_options, options_dict
-from .outputs import StreamingOutputs, read_coco_ids, write_drawn
+from .outputs import StreamingOutputs, drawn_name, read_coco_ids, write_drawn
 from .predict import list_sources
 
 @dataclass
@@ -41,12 +41,30 @@ class PredictSummary:
         return out
 
 
+ENGINES = ("local", "ray")
+
+
 def run_predict(source: str | os.PathLike, out: str | os.PathLike, *, preset: str = "default",
                 detector: str | None = None, classifier: str | None = None,
                 backend: str = "auto", device: str = "cpu", native_sizes: str | None = None,
                 recursive: bool = False, coco_gt: str | None = None, draw: bool = True,
-                progress: bool = True, overwrite: bool = False, **options) -> PredictSummary:
-    """Predict every image of SOURCE into the folder OUT (see ``build_pipeline`` for options)."""
+                progress: bool = True, overwrite: bool = False, engine: str = "local",
+                address: str | None = None, workers: int | None = None,
+                **options) -> PredictSummary:
+    """Predict every image of SOURCE into the folder OUT (see ``build_pipeline`` for options).
+    ``engine="ray"`` runs the images on a Ray actor pool (``mixmag.pipeline.ray_engine``:
+    ``workers`` actors; ``address`` joins a cluster) and writes the same files."""
+    if engine not in ENGINES:
+        raise MixmagError(f"--engine {engine}: expected one of {', '.join(ENGINES)}")
+    if engine == "local" and (address or workers):
+        raise MixmagError("--address and --workers go with --engine ray")
+    if workers is not None and workers < 1:
+        raise MixmagError(f"--workers {workers}: must be >= 1")
+    if engine == "ray":
+        from .ray_engine import RAY_HINT, ray_available
+
+        if not ray_available():
+            raise MixmagError(f"--engine ray: Ray is not installed; {RAY_HINT}")
     out = prepare_output(Path(out), overwrite, "prediction")
     check_options(**options)
     if coco_gt:
@@ -56,8 +74,17 @@ def run_predict(source: str | os.PathLike, out: str | os.PathLike, *, preset: st
         sources, skipped = list_sources(source, recursive, out=out)
         pipe = build_pipeline(preset, detector=detector, classifier=classifier, backend=backend,
                               device=device, native_sizes=native_sizes, **options)
+        results = None
+        if engine == "ray":
+            from .ray_engine import ray_results
+
+            build = dict(preset=preset, detector=detector, classifier=classifier,
+                         backend=pipe.meta["backend"], device=device, native_sizes=native_sizes,
+                         **options)
+            results = ray_results(sources, build, draw=draw, workers=workers, address=address,
+                                  batch_size=4 * pipe.opt.batch, progress=progress)
         try:
-            summary = _predict_into(work, pipe, sources, skipped, coco_gt, draw, progress)
+            summary = _predict_into(work, pipe, sources, skipped, coco_gt, draw, progress, results)
         except OSError as e:  # a spool or an output the disk refused: name it under --out
             name = str(e.filename or out).replace(str(work), str(out))
             raise OSError(e.errno, e.strerror, name) from None
@@ -65,14 +92,21 @@ def run_predict(source: str | os.PathLike, out: str | os.PathLike, *, preset: st
     return summary
 
 
-def _predict_into(out: Path, pipe, sources, skipped, coco_gt, draw: bool, progress: bool
-                  ) -> PredictSummary:
+def _predict_into(out: Path, pipe, sources, skipped, coco_gt, draw: bool, progress: bool,
+                  results=None) -> PredictSummary:
+    """Run the pipeline here, or take ``results`` ((row, cells, drawn JPEG) per source, in order:
+    the Ray engine's), into OUT."""
     drawn = out / "drawn"
     # rows go to temporary spools as images finish (constant memory, however many images);
     # the final files are written, each atomically, only once every image is through
     with StreamingOutputs(out, coco_gt, red=pipe.red_id is not None) as outputs:
         t0 = time.perf_counter()
-        for r in pipe.iter_images(sources, progress=progress):
+        if results is not None:
+            for row, cells, jpeg in results:
+                outputs.add(row, cells)
+                if cells is not None and draw:
+                    write_bytes(drawn / drawn_name(row["image"]), jpeg)
+        for r in ([] if results is not None else pipe.iter_images(sources, progress=progress)):
             outputs.add(r.row, r.cells)
             if r.cells is not None and draw:
                 write_drawn(drawn, r.source.name, r.image, r.cells, inplace=True)
