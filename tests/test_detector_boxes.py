@@ -108,7 +108,7 @@ def test_fitted_boxes_come_back_in_image_pixels():
 
 
 def test_small_images_run_on_fitted_canvases_and_find_the_same_cells(tmp_path):
-    """predict --small-images fit: the released detector runs on 256²
+    """predict's default for small images (fit): the released detector runs on 256²
     canvases for a 360 x 363 field (not 640²; sides at least 256), canvases of one shape in one
     batch, and finds the
     same cells as on the padded tile. Boxes move by up to ~2 px, confidences by up to ~0.3 and
@@ -121,8 +121,8 @@ def test_small_images_run_on_fitted_canvases_and_find_the_same_cells(tmp_path):
         pytest.skip(f"default detector {entry.file} not in this checkout")
     images = _smears()[1:] + [_smears()[1]]
     shapes = []
-    fit = build_pipeline(classifier="none", backend="pytorch", small_images="fit")
-    pad = build_pipeline(classifier="none", backend="pytorch")
+    fit = build_pipeline(classifier="none", backend="pytorch")
+    pad = build_pipeline(classifier="none", backend="pytorch", small_images="pad")
     forward = fit.det.forward
     fit.det.forward = lambda x: shapes.append(x.shape) or forward(x)
     a, b = fit.detect(images), pad.detect(images)

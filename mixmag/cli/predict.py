@@ -70,10 +70,10 @@ def register(sub) -> None:
     p.add_argument("--tile-overlap", type=int, default=None,
                    help=f"tile overlap in px; should exceed the largest cell (default {d.overlap})")
     p.add_argument("--small-images", choices=("fit", "pad"), default=None,
-                   help="an image smaller than a tile: 'pad' pads it to a whole tile (default), "
-                        "'fit' scales it onto the smallest stride-aligned canvas at the tile's "
-                        "scale (a 360 x 363 field costs a 256² detector input, not 640²; on real "
-                        "0.5x fields it finds fewer cells)")
+                   help="an image smaller than a tile: 'fit' scales it onto the smallest "
+                        "stride-aligned canvas at the tile's scale, sides >= --fit-min-side "
+                        "(default; a 360 x 363 field costs a 256² detector input, not 640²), "
+                        "'pad' pads it to the whole tile")
     p.add_argument("--fit-min-side", type=int, default=None,
                    help="--small-images fit: a fitted canvas's smallest side in px (default 256)")
     p.add_argument("--conf", type=float, default=None,

@@ -60,11 +60,12 @@ class PredictOptions:
     window: int = NATIVE_WINDOW
     recheck: float = 0.10
     merge_iou: float = 0.5
-    # an image smaller than a tile: "pad" pads it to a whole tile; "fit" scales it onto the
-    # smallest stride-aligned canvas (the tile's scale, none of its grey): faster, but it lost
-    # recall on 0.5x real fields, so not the default (docs/HISTORY.md, 2026-12-07)
-    small_images: str = "pad"
-    fit_min_side: int = 256  # a fitted canvas's smallest side (px; the first "fit" measured used 32)
+    # an image smaller than a tile: "fit" scales it onto the smallest stride-aligned canvas with
+    # sides of at least fit_min_side (the tile's scale, little of its grey: a field is a 256²
+    # input, 3.5x faster); "pad" pads it to the whole tile. Adopted by the rule of
+    # docs/HISTORY.md (2026-12-07); with 32-px canvases it had lost recall on 0.5x fields.
+    small_images: str = "fit"
+    fit_min_side: int = 256
 
 
 @dataclass
