@@ -56,10 +56,14 @@ DET=$(zoo_file "$DET" detect) || exit 1
 el() { echo $(( $(date +%s) - T0 )); }
 last() { tr '\r' '\n' < "$1" | grep -v '^\s*$' | grep -v '%|' | tail -${2:-1} | cut -c1-240; }
 
+# every GPU of the machine trains each classifier (torchrun, DDP; --batch stays the global batch)
+NGPU=1; [ "$DEV" = cuda ] && NGPU=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || echo 1)
+MM="$PY -m mixmag"
+[ "$NGPU" -gt 1 ] && MM="$PY -m torch.distributed.run --standalone --nproc_per_node $NGPU -m mixmag"
 # one crop classifier from $INIT on the packed crops: NAME then its own options
 classifier() {
   local n=$1; shift
-  $PY -m mixmag train-classifier --bundle $W/crops160.npz --init $INIT --batch $CB --warmup 0.05 \
+  $MM train-classifier --bundle $W/crops160.npz --init $INIT --batch $CB --warmup 0.05 \
     --scale-range 0.9 1.1 --scale-p 0.5 --label-smoothing 0.1 --device $DEV $AMP --patience 100 \
     --project $W/classify --no-test --overwrite --name $n "$@" > $W/$n.log 2>&1
 }
