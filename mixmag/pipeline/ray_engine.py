@@ -4,8 +4,8 @@ The driver lists the sources and builds the pipeline once (which also exports th
 into the cache, so the actors only load them). A Ray Dataset of (index, path, name) rows is
 mapped through an actor pool: each actor builds the same pipeline once (one model load per
 actor), runs ``Pipeline.iter_images`` on its batch of images and returns, per image, the row
-cells.json lists, the image's cells (pickled DataFrame: exact floats) and, when drawing, the
-drawn JPEG. Ray Data keeps the input order (``preserve_order``), so the driver writes the very
+cells.json lists (JSON), the image's cells (Parquet: every column's dtype and every float exact)
+and, when drawing, the drawn JPEG. Ray Data keeps the input order (``preserve_order``), so the driver writes the very
 files a local run writes, through the same ``StreamingOutputs``, each final file atomically at
 the end. A task on an actor that dies is retried by Ray; nothing is written until the driver has
 the image's result. (Ray Data restarts an actor that dies and retries its batch: its defaults.)
@@ -18,8 +18,9 @@ paths and the model files (shared storage). Ray is an optional extra: ``pip inst
 from __future__ import annotations
 
 import contextlib
+import io
+import json
 import os
-import pickle
 from pathlib import Path
 from typing import Iterator
 
@@ -66,7 +67,7 @@ class PredictActor:
         # results go back into the batch's order by their source
         for r in self.pipe.iter_images(sources, progress=False):
             k = at[id(r.source)]
-            rows[k], cells[k] = pickle.dumps(r.row), pickle.dumps(r.cells)
+            rows[k], cells[k] = json.dumps(r.row), _to_parquet(r.cells)
             if self.draw and r.cells is not None:
                 drawn[k] = drawn_jpeg(r.source.name, r.image, r.cells, inplace=True)
         return {"i": np.asarray(batch["i"]), "row": np.array(rows, dtype=object),
@@ -127,12 +128,27 @@ def _run(ray, sources, build, draw, workers, address, cpus_per_worker, batch_siz
         try:
             for rec in ds.iter_rows():
                 bar.update(1)
-                yield pickle.loads(rec["row"]), pickle.loads(rec["cells"]), rec["drawn"]
+                yield json.loads(rec["row"]), _from_parquet(rec["cells"]), rec["drawn"]
         finally:
             bar.close()
     finally:
         if started:
             ray.shutdown()
+
+
+def _to_parquet(cells) -> bytes:
+    """An image's cells as Parquet bytes (b"" for an unreadable image, which has none)."""
+    if cells is None:
+        return b""
+    buf = io.BytesIO()
+    cells.reset_index(drop=True).to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def _from_parquet(data: bytes):
+    import pandas as pd
+
+    return pd.read_parquet(io.BytesIO(data)) if data else None
 
 
 def _bar(total: int, progress: bool, file):
