@@ -592,6 +592,10 @@ for cid, extra, pat in (("no-data-yaml", ["--data", "{base}/ghost.yaml"], r"--da
                 "data_yaml": (c.dataset() / "data.yaml") if "{data_yaml}" in e else ""}
         return ["train-detector", *[a.format(**fill) for a in e], "--device", "cpu", *_run_dir(o)]
     case(f"train-detector/{cid}", _td, "error", pat)
+case("train-detector/several-gpus",
+     lambda c, o: ["train-detector", "--data", c.dataset() / "data.yaml", *_run_dir(o),
+                   "--device", "0,1"],
+     "error", r"--device 0,1: the detector trains on one GPU")
 
 
 # ------------------------------------------------------------------ running a case

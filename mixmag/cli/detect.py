@@ -49,7 +49,7 @@ def register(sub) -> None:
                    help="train for this many minutes instead of --epochs (ultralytics 'time': "
                         "epochs re-estimated after each one)")
     t.add_argument("--batch", action=_Given, type=int, default=16, help="images a batch")
-    t.add_argument("--device", action=_Given, default=None, help="cpu, 0, 0,1 (default: GPU if present)")
+    t.add_argument("--device", action=_Given, default=None, help="cpu or 0 (one GPU; default: the GPU if present)")
     t.add_argument("--workers", action=_Given, type=int, default=2, help="dataloader processes")
     t.add_argument("--cache", action=_Given, default=None, choices=["ram", "disk"], help="cache decoded images")
     t.add_argument("--name", default=None, help="run folder name under --project")

@@ -463,6 +463,13 @@ def train_or_resume(data: str | os.PathLike, model: str | os.PathLike, *, settin
         raise MixmagError(f"--batch {s['batch']}: must be >= 1 (or -1: ultralytics' auto batch)")
     if s.get("time") is not None and s["time"] <= 0:
         raise MixmagError(f"--time {s['time']}: must be > 0 minutes")
+    if "," in str(s.get("device") or ""):
+        # ultralytics trains on several GPUs in fresh processes started from a generated script:
+        # mixmag's callbacks (exact resume state, the checks of --augment smear) and the
+        # albumentations objects would not reach them
+        raise MixmagError(f"--device {s['device']}: the detector trains on one GPU (--device 0); "
+                          "ultralytics' multi-GPU processes would drop mixmag's resume state and "
+                          "smear transforms (the classifier trains on several: torchrun)")
     extra = parse_overrides(overrides)
     if "augment" in extra:  # mixmag's preset, not an ultralytics argument
         raise MixmagError(f"--set augment={extra['augment']}: use --augment composite|smear")
