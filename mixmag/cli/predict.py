@@ -74,6 +74,10 @@ def register(sub) -> None:
                         "stride-aligned canvas at the tile's scale, sides >= --fit-min-side "
                         "(default; a 360 x 363 field costs a 256² detector input, not 640²), "
                         "'pad' pads it to the whole tile")
+    p.add_argument("--zoom-below", type=float, default=None, metavar="M",
+                   help="detect an image again, enlarged by 1/m (at most 3x), when its cells are "
+                        "estimated at m < M (e.g. 0.75): small cells reach the detector near the "
+                        "size it learned (default: one pass)")
     p.add_argument("--fit-min-side", type=int, default=None,
                    help="--small-images fit: a fitted canvas's smallest side in px (default 256)")
     p.add_argument("--conf", type=float, default=None,
@@ -134,7 +138,7 @@ def _predict(args: argparse.Namespace) -> int:
         scale_norm=None if args.scale_norm is None else args.scale_norm == "on", tile=args.tile,
         overlap=args.tile_overlap, conf=args.conf, iou=args.iou, batch=args.batch,
         margin=args.margin, window=args.window, small_images=args.small_images,
-        fit_min_side=args.fit_min_side, engine=args.engine, address=args.address,
+        fit_min_side=args.fit_min_side, zoom_below=args.zoom_below, engine=args.engine, address=args.address,
         workers=args.workers)
     for line in summary.lines():
         print(line)

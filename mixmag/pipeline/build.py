@@ -37,6 +37,9 @@ def check_options(**values) -> None:
     overlap, tile = values.get("overlap"), values.get("tile")
     if overlap is not None and (overlap < 0 or (tile and overlap >= tile)):
         raise MixmagError(f"--tile-overlap {overlap}: must be >= 0 and below --tile")
+    zoom = values.get("zoom_below")
+    if zoom is not None and not 0 < zoom <= 1:
+        raise MixmagError(f"--zoom-below {zoom}: a magnification in (0, 1], e.g. 0.75")
     side = values.get("fit_min_side")
     if side is not None and (side < 32 or side % 32):
         raise MixmagError(f"--fit-min-side {side}: a multiple of 32, at least 32")

@@ -66,6 +66,10 @@ class PredictOptions:
     # docs/HISTORY.md (2026-12-07); with 32-px canvases it had lost recall on 0.5x fields.
     small_images: str = "fit"
     fit_min_side: int = 256
+    # an image whose cells the first pass estimates below this magnification (median over its
+    # boxes) is detected again enlarged by 1 / estimate (at most 3x), so small cells reach the
+    # detector near the size it learned; None: one pass
+    zoom_below: float | None = None
 
 
 @dataclass
@@ -194,6 +198,7 @@ class Pipeline:
         eight = [n for n in names if n != RBC]
         self.det_pbc = len(eight) > 1 and all(n in CLASS_ID for n in eight)
         self.det_class_ids = np.array([CLASS_ID.get(n, -1) for n in names])
+        self.det_names = names
         if self.opt.mode == "detector" and not self.det_pbc:
             raise MixmagError(f"--mode detector: this detector's classes are {eight}, not the 8 PBC "
                               "classes; pass --classifier and --mode two-stage")
@@ -234,7 +239,33 @@ class Pipeline:
         return h * w / (side * side)
 
     def detect(self, images: list[np.ndarray]) -> list[np.ndarray]:
-        """Boxes of each image. Tiles are cut a detector batch at a time (the same batches as
+        """Boxes of each image (``detect_once``); with ``zoom_below``, an image whose cells the
+        first pass finds small is detected again enlarged, its boxes brought back."""
+        out = self.detect_once(images)
+        if not self.opt.zoom_below or self.est is None:
+            return out
+        zoom = {}
+        for i, d in enumerate(out):
+            if len(d):
+                m = float(np.median(self.est.estimate(
+                    d[:, :4], [self.det_names[int(c)] for c in d[:, 5]])))
+                if 0 < m < self.opt.zoom_below:
+                    zoom[i] = min(1 / m, 3.0)
+        if zoom:
+            import cv2
+
+            big = [cv2.resize(images[i], None, fx=z, fy=z, interpolation=cv2.INTER_CUBIC)
+                   for i, z in zoom.items()]
+            for (i, z), d in zip(zoom.items(), self.detect_once(big)):
+                d[:, :4] /= z
+                h, w = images[i].shape[:2]
+                d[:, [0, 2]] = d[:, [0, 2]].clip(0, w)
+                d[:, [1, 3]] = d[:, [1, 3]].clip(0, h)
+                out[i] = d
+        return out
+
+    def detect_once(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        """Boxes of each image, one pass. Tiles are cut a detector batch at a time (the same batches as
         cutting them all first), so a 12,000 x 9,000 image never holds its ~200 tile copies.
         An image smaller than a tile is scaled onto the smallest stride-aligned canvas instead of
         padded to the tile: a 360 x 363 field costs a 256² input, not a 640² one."""
