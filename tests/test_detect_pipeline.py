@@ -351,3 +351,25 @@ def test_score_does_not_square_an_8class_detector_confidence(drawn_ds):
     probs[0, 2] = 0.8
     row = one.rows("a.jpg", d, probs, np.ones(1)).iloc[0]
     assert row["score"] == pytest.approx(0.4 ** 0.5) and row["class_conf"] == pytest.approx(0.8)
+
+
+def test_zoom_below_detects_small_cells_again_enlarged():
+    """--zoom-below: an image whose first-pass boxes say its cells are small (median estimate
+    0.5 against a native 60 px) is detected again at 2x and its boxes come back in its own
+    pixels; an image of native-size cells, or without the option, gets one pass."""
+    sizes = {"native_size": {"cell": 60.0}, "all_classes_median": 60.0}
+    small = draw_disks(300, 300, [(0, 80, 80, 15), (3, 200, 150, 15)], seed=1)   # 30 px cells
+    native = draw_disks(300, 300, [(0, 80, 80, 30), (3, 200, 170, 30)], seed=2)  # 60 px cells
+    for zoom, img, passes, scale in ((0.75, small, 2, 2.0), (0.75, native, 1, None),
+                                     (None, small, 1, None)):
+        det = OracleDetector(1024)
+        pipe = Pipeline(det, StubClassifier(), sizes,
+                        PredictOptions(mode="classifier-on-boxes", tile=1024, zoom_below=zoom,
+                                       small_images="pad"))
+        (boxes,) = pipe.detect([img])
+        assert len(det.seen_shapes) == passes
+        if scale:  # the second pass saw the image enlarged (padded into its tile)
+            one = OracleDetector(1024).predict([img])[0]
+            assert len(boxes) == len(one) == 2
+            assert np.abs(np.sort(boxes[:, :4], 0) - np.sort(one[:, :4], 0)).max() <= 1.5
+            assert boxes[:, 2].max() <= 300 and boxes[:, 3].max() <= 300
