@@ -8,6 +8,8 @@
 #      --paste 3 8`, the same scales, seed 17);
 #   2. the nine-class detector trained on reality (real-smear-cpu, from that script) trained
 #      $MIN more minutes on both (a new cosine schedule from its weights), `--augment smear`.
+# Candidate F: INIT=runs/detect/real-mix-cpu/weights/best.pt COMP=2 NAME=real-mix-cpu2 MIN=75
+# continues D with a second 1,000 composites (seed 14), so composites are half the images.
 # The composites keep the detector's cut-out cells on drawn backgrounds (real-smear-cpu, trained on
 # real mosaics alone, missed many, small ones most); their drawn red cells carry no box, as in
 # every composite the default detector trained on. Judged by the rule in docs/HISTORY.md with
@@ -19,27 +21,33 @@ MIN=${MIN:-60}
 SPLIT=datasets/pbc-split.csv
 INIT=${INIT:-runs/detect/real-smear-cpu/weights/best.pt}
 REAL=${REAL:-mosaics}
+COMP=${COMP:-1}  # sets of 1,000 m5 train composites (seeds 13, 14, ...)
 SCALES="0.35 0.5 0.5 0.75 1 1 1.25 1.5 1.5 2 2.5"
 export YOLO_OFFLINE=1
 mm() { $PY -m mixmag "$@"; }
 [ -d datasets/mosaics-train ] || bash tools/real_round_cpu.sh
 case $REAL in
-  mosaics) TRAIN=datasets/mosaics-train; NAME=real-mix-cpu ;;
-  smear) TRAIN=datasets/smear-train; NAME=real-smear-mix-cpu
+  mosaics) TRAIN=datasets/mosaics-train; NAME=${NAME:-real-mix-cpu} ;;
+  smear) TRAIN=datasets/smear-train; NAME=${NAME:-real-smear-mix-cpu}
     [ -d $TRAIN ] || mm fields --split $SPLIT --out $TRAIN --splits train --scales $SCALES \
       --mosaics 2000 --layout smear --paste 3 8 --mask-version m5 --cache datasets/.cache \
       --seed 17 --no-progress ;;
   *) echo "REAL=$REAL: mosaics or smear" >&2; exit 2 ;;
 esac
-[ -d datasets/mix-train13-m5 ] || mm synthesize --split $SPLIT --out datasets/mix-train13-m5 \
-  --n-train 1000 --splits train --seed 13 --cache datasets/.cache --mask-version m5 --no-progress
+COMPOSITES=""
+for ((k = 0; k < COMP; k++)); do
+  s=$((13 + k))
+  [ -d datasets/mix-train$s-m5 ] || mm synthesize --split $SPLIT --out datasets/mix-train$s-m5 \
+    --n-train 1000 --splits train --seed $s --cache datasets/.cache --mask-version m5 --no-progress
+  COMPOSITES="$COMPOSITES
+  - $PWD/datasets/mix-train$s-m5/images/train"
+done
 # one data.yaml naming both train folders; ultralytics validates on the real val mosaics
 mkdir -p datasets/$NAME
 cat > datasets/$NAME/data.yaml <<YAML
 path: $PWD/datasets
 train:
-  - $PWD/$TRAIN/images/train
-  - $PWD/datasets/mix-train13-m5/images/train
+  - $PWD/$TRAIN/images/train$COMPOSITES
 val: $PWD/datasets/mosaics-val/images/val
 YAML
 sed -n '/^names:/,$p' datasets/mosaics-train/data.yaml >> datasets/$NAME/data.yaml
