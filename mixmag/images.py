@@ -94,9 +94,11 @@ def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS,
         raise ImageError(f"{path}: empty file (0 bytes)")
     w, h = image_size(path)
     if w * h > max_pixels:
+        slide = ("; a TIFF this large is read region by region as a whole slide with "
+                 "pip install 'mixmag[slides]'") if path.suffix.lower() in (".tif", ".tiff") else ""
         raise ImageError(
             f"{path}: declares {w}x{h} pixels, above the limit of {max_pixels:,} "
-            "(set MIXMAG_MAX_PIXELS to raise it if the image is genuine)")
+            f"(set MIXMAG_MAX_PIXELS to raise it if the image is genuine){slide}")
     if min(w, h) < min_side:
         raise ImageError(f"{path}: {w}x{h} is too small (need at least {min_side} px a side)")
     if path.suffix.lower() in (".jpg", ".jpeg") and _is_truncated_jpeg(data):
@@ -105,7 +107,8 @@ def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS,
         pages = tiff_pages(path)
         if pages > 1:  # reading the first page alone would drop the rest without a word
             raise ImageError(f"{path}: a multipage TIFF ({pages} pages); mixmag reads one image "
-                             "a file: save each page as its own file (e.g. `tiffsplit`)")
+                             "a file: save each page as its own file (e.g. `tiffsplit`); a "
+                             "pyramidal slide is read with pip install 'mixmag[slides]'")
     flags = cv2.IMREAD_UNCHANGED if path.suffix.lower() in (".png", ".tif", ".tiff") else cv2.IMREAD_COLOR
     img = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if img is None:

@@ -78,6 +78,13 @@ def register(sub) -> None:
                    help="detect an image again, enlarged by 1/m (at most 3x), when its cells are "
                         "estimated at m < M (e.g. 0.75): small cells reach the detector near the "
                         "size it learned (default: one pass)")
+    p.add_argument("--slide-level", type=_level, default=None, metavar="auto|N",
+                   help="whole slides (pyramidal TIFF / OME-TIFF / SVS, read region by region; "
+                        "pip install 'mixmag[slides]'): the pyramid level to detect at (default "
+                        "auto: the level whose sampled cells are estimated nearest 1x)")
+    p.add_argument("--slide-region", type=int, default=None, metavar="PX",
+                   help=f"whole slides: the side of the regions read one at a time (default "
+                        f"{d.slide_region}; memory grows with its square)")
     p.add_argument("--fit-min-side", type=int, default=None,
                    help="--small-images fit: a fitted canvas's smallest side in px (default 256)")
     p.add_argument("--conf", type=float, default=None,
@@ -127,6 +134,18 @@ def register(sub) -> None:
     m.set_defaults(func=_models)
 
 
+def _level(text: str) -> int | None:
+    if text == "auto":
+        return None
+    try:
+        level = int(text)
+    except ValueError:
+        level = -1
+    if level < 0:
+        raise argparse.ArgumentTypeError(f"'{text}': 'auto' or a level number (0 = full resolution)")
+    return level
+
+
 def _predict(args: argparse.Namespace) -> int:
     from ..pipeline.run import run_predict
 
@@ -138,8 +157,9 @@ def _predict(args: argparse.Namespace) -> int:
         scale_norm=None if args.scale_norm is None else args.scale_norm == "on", tile=args.tile,
         overlap=args.tile_overlap, conf=args.conf, iou=args.iou, batch=args.batch,
         margin=args.margin, window=args.window, small_images=args.small_images,
-        fit_min_side=args.fit_min_side, zoom_below=args.zoom_below, engine=args.engine, address=args.address,
-        workers=args.workers)
+        fit_min_side=args.fit_min_side, zoom_below=args.zoom_below, slide_level=args.slide_level,
+        slide_region=args.slide_region,
+        engine=args.engine, address=args.address, workers=args.workers)
     for line in summary.lines():
         print(line)
     return 0

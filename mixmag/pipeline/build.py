@@ -46,6 +46,12 @@ def check_options(**values) -> None:
     small = values.get("small_images")
     if small is not None and small not in SMALL_IMAGES:
         raise MixmagError(f"--small-images {small}: expected one of {', '.join(SMALL_IMAGES)}")
+    level = values.get("slide_level")
+    if level is not None and level < 0:
+        raise MixmagError(f"--slide-level {level}: 'auto' or a level number >= 0")
+    region = values.get("slide_region")
+    if region is not None and region < 1024:
+        raise MixmagError(f"slide_region {region}: at least 1024 px")
     mode = values.get("mode")
     if mode is not None and mode not in MODES:
         raise MixmagError(f"--mode {mode}: expected one of {', '.join(MODES)}")

@@ -104,7 +104,8 @@ def drawn_name(image: str) -> str:
     return rel if rel.lower().endswith(".jpg") else rel + ".jpg"
 
 
-def draw_cells(img: np.ndarray, cells: pd.DataFrame, inplace: bool = False) -> np.ndarray:
+def draw_cells(img: np.ndarray, cells: pd.DataFrame, inplace: bool = False,
+               labels: bool = True) -> np.ndarray:
     out = img if inplace else img.copy()
     thick = max(1, round(max(img.shape[:2]) / 700))
     scale = max(0.4, max(img.shape[:2]) / 2400)
@@ -112,6 +113,8 @@ def draw_cells(img: np.ndarray, cells: pd.DataFrame, inplace: bool = False) -> n
         c = COLOURS[int(r.class_id) % len(COLOURS)]
         p1, p2 = (int(r.x1), int(r.y1)), (int(r.x2), int(r.y2))
         cv2.rectangle(out, p1, p2, c, thick)
+        if not labels:
+            continue
         mag = "" if np.isnan(r.magnification_est) else f" x{r.magnification_est:.1f}"
         label = f"{r.class_name} {r.score:.2f}{mag}"
         (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
@@ -122,20 +125,21 @@ def draw_cells(img: np.ndarray, cells: pd.DataFrame, inplace: bool = False) -> n
     return out
 
 
-def drawn_jpeg(name: str, img: np.ndarray, cells: pd.DataFrame, inplace: bool = False) -> bytes:
+def drawn_jpeg(name: str, img: np.ndarray, cells: pd.DataFrame, inplace: bool = False,
+               labels: bool = True) -> bytes:
     """The JPEG of an image with its cells drawn. ``inplace`` draws on ``img`` itself (predict's
     last use of it: a 12,000 x 9,000 image is 324 MB a copy)."""
-    ok, buf = cv2.imencode(".jpg", draw_cells(img, cells, inplace), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    ok, buf = cv2.imencode(".jpg", draw_cells(img, cells, inplace, labels), [cv2.IMWRITE_JPEG_QUALITY, 90])
     if not ok:
         raise MixmagError(f"{drawn_name(name)}: the drawn image could not be encoded")
     return buf.tobytes()
 
 
 def write_drawn(folder: Path, name: str, img: np.ndarray, cells: pd.DataFrame,
-                inplace: bool = False) -> None:
+                inplace: bool = False, labels: bool = True) -> None:
     """drawn/<name>: the image with its cells (``drawn_jpeg``)."""
     # checked, atomic: a full disk is an OSError naming the path
-    write_bytes(folder / drawn_name(name), drawn_jpeg(name, img, cells, inplace))
+    write_bytes(folder / drawn_name(name), drawn_jpeg(name, img, cells, inplace, labels))
 
 
 _CELLS_JSON_TAIL = '"cells": []\n}'

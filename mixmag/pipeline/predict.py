@@ -70,6 +70,10 @@ class PredictOptions:
     # boxes) is detected again enlarged by 1 / estimate (at most 3x), so small cells reach the
     # detector near the size it learned; None: one pass
     zoom_below: float | None = None
+    # whole slides (mixmag.pipeline.slide): the pyramid level to detect at (None: the level whose
+    # sampled cells are nearest 1x) and the side of the regions read one at a time
+    slide_level: int | None = None
+    slide_region: int = 4096
 
 
 @dataclass
@@ -84,6 +88,16 @@ class ImageResult:
     row: dict  # image, width, height, n_cells, error
     cells: pd.DataFrame | None = None  # None: the image could not be read
     image: np.ndarray | None = None
+    draw_scale: float = 1.0  # a slide's image is its thumbnail: cells' pixels -> its pixels
+
+    def drawing(self) -> tuple[np.ndarray, pd.DataFrame, bool]:
+        """(image, cells in its pixels, whether to label them) for drawn/: a slide is drawn on
+        its thumbnail, boxes only (thousands of labels would hide the cells)."""
+        if self.draw_scale == 1.0:
+            return self.image, self.cells, True
+        cells = self.cells.copy()
+        cells[["x1", "y1", "x2", "y2"]] *= self.draw_scale
+        return self.image, cells, False
 
 
 @dataclass
@@ -157,8 +171,16 @@ def _in_output(path: Path, out: Path) -> bool:
         p.relative_to(out.parent).parts[0].startswith(f".{out.name}.")
 
 
+def _load(path: Path):
+    """An image decoded whole, or a whole slide opened (``mixmag.pipeline.slide``)."""
+    from .slide import open_slide
+
+    slide = open_slide(path)
+    return slide if slide is not None else read_image(path)
+
+
 def _read_ahead(sources: list[Source], depth: int = 4):
-    """Yield (source, image or ImageError), decoding a few images ahead in a thread."""
+    """Yield (source, image, Slide or ImageError), decoding a few images ahead in a thread."""
     with ThreadPoolExecutor(max_workers=1) as ex:
         queue: deque = deque()
         it = iter(sources)
@@ -166,7 +188,7 @@ def _read_ahead(sources: list[Source], depth: int = 4):
         def submit():
             s = next(it, None)
             if s is not None:
-                queue.append((s, ex.submit(read_image, s.path)))
+                queue.append((s, ex.submit(_load, s.path)))
 
         for _ in range(depth):
             submit()
@@ -480,6 +502,14 @@ class Pipeline:
                     else:  # it keeps its place: results come out in the sources' order
                         group.append((s, bad))
                     continue
+                if not isinstance(img, np.ndarray):  # a whole slide: on its own, in its place
+                    done = flush()
+                    bar.update(len(done))
+                    yield from done
+                    result = self.predict_slide(s, img)
+                    bar.update(1)
+                    yield result
+                    continue
                 group.append((s, img))
                 # a group holds about a detector batch of full inputs; a fitted small image
                 # counts for its share of one
@@ -494,6 +524,73 @@ class Pipeline:
             yield from done
         finally:
             bar.close()
+
+    # -- whole slides
+    def _estimate_tiles(self, tiles: list[np.ndarray]) -> tuple[float | None, int]:
+        """(median magnification estimate, cells found) over some tiles of a slide's level."""
+        dets, _ = self.split_red(self.detect(tiles))
+        d = np.concatenate(dets) if dets else np.zeros((0, 6))
+        if self.est is None or not len(d):
+            return None, len(d)
+        m = self.est.estimate(d[:, :4], [self.det_names[int(c)] for c in d[:, 5]])
+        return float(np.median(m)), len(d)
+
+    def predict_slide(self, s: Source, slide) -> ImageResult:
+        """One whole slide, region by region at the level chosen (``mixmag.pipeline.slide``);
+        its cells in level-0 pixels, drawn on a thumbnail."""
+        import cv2
+
+        from .slide import choose_level, in_core, region_cores
+
+        try:
+            plan = choose_level(slide, self._estimate_tiles, self.tile, self.opt.slide_level)
+            ds, sc = slide.downsamples[plan.level], plan.scale
+            width, height = slide.dimensions[plan.level]
+            region = max(self.tile, round(self.opt.slide_region / sc))
+            # the seam overlap, in the level's pixels: at least the tiles' (a cell is whole
+            # in the region that owns it), at most half a region
+            overlap = min(round(max(self.opt.overlap, 64) / sc), region // 2)
+            log.info("%s: level %d (downsample %.2f, cells estimated at %s), resized %.2fx, "
+                     "%d px regions", s.name, plan.level, ds,
+                     "?" if plan.estimate is None else f"{plan.estimate:.2f}x", sc, region)
+            frames, n_red = [], 0
+            grid = tile_grid(height, width, region, overlap)
+            for t, core in zip(grid, region_cores(grid)):
+                img = slide.read(plan.level, t.x0, t.y0, t.w, t.h)
+                if sc != 1:
+                    img = cv2.resize(img, None, fx=sc, fy=sc,
+                                     interpolation=cv2.INTER_AREA if sc < 1 else cv2.INTER_CUBIC)
+                dets, reds = self.split_red(self.detect([img]))
+                d, r = dets[0].copy(), reds[0].copy()
+                for box in (d, r):  # region pixels -> the level's pixels
+                    box[:, [0, 2]] = box[:, [0, 2]] / sc + t.x0
+                    box[:, [1, 3]] = box[:, [1, 3]] / sc + t.y0
+                own_d, own_r = in_core(d, core), in_core(r, core)
+                (p, m), = self.classify([img], [dets[0][own_d]])
+                d, r = d[own_d], r[own_r]
+                d[:, :4] *= ds  # -> level-0 pixels
+                r[:, :4] *= ds
+                frames.append(self.rows(s.name, d, p, m * ds / sc))
+                if self.red_id is not None:
+                    frames.append(self.red_rows(s.name, r))
+                    n_red += len(r)
+            cells = (pd.concat(frames, ignore_index=True) if frames
+                     else pd.DataFrame(columns=CELL_COLUMNS))
+            # the eight first, then red cells, as an image's rows are
+            cells = pd.concat([cells[cells["class_name"] != RBC], cells[cells["class_name"] == RBC]],
+                              ignore_index=True)
+            thumb, scale = slide.thumbnail(4096)
+        except ImageError as e:
+            log.warning("skipping %s", e)
+            return ImageResult(s, {"image": s.name, "width": 0, "height": 0, "n_cells": 0,
+                                   "error": str(e)})
+        finally:
+            slide.close()
+        row = {"image": s.name, "width": slide.width, "height": slide.height,
+               "n_cells": int((cells["class_name"] != RBC).sum()), "error": ""}
+        if self.red_id is not None:
+            row["n_red_cells"] = n_red
+        return ImageResult(s, row, cells, thumb, draw_scale=scale)
 
     def run(self, sources: list[Source], progress: bool = True, on_group=None) -> PredictResult:
         """All images' rows in memory (tests, benchmarks); ``mixmag predict`` streams instead."""

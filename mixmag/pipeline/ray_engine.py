@@ -69,7 +69,8 @@ class PredictActor:
             k = at[id(r.source)]
             rows[k], cells[k] = json.dumps(r.row), _to_parquet(r.cells)
             if self.draw and r.cells is not None:
-                drawn[k] = drawn_jpeg(r.source.name, r.image, r.cells, inplace=True)
+                img, drawn_cells, labels = r.drawing()
+                drawn[k] = drawn_jpeg(r.source.name, img, drawn_cells, inplace=True, labels=labels)
         return {"i": np.asarray(batch["i"]), "row": np.array(rows, dtype=object),
                 "cells": np.array(cells, dtype=object), "drawn": np.array(drawn, dtype=object)}
 

@@ -109,7 +109,8 @@ def _predict_into(out: Path, pipe, sources, skipped, coco_gt, draw: bool, progre
         for r in ([] if results is not None else pipe.iter_images(sources, progress=progress)):
             outputs.add(r.row, r.cells)
             if r.cells is not None and draw:
-                write_drawn(drawn, r.source.name, r.image, r.cells, inplace=True)
+                img, cells, labels = r.drawing()
+                write_drawn(drawn, r.source.name, img, cells, inplace=True, labels=labels)
         seconds = time.perf_counter() - t0
         failed = [r for r in outputs.images if r["error"]]
         if len(failed) == len(outputs.images) and failed:
