@@ -18,7 +18,7 @@ from .. import __version__
 from ..errors import MixmagError, describe_os_error
 
 # the order of the subcommands in `mixmag --help`
-STAGES = ("data", "synth", "classify", "pipeline", "detect", "predict", "evaluate")
+STAGES = ("data", "synth", "classify", "pipeline", "detect", "predict", "evaluate", "serve")
 
 
 def config_from_args(cls, args: argparse.Namespace):

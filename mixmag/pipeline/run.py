@@ -92,8 +92,23 @@ def run_predict(source: str | os.PathLike, out: str | os.PathLike, *, preset: st
     return summary
 
 
+def predict_with(pipe, source: str | os.PathLike, out: str | os.PathLike, *,
+                 recursive: bool = False, draw: bool = True, progress: bool = True,
+                 overwrite: bool = False, on_image=None) -> PredictSummary:
+    """``run_predict`` with a pipeline already built (a server keeps one for every batch): the
+    same files, written the same way. ``on_image(row)`` is called as each image is through
+    (its cells.json record: image, width, height, n_cells, error)."""
+    out = prepare_output(Path(out), overwrite, "prediction")
+    with replaced_folder(out, overwrite, "prediction", "mixmag predict") as work:
+        sources, skipped = list_sources(source, recursive, out=out)
+        summary = _predict_into(work, pipe, sources, skipped, None, draw, progress,
+                                on_image=on_image)
+    summary.out = out
+    return summary
+
+
 def _predict_into(out: Path, pipe, sources, skipped, coco_gt, draw: bool, progress: bool,
-                  results=None) -> PredictSummary:
+                  results=None, on_image=None) -> PredictSummary:
     """Run the pipeline here, or take ``results`` ((row, cells, drawn JPEG) per source, in order:
     the Ray engine's), into OUT."""
     drawn = out / "drawn"
@@ -108,6 +123,8 @@ def _predict_into(out: Path, pipe, sources, skipped, coco_gt, draw: bool, progre
                     write_bytes(drawn / drawn_name(row["image"]), jpeg)
         for r in ([] if results is not None else pipe.iter_images(sources, progress=progress)):
             outputs.add(r.row, r.cells)
+            if on_image is not None:
+                on_image(r.row)
             if r.cells is not None and draw:
                 img, cells, labels = r.drawing()
                 write_drawn(drawn, r.source.name, img, cells, inplace=True, labels=labels)
