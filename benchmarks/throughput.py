@@ -11,7 +11,9 @@ models load; for Ray, starting the local cluster and its actors is inside it). T
 must write the local run's cells.csv byte for byte. `--ultralytics` adds the detector alone
 (`--classifier none`, predict's default backend) and ultralytics' `YOLO(weights).predict` of the
 same .pt on the same composites (its default PyTorch runtime, imgsz 640, streamed, in a process of
-its own, timed after the model loads, as predict times itself). Prints the ratios the targets name: fields / composites
+its own, timed after the model loads, as predict times itself). `--spinning` adds composites
+and the detector alone with ONNX Runtime's thread spinning on (`MIXMAG_ORT_SPIN=1`; predict
+turns it off). Prints the ratios the targets name: fields / composites
 (fitted), Ray / local, detector alone / ultralytics. Writes benchmarks/results/throughput-cpu.json with
 mixmag.bench.record's provenance (machine, load before and after).
 """
@@ -42,10 +44,13 @@ def _subset(folder: str, n: int, into: Path) -> Path:
     return into
 
 
-def predict(source: Path, out: Path, *extra: str) -> float:
+def predict(source: Path, out: Path, *extra: str, env: dict | None = None) -> float:
+    import os
+
     cmd = [sys.executable, "-m", "mixmag", "predict", str(source), "--out", str(out),
            "--overwrite", "--no-progress", "--no-draw", *extra]
-    r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True,
+                       env={**os.environ, **(env or {})})
     if r.returncode:
         raise SystemExit(f"{' '.join(cmd[3:])} failed:\n{r.stderr[-2000:]}")
     m = re.search(r"\(([\d.]+) images/s\)", r.stdout)
@@ -82,6 +87,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--ultralytics", action="store_true",
                     help="also the detector alone against ultralytics' own predict")
+    ap.add_argument("--spinning", action="store_true",
+                    help="also composites and the detector alone with ONNX Runtime's thread "
+                         "spinning on (MIXMAG_ORT_SPIN=1), against predict's default (off)")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "throughput-cpu.json"))
     a = ap.parse_args()
     rec = start_record(__file__, sys.argv[1:], composites=a.composites, fields=a.fields)
@@ -92,14 +100,18 @@ def main() -> None:
                "fields_pad": (fields, ["--small-images", "pad"])}
     if a.ray_workers:
         configs["composites_ray"] = (comp, ["--engine", "ray", "--workers", str(a.ray_workers)])
-    if a.ultralytics:
+    if a.ultralytics or a.spinning:
         configs["detector_alone"] = (comp, ["--classifier", "none"])
+    spin = {"MIXMAG_ORT_SPIN": "1"}
+    if a.spinning:
+        configs["composites_spin"] = (comp, [], spin)
+        configs["detector_alone_spin"] = (comp, ["--classifier", "none"], spin)
     runs: dict[str, list[float]] = {k: [] for k in configs}
     if a.ultralytics:
         runs["ultralytics_predict"] = []
     for _ in range(a.repeats):
-        for k, (src, extra) in configs.items():
-            runs[k].append(predict(src, work / "out" / k, *extra))
+        for k, (src, extra, *env) in configs.items():
+            runs[k].append(predict(src, work / "out" / k, *extra, env=env[0] if env else None))
             print(f"{k}: {runs[k][-1]:.2f} images/s", flush=True)
         if a.ultralytics:
             runs["ultralytics_predict"].append(ultralytics_predict(comp))
@@ -109,6 +121,12 @@ def main() -> None:
               "fields_fit_over_fields_pad": best["fields_fit"] / best["fields_pad"]}
     if a.ultralytics:
         ratios["detector_alone_over_ultralytics"] = best["detector_alone"] / best["ultralytics_predict"]
+    if a.spinning:
+        ratios["composites_spin_off_over_on"] = best["composites"] / best["composites_spin"]
+        ratios["detector_alone_spin_off_over_on"] = best["detector_alone"] / best["detector_alone_spin"]
+        rec["spin_cells_csv_identical"] = (
+            (work / "out" / "composites" / "cells.csv").read_bytes()
+            == (work / "out" / "composites_spin" / "cells.csv").read_bytes())
     if a.ray_workers:
         same = ((work / "out" / "composites" / "cells.csv").read_bytes()
                 == (work / "out" / "composites_ray" / "cells.csv").read_bytes())

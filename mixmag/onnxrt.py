@@ -22,6 +22,11 @@ def session_options():
 
     so = ort.SessionOptions()
     so.enable_mem_pattern = False
+    # ORT's worker threads spin between operators by default: on a busy machine (other jobs,
+    # predict's own reading thread) the spinning takes the cores the next operator needs.
+    # MIXMAG_ORT_SPIN=1 turns it back on (docs/HISTORY.md, 2026-12-07: spinning)
+    so.add_session_config_entry("session.intra_op.allow_spinning",
+                                "1" if os.environ.get("MIXMAG_ORT_SPIN") == "1" else "0")
     threads = os.environ.get("MIXMAG_ORT_THREADS")
     if threads:  # a Ray actor's share of the node's CPUs (mixmag.pipeline.ray_engine)
         so.intra_op_num_threads = int(threads)
