@@ -219,3 +219,13 @@ def test_jobs_survive_a_restart(tmp_path):
     again = Store(tmp_path / "data")
     assert again.requeue_interrupted() == 1
     assert again.batch(b["id"])["status"] == "queued" and again.next_queued() == b["id"]
+
+
+def test_serve_refuses_bad_settings_in_one_line(capsys, tmp_path):
+    for args, words in ((["--port", "0"], "--port 0"),
+                        (["--detector", "no-such-model"], "no-such-model"),
+                        (["--models", "no-such-pipeline"], "no-such-pipeline"),
+                        (["--max-upload-mb", "0"], "--max-upload-mb 0")):
+        rc = main(["serve", "--data", str(tmp_path / "d"), *args])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc != 0 and len(err) == 1 and words in err[0], (args, err)

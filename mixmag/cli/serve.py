@@ -48,17 +48,14 @@ def _serve(args: argparse.Namespace) -> int:
         raise MixmagError(f"--max-upload-mb {args.max_upload_mb}: must be >= 1")
     build = {"preset": args.models, "detector": args.detector, "classifier": args.classifier,
              "backend": args.backend, "device": args.device}
-    # the models are resolved now, so a wrong name is a one-line error before the server starts
-    from ..zoo import resolve
-
-    resolve(args.detector, "detect", args.models)
-    if args.classifier is None or args.classifier.lower() != "none":
-        resolve(args.classifier, "classify", args.models)
+    app = create_app(args.data, build, max_upload_mb=args.max_upload_mb)
+    # the models load now: a wrong name or file is a one-line error before the server starts,
+    # and the first batch does not wait for them
+    app.state.worker.pipeline()
     if not _loopback(args.host):
         log.warning("serving on %s: anyone who can reach this machine on port %d can upload "
                     "images and see every batch (use --host 127.0.0.1 to keep it local)",
                     args.host, args.port)
-    app = create_app(args.data, build, max_upload_mb=args.max_upload_mb)
     print(f"mixmag serve: open http://{'localhost' if _loopback(args.host) else args.host}:"
           f"{args.port}/ (data in {args.data}; Ctrl-C stops)", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
