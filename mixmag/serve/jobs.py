@@ -46,8 +46,8 @@ class Worker:
             from ..pipeline.build import build_pipeline
 
             self.pipe = build_pipeline(**self.build)
-            self.models = {"detector": self.pipe.meta["detector"],
-                           "classifier": self.pipe.meta["classifier"],
+            self.models = {"detector": _model_name(self.pipe.meta["detector"]),
+                           "classifier": _model_name(self.pipe.meta["classifier"]),
                            "backend": self.pipe.meta["backend"]}
         return self.pipe
 
@@ -80,3 +80,13 @@ class Worker:
         except Exception as e:  # noqa: BLE001 - the page gets one line; the log keeps the rest
             log.exception("batch %s failed", bid)
             store.set_status(bid, "failed", f"{type(e).__name__}: {e}".splitlines()[0])
+
+
+def _model_name(path) -> str | None:
+    """A model as the page names it: its zoo folder (models/NAME/best.pt) or its file name."""
+    if path is None:
+        return None
+    from pathlib import Path
+
+    p = Path(path)
+    return p.parent.name if p.name in ("best.pt", "detector.onnx", "classifier.onnx") else p.name
