@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
@@ -124,7 +125,9 @@ def create_app(data: str | Path, build: dict | None = None, *, max_upload_mb: in
                             raise BadRequest(f"the upload is above the limit of {max_upload_mb} MB")
                         out.write(chunk)
                 saved.append((f.filename or f"file-{k}", path))
-            batch, rejected = store.create_batch(saved, name, max_bytes=max_upload_mb << 20)
+            # checking each image decodes it: off the event loop, so the page stays responsive
+            batch, rejected = await run_in_threadpool(store.create_batch, saved, name,
+                                                      max_bytes=max_upload_mb << 20)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         if batch is None:
