@@ -146,8 +146,9 @@ def test_corrections_round_trip_to_coco_and_yolo(served, batch, tmp_path):
 
     z = zipfile.ZipFile(io.BytesIO(client.get(f"/api/batches/{bid}/download/labels_yolo.zip").content))
     names = z.namelist()
-    assert "data.yaml" in names and "images/train/slides__c.png" in names
-    label = z.read(f"labels/train/{Path(img['name'].replace('/', '__')).stem}.txt").decode().split("\n")
+    assert "data.yaml" in names and any(n.endswith("-slides__c.png") for n in names)
+    stem = f"{img['id']:06d}-{Path(img['name'].replace('/', '__')).stem}"
+    label = z.read(f"labels/train/{stem}.txt").decode().split("\n")
     assert sum(1 for line in label if line.strip()) == len(now)
     platelet = [line for line in label if line.startswith("7 ")]
     assert any(abs(float(line.split()[1]) * img["width"] - 25) < 0.5 for line in platelet)
@@ -229,3 +230,61 @@ def test_serve_refuses_bad_settings_in_one_line(capsys, tmp_path):
         rc = main(["serve", "--data", str(tmp_path / "d"), *args])
         err = capsys.readouterr().err.strip().splitlines()
         assert rc != 0 and len(err) == 1 and words in err[0], (args, err)
+
+
+def test_one_server_a_data_folder(tmp_path):
+    from mixmag.errors import MixmagError
+
+    first = create_app(tmp_path / "d", BUILD, start_worker=False)
+    with pytest.raises(MixmagError, match="another mixmag serve"):
+        create_app(tmp_path / "d", BUILD, start_worker=False)
+    first.state.data_lock.close()
+    create_app(tmp_path / "d", BUILD, start_worker=False).state.data_lock.close()
+
+
+def test_requests_from_other_sites_and_huge_ids_are_refused(tmp_path):
+    app = create_app(tmp_path / "d", BUILD, start_worker=False)
+    with TestClient(app) as client:
+        r = client.post("/api/batches", headers={"origin": "http://evil.example"},
+                        files=[("files", ("a.png", _png(200, 200, 1), "image/png"))])
+        assert r.status_code == 403 and "another site" in r.json()["error"]
+        assert not list((tmp_path / "d").glob("batches/*"))
+        r = client.get(f"/api/cells/{10 ** 25}/crop")
+        assert r.status_code == 404 and r.json() == {"error": "no such id"}
+    app.state.data_lock.close()
+
+
+def test_the_upload_limit_counts_what_zips_unpack_to(tmp_path):
+    """Five small zips of a 0.9 MB image each against a 2 MB limit: two are kept, not five."""
+    from mixmag.serve.store import Store
+
+    img = np.full((550, 550, 3), 200, np.uint8)
+    ok, buf = cv2.imencode(".bmp", img)
+    zips = []
+    for k in range(5):
+        z = tmp_path / f"z{k}.zip"
+        with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr(f"img{k}.bmp", buf.tobytes())
+        zips.append((z.name, z))
+    store = Store(tmp_path / "d")
+    batch, rejected = store.create_batch(zips, max_bytes=2 << 20)
+    written = sum(p.stat().st_size for p in (tmp_path / "d" / "batches").rglob("*.bmp"))
+    assert written <= 2 << 20 and batch["n_images"] == 2
+    assert len(rejected) == 3 and all("limit" in r.error for r in rejected)
+
+
+def test_yolo_export_keeps_images_of_one_flattened_name_apart(tmp_path):
+    from mixmag.serve.exports import labels_yolo_zip
+    from mixmag.serve.store import Store
+
+    a, b = tmp_path / "x1.png", tmp_path / "x2.png"
+    a.write_bytes(_png(200, 200, 1))
+    b.write_bytes(_png(200, 200, 2))
+    store = Store(tmp_path / "d")
+    batch, _ = store.create_batch([("a/b.png", a), ("a__b.png", b)])
+    for i in store.images(batch["id"]):
+        store.image_done(batch["id"], {"image": i["name"], "width": 200, "height": 200, "error": ""})
+    store.add_cell(batch["id"], store.images(batch["id"])[0]["id"], (10, 10, 50, 50), "platelet")
+    names = zipfile.ZipFile(io.BytesIO(labels_yolo_zip(store, batch["id"]))).namelist()
+    labels = [n for n in names if n.startswith("labels/")]
+    assert len(labels) == 2 and len(set(labels)) == 2

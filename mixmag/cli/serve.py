@@ -51,7 +51,11 @@ def _serve(args: argparse.Namespace) -> int:
     app = create_app(args.data, build, max_upload_mb=args.max_upload_mb)
     # the models load now: a wrong name or file is a one-line error before the server starts,
     # and the first batch does not wait for them
-    app.state.worker.pipeline()
+    try:
+        app.state.worker.pipeline()
+    except BaseException:
+        app.state.data_lock.close()  # the folder is free again for a corrected command
+        raise
     if not _loopback(args.host):
         log.warning("serving on %s: anyone who can reach this machine on port %d can upload "
                     "images and see every batch (use --host 127.0.0.1 to keep it local)",

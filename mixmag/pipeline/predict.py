@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import math
 import os
 import time
 from collections import deque
@@ -88,16 +89,18 @@ class ImageResult:
     row: dict  # image, width, height, n_cells, error
     cells: pd.DataFrame | None = None  # None: the image could not be read
     image: np.ndarray | None = None
-    draw_scale: float = 1.0  # a slide's image is its thumbnail: cells' pixels -> its pixels
+    # a slide's drawing: () -> (thumbnail, its scale against level 0), made only when drawn
+    thumbnail: object = None
 
     def drawing(self) -> tuple[np.ndarray, pd.DataFrame, bool]:
         """(image, cells in its pixels, whether to label them) for drawn/: a slide is drawn on
         its thumbnail, boxes only (thousands of labels would hide the cells)."""
-        if self.draw_scale == 1.0:
+        if self.thumbnail is None:
             return self.image, self.cells, True
+        img, scale = self.thumbnail()
         cells = self.cells.copy()
-        cells[["x1", "y1", "x2", "y2"]] *= self.draw_scale
-        return self.image, cells, False
+        cells[["x1", "y1", "x2", "y2"]] *= scale
+        return img, cells, False
 
 
 @dataclass
@@ -546,7 +549,10 @@ class Pipeline:
             plan = choose_level(slide, self._estimate_tiles, self.tile, self.opt.slide_level)
             ds, sc = slide.downsamples[plan.level], plan.scale
             width, height = slide.dimensions[plan.level]
-            region = max(self.tile, round(self.opt.slide_region / sc))
+            # the region read, in the level's pixels: slide_region after resizing, but never
+            # more than slide_region read when shrinking (a 1/8 resize would read 32,768² px)
+            region = (max(self.tile, round(self.opt.slide_region / sc)) if sc >= 1
+                      else max(self.opt.slide_region, math.ceil(self.tile / sc)))
             # the seam overlap, in the level's pixels: at least the tiles' (a cell is whole
             # in the region that owns it), at most half a region
             overlap = min(round(max(self.opt.overlap, 64) / sc), region // 2)
@@ -579,7 +585,6 @@ class Pipeline:
             # the eight first, then red cells, as an image's rows are
             cells = pd.concat([cells[cells["class_name"] != RBC], cells[cells["class_name"] == RBC]],
                               ignore_index=True)
-            thumb, scale = slide.thumbnail(4096)
         except ImageError as e:
             log.warning("skipping %s", e)
             return ImageResult(s, {"image": s.name, "width": 0, "height": 0, "n_cells": 0,
@@ -590,7 +595,7 @@ class Pipeline:
                "n_cells": int((cells["class_name"] != RBC).sum()), "error": ""}
         if self.red_id is not None:
             row["n_red_cells"] = n_red
-        return ImageResult(s, row, cells, thumb, draw_scale=scale)
+        return ImageResult(s, row, cells, thumbnail=lambda: _slide_thumbnail(s.path))
 
     def run(self, sources: list[Source], progress: bool = True, on_group=None) -> PredictResult:
         """All images' rows in memory (tests, benchmarks); ``mixmag predict`` streams instead."""
@@ -616,6 +621,16 @@ class _NoBar:
 
     def close(self):
         pass
+
+
+def _slide_thumbnail(path: Path) -> tuple[np.ndarray, float]:
+    from .slide import open_slide
+
+    slide = open_slide(path)
+    try:
+        return slide.thumbnail(4096)
+    finally:
+        slide.close()
 
 
 def _n_tiles(shape, tile: int, overlap: int) -> int:

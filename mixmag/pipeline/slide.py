@@ -77,8 +77,10 @@ class Slide:
         """The region (x, y, w, h) in ``level``'s pixels, as uint8 BGR."""
         ds = self.downsamples[level]
         try:
-            arr = np.asarray(self.handle.read_region((round(x * ds), round(y * ds)), level, (w, h),
-                                                     as_array=True))
+            # tiffslide maps level-0 coordinates back with int(x0 / ds): ceil, not round, so
+            # that comes back to x (round lost a pixel whenever it rounded down)
+            arr = np.asarray(self.handle.read_region((math.ceil(x * ds), math.ceil(y * ds)), level,
+                                                     (w, h), as_array=True))
         except Exception as e:  # noqa: BLE001 - a broken tile: one line naming the slide
             raise ImageError(f"{self.path}: cannot read level {level} at ({x}, {y}) "
                              f"({type(e).__name__}: {e})") from None
@@ -125,11 +127,14 @@ def open_slide(path: str | os.PathLike) -> Slide | None:
         return None
     import tiffslide
 
+    handle = None
     try:
         handle = tiffslide.TiffSlide(path)
         dims = [tuple(map(int, d)) for d in handle.level_dimensions]
         downs = [float(d) for d in handle.level_downsamples]
     except Exception:  # noqa: BLE001 - not a slide tiffslide reads: the image reader has its say
+        if handle is not None:
+            handle.close()
         return None
     w, h = dims[0]
     if len(dims) < 2 and w * h <= MAX_PIXELS:
@@ -164,8 +169,9 @@ def choose_level(slide: Slide, estimate_tiles, tile: int, level: int | None = No
     (median magnification estimate or None, cells found) of a list of tiles."""
     levels = range(slide.level_count) if level is None else [level]
     if level is not None and not 0 <= level < len(slide.dimensions):
-        raise MixmagError(f"--slide-level {level}: {slide.path} has levels 0 to "
-                          f"{len(slide.dimensions) - 1}")
+        # this slide's failure, not the run's: other images and slides go on
+        raise ImageError(f"{slide.path}: --slide-level {level}, but it has levels 0 to "
+                         f"{len(slide.dimensions) - 1}")
     best: SlidePlan | None = None
     for lv in levels:
         m, n = estimate_tiles(sample_tiles(slide, lv, tile))

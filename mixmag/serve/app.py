@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..errors import MixmagError
+from ..fileio import write_bytes
 from ..images import ImageError, read_image
 from .exports import write_exports
 from .jobs import Worker
@@ -55,6 +56,8 @@ class NewCell(BaseModel):
 
 def create_app(data: str | Path, build: dict | None = None, *, max_upload_mb: int = 2048,
                start_worker: bool = True) -> FastAPI:
+    Path(data).mkdir(parents=True, exist_ok=True)
+    lock = _hold_data_lock(Path(data))  # before the store: a second server must not requeue
     store = Store(data)
     worker = Worker(store, build or {})
 
@@ -68,7 +71,22 @@ def create_app(data: str | Path, build: dict | None = None, *, max_upload_mb: in
 
     app = FastAPI(title="mixmag", version=__version__, lifespan=lifespan, docs_url="/api/docs",
                   redoc_url=None, openapi_url="/api/openapi.json")
-    app.state.store, app.state.worker = store, worker
+    app.state.store, app.state.worker, app.state.data_lock = store, worker, lock
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        """Refuse, before the body is read, an upload larger than the limit, and any changing
+        request sent by another web site's page (a browser sends its Origin: a form on any
+        site could otherwise post to a server on this machine)."""
+        if request.method in ("POST", "PATCH", "PUT", "DELETE"):
+            origin = request.headers.get("origin")
+            host = request.headers.get("host", "")
+            if origin and origin.split("://", 1)[-1] != host:
+                return _error(403, f"a request from another site ({origin}) is refused")
+            length = request.headers.get("content-length")
+            if length and length.isdigit() and int(length) > (max_upload_mb << 20) + (1 << 20):
+                return _error(413, f"the upload is above the limit of {max_upload_mb} MB")
+        return await call_next(request)
 
     # -------------------------------------------------------------- errors: one line, JSON
     def _error(status: int, message: str) -> JSONResponse:
@@ -91,6 +109,10 @@ def create_app(data: str | Path, build: dict | None = None, *, max_upload_mb: in
         first = e.errors()[0] if e.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
         return _error(422, f"{where}: {first.get('msg', 'invalid request')}".strip(": "))
+
+    @app.exception_handler(OverflowError)
+    async def _overflow(request: Request, e: OverflowError):  # an id beyond SQLite's integers
+        return _error(404, "no such id")
 
     @app.exception_handler(Exception)
     async def _fault(request: Request, e: Exception):
@@ -152,10 +174,11 @@ def create_app(data: str | Path, build: dict | None = None, *, max_upload_mb: in
         shown = store.batch_dir(bid) / "shown" / f"{iid}.jpg"
         if not shown.is_file():
             ok, buf = cv2.imencode(".jpg", _read(src), [cv2.IMWRITE_JPEG_QUALITY, 92])
+            if not ok:
+                raise BadRequest(f"{store.image_row(bid, iid)['name']}: cannot be shown as a JPEG "
+                                 "(a side above 65,500 px?)")
             shown.parent.mkdir(exist_ok=True)
-            tmp = shown.with_suffix(".tmp")
-            tmp.write_bytes(buf.tobytes())
-            tmp.replace(shown)
+            write_bytes(shown, buf.tobytes())  # a temporary of its own, then renamed
         return FileResponse(shown, media_type="image/jpeg")
 
     @app.get("/api/batches/{bid}/images/{iid}/cells")
@@ -209,6 +232,21 @@ def create_app(data: str | Path, build: dict | None = None, *, max_upload_mb: in
         return FileResponse(path, media_type=DOWNLOADS[name], filename=f"{stem}-{name}")
 
     return app
+
+
+def _hold_data_lock(data: Path):
+    """An exclusive lock on the data folder for the server's life: two servers on one folder
+    would each requeue the other's running batch and edit one database at once."""
+    import fcntl
+
+    f = open(data / "serve.lock", "a+")  # noqa: SIM115 - held open for the app's life
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        raise MixmagError(f"--data {data}: another mixmag serve is using this folder; stop it or "
+                          "give another --data") from None
+    return f
 
 
 def _read(path: Path) -> np.ndarray:

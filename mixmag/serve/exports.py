@@ -46,12 +46,16 @@ def labels_coco(store: Store, bid: str) -> dict:
 
 
 def labels_yolo_zip(store: Store, bid: str) -> bytes:
-    """images/train + labels/train + data.yaml, in one zip (images as uploaded)."""
+    """images/train + labels/train + data.yaml, in one zip (images as uploaded, named
+    ``<image id>-<name, folders joined by __>``)."""
     imgs, cells = store.labels(bid)
     names = _classes(cells)
+    by_id = {i["id"]: i for i in imgs}
     by_image: dict[int, list[str]] = {}
     for c in cells:
-        i = next(x for x in imgs if x["id"] == c["image_id"])
+        i = by_id.get(c["image_id"])
+        if i is None:  # an image predict could not read has no labels to export
+            continue
         W, H = i["width"], i["height"]
         cx, cy = (c["x1"] + c["x2"]) / 2 / W, (c["y1"] + c["y2"]) / 2 / H
         w, h = (c["x2"] - c["x1"]) / W, (c["y2"] - c["y1"]) / H
@@ -60,7 +64,8 @@ def labels_yolo_zip(store: Store, bid: str) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for i in imgs:
-            flat = i["name"].replace("/", "__")
+            # the image id first: `a/b.png` and `a__b.png`, or `x.png` and `x.jpg`, stay apart
+            flat = f"{i['id']:06d}-" + i["name"].replace("/", "__")
             zf.write(store.batch_dir(bid) / "images" / i["name"], f"images/train/{flat}")
             stem = flat.rsplit(".", 1)[0]
             zf.writestr(f"labels/train/{stem}.txt", "\n".join(by_image.get(i["id"], [])) +

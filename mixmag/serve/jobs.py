@@ -72,8 +72,7 @@ class Worker:
                          progress=False, overwrite=True,
                          on_image=lambda row: store.image_done(bid, row))
             cells = pd.read_csv(folder / "predict" / "cells.csv")
-            store.load_predictions(bid, cells, red=pipe.red_id is not None)
-            store.set_status(bid, "done")
+            store.load_predictions(bid, cells, red=pipe.red_id is not None)  # and done
         except MixmagError as e:
             log.warning("batch %s failed: %s", bid, e)
             store.set_status(bid, "failed", str(e))

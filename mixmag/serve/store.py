@@ -81,8 +81,8 @@ def safe_name(name: str) -> str:
     for p in parts:
         p = unicodedata.normalize("NFC", p)
         p = re.sub(r"[^\w.\- ]", "_", p).strip(" .")
-        if p:
-            clean.append(p[:120])
+        if p:  # at most 120 bytes a part: file systems count bytes (255), not characters
+            clean.append(p.encode("utf-8")[:120].decode("utf-8", "ignore"))
     return "/".join(clean)
 
 
@@ -131,8 +131,15 @@ class Store:
         kept: list[tuple[str, str]] = []  # (name under images/, upload name)
         rejected: list[Rejected] = []
         used: set[str] = set()
+        budget = [max_bytes]  # bytes the upload may still write: files and zips' contents alike
 
         def keep(upload_name: str, data_path: Path | None = None, data: bytes | None = None):
+            size = len(data) if data is not None else Path(data_path).stat().st_size
+            if size > budget[0]:
+                rejected.append(Rejected(upload_name, f"the upload is above the limit of "
+                                                      f"{max_bytes >> 20} MB"))
+                return
+            budget[0] -= size
             rel = safe_name(upload_name)
             if not rel:
                 rejected.append(Rejected(upload_name, "a path that leaves the upload folder"))
@@ -147,8 +154,17 @@ class Store:
             if data is not None:
                 dest.write_bytes(data)
             else:
-                dest.write_bytes(Path(data_path).read_bytes())
+                import shutil
+
+                shutil.copyfile(data_path, dest)
+            from ..pipeline.slide import open_slide
+
             try:
+                slide = open_slide(dest)
+                if slide is not None:
+                    slide.close()
+                    raise ImageError(f"{dest}: a whole slide; predict it with `mixmag predict` "
+                                     "(the page takes images up to the pixel limit)")
                 read_image(dest)  # the checks predict makes: a broken file is named now
             except ImageError as e:
                 dest.unlink()
@@ -157,18 +173,15 @@ class Store:
             used.add(rel)
             kept.append((rel, upload_name))
 
-        total = 0
-        for upload_name, path in files:
-            size = Path(path).stat().st_size
-            total += size
-            if total > max_bytes:
-                rejected.append(Rejected(upload_name, f"the upload is above the limit of "
-                                                      f"{max_bytes >> 20} MB"))
-                continue
-            if upload_name.lower().endswith(".zip"):
-                self._unzip(upload_name, Path(path), keep, rejected, max_bytes - total + size)
-            else:
-                keep(upload_name, data_path=path)
+        try:
+            for upload_name, path in files:
+                if upload_name.lower().endswith(".zip"):
+                    self._unzip(upload_name, Path(path), keep, rejected, budget[0])
+                else:
+                    keep(upload_name, data_path=path)
+        except BaseException:  # a disk error: no half-made batch folder is left behind
+            _rmtree(self.batch_dir(bid))
+            raise
         if not kept:
             _rmtree(self.batch_dir(bid))
             return None, rejected
@@ -195,9 +208,11 @@ class Store:
                 return
             unpacked = sum(i.file_size for i in infos)
             packed = max(1, sum(i.compress_size for i in infos))
+            # what a zip declares bounds what it unpacks to (zipfile reads no further); the
+            # upload's budget bounds their sum, the ratio a single bomb beyond a small allowance
             if unpacked > budget or unpacked > MAX_ZIP_RATIO * packed + (64 << 20):
-                rejected.append(Rejected(upload_name, f"unpacks to {unpacked >> 20} MB: above "
-                                                      "the upload limit (or a zip bomb)"))
+                rejected.append(Rejected(upload_name, f"unpacks to {unpacked / 2 ** 20:.1f} MB: "
+                                                      "above the upload limit (or a zip bomb)"))
                 return
             for info in infos:
                 entry = f"{upload_name}:{info.filename}"
@@ -212,8 +227,9 @@ class Store:
                     continue
                 try:
                     data = zf.read(info)
-                except (zipfile.BadZipFile, OSError, RuntimeError) as e:
-                    rejected.append(Rejected(entry, f"cannot be read from the zip ({e})"))
+                except Exception as e:  # noqa: BLE001 - zlib.error, bad CRC, encryption: one line
+                    rejected.append(Rejected(entry, f"cannot be read from the zip "
+                                                    f"({type(e).__name__})"))
                     continue
                 keep(info.filename, data=data)
 
@@ -248,10 +264,9 @@ class Store:
             db.execute("UPDATE batches SET n_done = n_done + 1 WHERE id = ?", (bid,))
 
     def load_predictions(self, bid: str, cells: pd.DataFrame, red: bool) -> None:
-        """predict's cells.csv into the cells table, in its order."""
+        """predict's cells.csv into the cells table, in its order, and the batch done."""
         ids = {r["name"]: r["id"] for r in self.query(
             "SELECT id, name FROM images WHERE batch_id = ?", (bid,))}
-        prob_cols = [f"p_{c}" for c in CLASS_NAMES]
         rows = []
         for r in cells.itertuples(index=False):
             d = r._asdict()
@@ -261,13 +276,15 @@ class Store:
             rows.append((bid, ids[r.image], float(r.x1), float(r.y1), float(r.x2), float(r.y2),
                          r.class_name, float(r.score), float(r.det_conf), float(r.class_conf),
                          json.dumps(probs), None if pd.isna(mag) else float(mag)))
-        del prob_cols
         with self.tx() as db:
             db.execute("DELETE FROM cells WHERE batch_id = ? AND source = 'model'", (bid,))
             db.executemany("INSERT INTO cells (batch_id, image_id, x1, y1, x2, y2, class_name, "
                            "score, det_conf, class_conf, probs, magnification_est) VALUES "
                            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-            db.execute("UPDATE batches SET red = ? WHERE id = ?", (int(red), bid))
+            # done in the same transaction: a running batch never holds model cells, so a
+            # restart that queues it again cannot drop a reviewer's corrections
+            db.execute("UPDATE batches SET red = ?, status = 'done', error = NULL WHERE id = ?",
+                       (int(red), bid))
 
     # ------------------------------------------------------------ reading
     def batches(self) -> list[dict]:
@@ -394,7 +411,11 @@ class _Tx:
 
     def __enter__(self) -> sqlite3.Connection:
         self.store.lock.acquire()
-        self.store.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.store.db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self.store.lock.release()
+            raise
         return self.store.db
 
     def __exit__(self, kind, value, tb) -> None:
