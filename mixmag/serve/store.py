@@ -31,6 +31,7 @@ import pandas as pd
 
 from ..classes import CLASS_NAMES, RBC
 from ..errors import MixmagError
+from ..fileio import atomic_path, write_bytes
 from ..images import ImageError, is_image_name, read_image
 
 ALL_CLASSES = (*CLASS_NAMES, RBC)
@@ -152,11 +153,12 @@ class Store:
             dest = folder / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
             if data is not None:
-                dest.write_bytes(data)
+                write_bytes(dest, data)
             else:
                 import shutil
 
-                shutil.copyfile(data_path, dest)
+                with atomic_path(dest) as tmp:
+                    shutil.copyfile(data_path, tmp)
             from ..pipeline.slide import open_slide
 
             try:
