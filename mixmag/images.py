@@ -11,7 +11,8 @@ import numpy as np
 
 from .errors import MixmagError
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+# .svs: a whole slide, read region by region (mixmag.pipeline.slide) where the slides extra is in
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".svs")
 # 16k x 16k: far above any smear photo or tile mosaic users have sent, far below a bomb's claim.
 MAX_PIXELS = int(os.environ.get("MIXMAG_MAX_PIXELS", 16384 * 16384))
 

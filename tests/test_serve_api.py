@@ -153,6 +153,11 @@ def test_corrections_round_trip_to_coco_and_yolo(served, batch, tmp_path):
     platelet = [line for line in label if line.startswith("7 ")]
     assert any(abs(float(line.split()[1]) * img["width"] - 25) < 0.5 for line in platelet)
 
+    counts = pd.read_csv(io.BytesIO(client.get(f"/api/batches/{bid}/download/counts_corrected.csv").content))
+    row = counts.set_index("image").loc[img["name"]]
+    assert row["n_cells"] == len(now) and row["platelet"] == sum(c["class_name"] == "platelet" for c in now)
+    assert row[new_class] == sum(c["class_name"] == new_class for c in now)
+
     report = client.get(f"/api/batches/{bid}/download/report.html")
     assert report.status_code == 200 and b"<html" in report.content[:2000].lower()
 

@@ -161,7 +161,7 @@ def list_sources(source: str | os.PathLike, recursive: bool = False,
                           f"({len(missing)} missing); fix the list")
     if not images:
         raise MixmagError(f"SOURCE {src}: no images found (suffixes: jpg, jpeg, png, bmp, tif, "
-                          "tiff, webp)" + ("" if recursive or not p.is_dir() else
+                          "tiff, webp, svs)" + ("" if recursive or not p.is_dir() else
                                            "; pass --recursive to search subfolders"))
     return images, skipped
 

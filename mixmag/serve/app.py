@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 DOWNLOADS = {"cells.csv": "text/csv", "counts.csv": "text/csv",
              "coco_results.json": "application/json", "labels_coco.json": "application/json",
-             "labels_yolo.zip": "application/zip", "report.html": "text/html"}
+             "labels_yolo.zip": "application/zip", "counts_corrected.csv": "text/csv",
+             "report.html": "text/html"}
 # one colour a class for the page (the drawn images' palette, as RGB hex)
 COLOURS = {"basophil": "#a0287e", "eosinophil": "#ff7800", "erythroblast": "#c82828",
            "ig": "#00a000", "lymphocyte": "#0050c8", "monocyte": "#007878",
@@ -224,7 +225,7 @@ def create_app(data: str | Path, build: dict | None = None, *, max_upload_mb: in
         b = store.batch(bid)
         if b["status"] != "done":
             raise BadRequest(f"batch {bid} is {b['status']}: downloads are ready once it is done")
-        if name in ("labels_coco.json", "labels_yolo.zip", "report.html"):
+        if name in ("labels_coco.json", "labels_yolo.zip", "counts_corrected.csv", "report.html"):
             path = write_exports(store, bid, name)
         else:
             path = store.batch_dir(bid) / "predict" / name

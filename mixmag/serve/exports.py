@@ -76,6 +76,22 @@ def labels_yolo_zip(store: Store, bid: str) -> bytes:
     return buf.getvalue()
 
 
+def counts_corrected(store: Store, bid: str) -> bytes:
+    """counts.csv's layout (image, n_cells, the eight[, rbc]) from the cells as corrected: the
+    differential count the page shows."""
+    import pandas as pd
+
+    imgs, cells = store.labels(bid)
+    names = _classes(cells)
+    table = pd.DataFrame(0, index=pd.Index([i["name"] for i in imgs], name="image"), columns=names)
+    by_id = {i["id"]: i["name"] for i in imgs}
+    for c in cells:
+        if c["image_id"] in by_id:
+            table.loc[by_id[c["image_id"]], c["class_name"]] += 1
+    table.insert(0, "n_cells", table[list(CLASS_NAMES)].sum(axis=1))
+    return table.reset_index().to_csv(index=False, lineterminator="\n").encode()
+
+
 def write_exports(store: Store, bid: str, name: str) -> Path:
     """The file ``name`` of a batch's exports, made now from the current corrections."""
     folder = store.batch_dir(bid) / "exports"
@@ -86,6 +102,10 @@ def write_exports(store: Store, bid: str, name: str) -> Path:
     if name == "labels_yolo.zip":
         path = folder / name
         write_bytes(path, labels_yolo_zip(store, bid))
+        return path
+    if name == "counts_corrected.csv":
+        path = folder / name
+        write_bytes(path, counts_corrected(store, bid))
         return path
     if name == "report.html":
         from ..evaluate.report import make_report
