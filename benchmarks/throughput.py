@@ -85,6 +85,8 @@ def main() -> None:
     ap.add_argument("--n-fields", type=int, default=600)
     ap.add_argument("--ray-workers", type=int, default=2, help="0: no Ray runs")
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--ray-batch", type=int, default=0,
+                    help="also Ray with this many images an actor call (MIXMAG_RAY_BATCH)")
     ap.add_argument("--ultralytics", action="store_true",
                     help="also the detector alone against ultralytics' own predict")
     ap.add_argument("--spinning", action="store_true",
@@ -100,6 +102,9 @@ def main() -> None:
                "fields_pad": (fields, ["--small-images", "pad"])}
     if a.ray_workers:
         configs["composites_ray"] = (comp, ["--engine", "ray", "--workers", str(a.ray_workers)])
+    if a.ray_batch:
+        configs["composites_ray_batch"] = (comp, ["--engine", "ray", "--workers", str(a.ray_workers)],
+                                           {"MIXMAG_RAY_BATCH": str(a.ray_batch)})
     if a.ultralytics or a.spinning:
         configs["detector_alone"] = (comp, ["--classifier", "none"])
     spin = {"MIXMAG_ORT_SPIN": "1"}
@@ -131,6 +136,8 @@ def main() -> None:
         same = ((work / "out" / "composites" / "cells.csv").read_bytes()
                 == (work / "out" / "composites_ray" / "cells.csv").read_bytes())
         ratios["ray_over_local"] = best["composites_ray"] / best["composites"]
+        if a.ray_batch:
+            ratios["ray_batch_over_local"] = best["composites_ray_batch"] / best["composites"]
         rec["ray_cells_csv_identical"] = same
         print(f"Ray ({a.ray_workers} workers) cells.csv identical to the local run's: {same}")
     rec.update(images={"composites": len(list(comp.iterdir())), "fields": len(list(fields.iterdir()))},
