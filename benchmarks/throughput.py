@@ -138,6 +138,9 @@ def main() -> None:
         ratios["ray_over_local"] = best["composites_ray"] / best["composites"]
         if a.ray_batch:
             ratios["ray_batch_over_local"] = best["composites_ray_batch"] / best["composites"]
+            rec["ray_batch_cells_csv_identical"] = (
+                (work / "out" / "composites" / "cells.csv").read_bytes()
+                == (work / "out" / "composites_ray_batch" / "cells.csv").read_bytes())
         rec["ray_cells_csv_identical"] = same
         print(f"Ray ({a.ray_workers} workers) cells.csv identical to the local run's: {same}")
     rec.update(images={"composites": len(list(comp.iterdir())), "fields": len(list(fields.iterdir()))},
