@@ -86,7 +86,8 @@ def main() -> None:
     ap.add_argument("--ray-workers", type=int, default=2, help="0: no Ray runs")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--ray-batch", type=int, default=0,
-                    help="also Ray with this many images an actor call (MIXMAG_RAY_BATCH)")
+                    help="also Ray with this many images an actor call (MIXMAG_RAY_BATCH; "
+                         "predict's default is 32)")
     ap.add_argument("--ultralytics", action="store_true",
                     help="also the detector alone against ultralytics' own predict")
     ap.add_argument("--spinning", action="store_true",

@@ -93,10 +93,10 @@ def run_predict(source: str | os.PathLike, out: str | os.PathLike, *, preset: st
 
 
 def _ray_batch(batch: int) -> int:
-    """Images an actor takes a call: a detector batch's worth, so the last calls leave no actor
-    idle for long (32 left one of two actors waiting ~6 s at the end of a run);
-    MIXMAG_RAY_BATCH overrides it."""
-    return int(os.environ.get("MIXMAG_RAY_BATCH", batch))
+    """Images an actor takes a call: four detector batches (32). A detector batch's worth (8),
+    meant to leave no actor idle long at the end of a run, measured slower (docs/HISTORY.md,
+    2026-12-07); MIXMAG_RAY_BATCH overrides it."""
+    return int(os.environ.get("MIXMAG_RAY_BATCH", 4 * batch))
 
 
 def predict_with(pipe, source: str | os.PathLike, out: str | os.PathLike, *,
