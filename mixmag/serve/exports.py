@@ -89,7 +89,9 @@ def counts_corrected(store: Store, bid: str) -> bytes:
         if c["image_id"] in by_id:
             table.loc[by_id[c["image_id"]], c["class_name"]] += 1
     table.insert(0, "n_cells", table[list(CLASS_NAMES)].sum(axis=1))
-    return table.reset_index().to_csv(index=False, lineterminator="\n").encode()
+    buf = io.StringIO()  # in memory: write_exports writes the file atomically
+    table.reset_index().to_csv(buf, index=False, lineterminator="\n")
+    return buf.getvalue().encode()
 
 
 def write_exports(store: Store, bid: str, name: str) -> Path:
