@@ -10,8 +10,8 @@ mixmag[slides]``) reads it a region at a time:
    detected at 1×). Without native sizes, level 0 as it is.
 2. **Regions.** The level is cut into ``slide_region`` px regions overlapping by at least the
    tile overlap; each region goes through the same detector, tile merge and classifier as an
-   image. A cell belongs to the region whose core (the region less half the overlap on each side
-   it shares) holds its centre, so a cell on a seam is counted once: it lies whole in that region
+   image. A cell belongs to the region whose core (the plane cut halfway across each overlap
+   with a neighbour, ``region_cores``) holds its centre, so a cell on a seam is counted once: it lies whole in that region
    whenever its radius is under half the overlap.
 3. **Coordinates.** Boxes come back in level-0 pixels (as slide viewers give them) and each
    cell's magnification is for level 0.
@@ -29,7 +29,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import MixmagError
 from ..images import MAX_PIXELS, ImageError, to_bgr8
 
 log = logging.getLogger(__name__)
@@ -152,7 +151,6 @@ class SlidePlan:
     level: int
     scale: float          # the level's regions are resized by this before detection
     estimate: float | None  # the level's median magnification estimate, None if not measured
-    cells_sampled: int = 0
 
 
 def sample_tiles(slide: Slide, level: int, tile: int, grid: int = SAMPLE_GRID) -> list[np.ndarray]:
@@ -178,7 +176,7 @@ def choose_level(slide: Slide, estimate_tiles, tile: int, level: int | None = No
         if m is None or n < MIN_SAMPLE_CELLS:
             log.info("%s level %d: %d cell(s) in the sampled tiles", slide.path.name, lv, n)
             continue
-        plan = SlidePlan(lv, 1.0, m, n)
+        plan = SlidePlan(lv, 1.0, m)
         if best is None or abs(math.log(m)) < abs(math.log(best.estimate)):
             best = plan
     if best is None:
