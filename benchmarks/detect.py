@@ -98,6 +98,12 @@ def main(argv=None) -> int:
     ap.add_argument("--backend", choices=["pytorch", "onnx"], default="pytorch",
                     help="accuracy runs through PyTorch or ONNX Runtime (models exported once to "
                          "the ONNX cache (~/.cache/mixmag/onnx), as `mixmag predict --backend onnx` does)")
+    ap.add_argument("--mask-check", action="store_true",
+                    help="score only the images none of whose cut-outs is disputed by OI-PBC "
+                         "(mixmag.synth.maskcheck: a mask box reaching well outside OI-PBC's box of "
+                         "the cell, or holding another cell); the record says how many were left out")
+    ap.add_argument("--labels", help="OI-PBC folder for --mask-check (default: $MIXMAG_OI_PBC, "
+                                     "../shared/data/oi-pbc)")
     ap.add_argument("--out", help="write the figures as JSON here")
     args = ap.parse_args(argv)
     if args.map_conf is not None and not 0 < args.map_conf <= args.conf:
@@ -137,6 +143,15 @@ def main(argv=None) -> int:
     all_sources = sources
     if args.limit:
         sources = sources[: args.limit]
+    mask_check = None
+    if args.mask_check:
+        from mixmag.data.oipbc import find_labels
+        from mixmag.synth.maskcheck import disputed_images
+
+        bad, mask_check = disputed_images(root, truth.cells, find_labels(args.labels))
+        sources = [s for s in sources if s.name not in bad]
+        log(f"mask check: {mask_check['cells_disputed']} of {mask_check['cells']} cells disputed; "
+            f"{mask_check['images_excluded']} image(s) left out, {len(sources)} scored")
     # the truth of the images present (--limit, or a folder holding part of a split)
     keep = {s.name for s in sources}
     truth.cells = truth.cells[truth.cells["image"].isin(keep)].reset_index(drop=True)
@@ -145,7 +160,8 @@ def main(argv=None) -> int:
     report = start_record(__file__, argv, torch_threads=torch.get_num_threads(),
                           data=str(root), split=args.split, images=len(sources),
                           cells=int(len(truth.cells)), conf=args.conf, map_conf=det_conf,
-                          iou=args.iou, targets=TARGETS, configs={}, throughput={})
+                          iou=args.iou, targets=TARGETS, mask_check=mask_check, configs={},
+                          throughput={})
     clfs = {c: (p, load_model("c", p, args.backend, args.device)) for c, p in classifiers.items()}
     dets = {d: (p, load_model("d", p, args.backend, args.device)) for d, p in detectors.items()}
     report["backend"] = args.backend

@@ -109,6 +109,21 @@ def _read_entry(path: Path) -> tuple[bytes, bytes, dict]:
         return z["jpg"].tobytes(), z["png"].tobytes(), json.loads(z["meta"].tobytes())
 
 
+def cached_mask_box(cache: Path, sha: str, class_name: str, mask_version: str):
+    """((x1, y1, x2, y2), (width, height)) of a cached cut-out's mask in its source image, or None
+    when the cut-out is not cached. The crop keeps MARGIN px of context beyond the mask on each
+    side that the image has."""
+    f = _cache_file(Path(cache), sha, class_name, mask_version)
+    if not f.is_file():
+        return None
+    meta = _read_entry(f)[2]
+    W, H = meta["source_wh"]
+    x1, y1, x2, y2 = meta["crop_xyxy"]
+    box = (x1 + MARGIN if x1 > 0 else 0, y1 + MARGIN if y1 > 0 else 0,
+           x2 - MARGIN if x2 < W else W, y2 - MARGIN if y2 < H else H)
+    return box, (W, H)
+
+
 def _build_one(args) -> str:
     abspath, sha, class_name, dest, mask_version = args
     from ..data.scan import MIN_SOURCE_SIDE
