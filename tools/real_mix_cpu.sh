@@ -10,6 +10,9 @@
 #      $MIN more minutes on both (a new cosine schedule from its weights), `--augment smear`.
 # Candidate F: INIT=runs/detect/real-mix-cpu/weights/best.pt COMP=2 NAME=real-mix-cpu2 MIN=75
 # continues D with a second 1,000 composites (seed 14), so composites are half the images.
+# Candidate H: INIT=runs/detect/real-mix-cpu3/weights/best.pt COMP=2 SEED=15 CHECK=1
+# NAME=real-mix-cpu4 MIN=60: composites made with `synthesize --mask-check` (cut-outs whose mask
+# OI-PBC disputes left out; folders mix-trainN-m5c).
 # The composites keep the detector's cut-out cells on drawn backgrounds (real-smear-cpu, trained on
 # real mosaics alone, missed many, small ones most); their drawn red cells carry no box, as in
 # every composite the default detector trained on. Judged by the rule in docs/HISTORY.md with
@@ -21,7 +24,9 @@ MIN=${MIN:-60}
 SPLIT=datasets/pbc-split.csv
 INIT=${INIT:-runs/detect/real-smear-cpu/weights/best.pt}
 REAL=${REAL:-mosaics}
-COMP=${COMP:-1}  # sets of 1,000 m5 train composites (seeds 13, 14, ...)
+COMP=${COMP:-1}  # sets of 1,000 m5 train composites (seeds SEED, SEED + 1, ...)
+SEED=${SEED:-13}
+CHECK=${CHECK:-0}  # 1: composites from checked cut-outs only (synthesize --mask-check)
 SCALES="0.35 0.5 0.5 0.75 1 1 1.25 1.5 1.5 2 2.5"
 export YOLO_OFFLINE=1
 mm() { $PY -m mixmag "$@"; }
@@ -36,11 +41,12 @@ case $REAL in
 esac
 COMPOSITES=""
 for ((k = 0; k < COMP; k++)); do
-  s=$((13 + k))
-  [ -d datasets/mix-train$s-m5 ] || mm synthesize --split $SPLIT --out datasets/mix-train$s-m5 \
+  s=$((SEED + k))
+  if [ "$CHECK" = 1 ]; then D=datasets/mix-train$s-m5c; X=--mask-check; else D=datasets/mix-train$s-m5; X=; fi
+  [ -d $D ] || mm synthesize --split $SPLIT --out $D $X \
     --n-train 1000 --splits train --seed $s --cache datasets/.cache --mask-version m5 --no-progress
   COMPOSITES="$COMPOSITES
-  - $PWD/datasets/mix-train$s-m5/images/train"
+  - $PWD/$D/images/train"
 done
 # one data.yaml naming both train folders; ultralytics validates on the real val mosaics
 mkdir -p datasets/$NAME

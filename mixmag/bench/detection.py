@@ -81,12 +81,22 @@ def box_cache(cache_dir, dname: str, dpath: str, root: Path, split: str, n_sourc
     return Path(cache_dir) / f"{dname}-{key}.npz"
 
 
-def prob_cache(boxes: Path, cname: str, cpath: str, backend: str, norm: str, n: int) -> Path:
+def prob_cache(boxes: Path, cname: str, cpath: str, backend: str, norm: str, n: int | str) -> Path:
     """Where one classifier's probabilities on those boxes are kept; keyed by the checkpoint file
-    too, so a retrained model under the same name does not reuse the old one's."""
+    too, so a retrained model under the same name does not reuse the old one's. ``n``: the images
+    scored (a count for the first N, or ``subset_key`` for any other subset)."""
     ckey = hashlib.sha1("|".join(f"{Path(q).resolve()}|{Path(q).stat().st_mtime}"
                                  for q in cpath.split("+")).encode()).hexdigest()[:8]
     return boxes.with_name(f"{boxes.stem}+{cname}-{ckey}-{backend}-{norm}-{n}.npz")
+
+
+def subset_key(sources, all_sources) -> int | str:
+    """The images scored, for cache names: N for the first N of the split, else N and a hash of
+    their names (a subset chosen otherwise, e.g. by --mask-check)."""
+    n = len(sources)
+    if list(sources) == list(all_sources[:n]):
+        return n
+    return f"{n}s{hashlib.sha1('|'.join(x.name for x in sources).encode()).hexdigest()[:8]}"
 
 
 def detect_all(pipe, sources, cache: Path | None) -> tuple[list[np.ndarray], float]:
@@ -416,7 +426,7 @@ class Scoring:
 def score_detector(s: Scoring, truth, root: Path, split: str, sources, all_sources, dname: str,
                    dpath: str, det, classifiers: dict[str, tuple[str, object]],
                    log: Callable[[str], None] = print) -> Iterator[tuple[str, dict]]:
-    """Yield (configuration name, figures) for one detector on ``sources`` (the first images of
+    """Yield (configuration name, figures) for one detector on ``sources`` (images of
     ``all_sources``, the split's images; boxes are cached for all of them): its own classes when
     it has eight, then each classifier (``classifiers``: short name -> (weights file, model)) on
     its boxes at each scale normalisation, and with an 8-class detector also "two-stage".
@@ -438,7 +448,8 @@ def score_detector(s: Scoring, truth, root: Path, split: str, sources, all_sourc
     boxes, t_det = detect_all(probe, all_sources if cache is not None else sources, cache)
     if cache is not None:
         t_det *= len(sources) / len(all_sources)
-        boxes = boxes[:len(sources)]
+        at = {src.name: i for i, src in enumerate(all_sources)}
+        boxes = [boxes[at[src.name]] for src in sources]
     log(f"detector {dname}: {sum(map(len, boxes))} boxes on {len(sources)} images, "
         f"{t_det / len(sources):.3f} s/image (load {load1()})")
     if base is not None:
@@ -454,7 +465,8 @@ def score_detector(s: Scoring, truth, root: Path, split: str, sources, all_sourc
             pipe = Pipeline(det, clf, sizes, PredictOptions(
                 mode="classifier-on-boxes", scale_norm=norm == "on", conf=det_conf,
                 batch=s.batch))
-            pcache = (prob_cache(cache, cname, cpath, s.backend, norm, len(sources))
+            pcache = (prob_cache(cache, cname, cpath, s.backend, norm,
+                                 subset_key(sources, all_sources))
                       if cache is not None else None)
             p_clf, t_clf = classifier_all(pipe, sources, boxes, pcache)
             sec = {"detector": round(t_det / len(sources), 4),

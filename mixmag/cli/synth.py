@@ -43,6 +43,11 @@ def register(sub) -> None:
     p.add_argument("--cache", help="mask cache folder (default $MIXMAG_CACHE, else .cache beside --out)")
     p.add_argument("--mask-version", choices=MASK_VERSIONS, help=MASK_HELP + " (default "
                    f"{MASK_VERSION}; a --cutouts bundle carries its own)")
+    p.add_argument("--mask-check", action="store_true",
+                   help="leave out cut-outs whose mask OI-PBC disputes (a touching red cell, a "
+                        "platelet or a second cell inside it; docs/synthesize.md); needs --split")
+    p.add_argument("--labels", help="OI-PBC folder for --mask-check (default: $MIXMAG_OI_PBC, "
+                                    "../shared/data/oi-pbc)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--preview", action="store_true", help="also write preview.png (boxes drawn)")
@@ -151,13 +156,20 @@ def settings_from_args(args: argparse.Namespace):
         balance=args.balance, box=args.box, seed=args.seed, jpeg_quality=args.jpeg_quality)
 
 
+def _labels(args: argparse.Namespace):
+    from ..data.oipbc import find_labels
+
+    return find_labels(args.labels)
+
+
 def _synthesize(args: argparse.Namespace) -> int:
     from ..synth.generate import synthesize_dataset
 
     meta = synthesize_dataset(args.out, settings_from_args(args), split=args.split, pbc=args.pbc,
                               cutouts=args.cutouts, cache=args.cache, workers=args.workers,
                               resume=args.resume, overwrite=args.overwrite, preview=args.preview,
-                              progress=not args.no_progress, mask_version=args.mask_version)
+                              progress=not args.no_progress, mask_version=args.mask_version,
+                              mask_check=_labels(args) if args.mask_check else None)
     c = meta["counts"]
     print(f"wrote {args.out}: " + ", ".join(f"{k} {v} images" for k, v in c["images"].items())
           + f"; {c['cells_placed']} cells ({c['cells_planned'] - c['cells_placed']} did not fit, "

@@ -117,12 +117,18 @@ def _write_atomic(path: str, data) -> None:
 
 
 def load_store(split_csv=None, pbc=None, cutouts=None, cache=None, out=None, splits=SPLITS,
-               workers: int = 2, progress: bool = True, mask_version: str | None = None) -> CutoutStore:
+               workers: int = 2, progress: bool = True, mask_version: str | None = None,
+               mask_check=None) -> CutoutStore:
     """The cut-outs to paste: from a bundle (--cutouts) or made/cached from the manifest.
 
     ``mask_version``: the cell-mask algorithm (default MASK_VERSION); a bundle carries its own, and
-    asking for another one is refused rather than silently ignored.
+    asking for another one is refused rather than silently ignored. ``mask_check``: an OI-PBC
+    labels folder; cut-outs it disputes (mixmag.synth.maskcheck) are left out, the store's
+    ``mask_check`` says how many.
     """
+    if cutouts and mask_check is not None:
+        raise MixmagError("--mask-check needs --split MANIFEST: a bundle's cut-outs are checked "
+                          "when it is packed from the manifest")
     if cutouts:
         store = CutoutStore.from_bundle(cutouts)
         if mask_version and mask_version != store.mask_version:
@@ -138,8 +144,23 @@ def load_store(split_csv=None, pbc=None, cutouts=None, cache=None, out=None, spl
         m = m[m["split"].isin(list(splits))].sort_values(["split", "class_id", "path"],
                                                          key=_split_order).reset_index(drop=True)
         m.attrs = dict(m.attrs)
-        store = CutoutStore.from_manifest(m, Path(cache) if cache else default_cache_dir(out),
-                                          mask_version=mask_version or MASK_VERSION)
+        cache_dir = Path(cache) if cache else default_cache_dir(out)
+        checked = None
+        if mask_check is not None:
+            from .cutout import ensure_cutouts
+            from .maskcheck import check_masks
+
+            # every cut-out of the splits is needed to check it (cached once, as the run would)
+            ensure_cutouts(m, cache_dir, workers=workers, progress=progress,
+                           mask_version=mask_version or MASK_VERSION)
+            res = check_masks(m, Path(mask_check), cache_dir, mask_version or MASK_VERSION)
+            checked = {"sources": int(len(res)), "checked": int(res["checked"].sum()),
+                       "disputed_left_out": int(res["disputed"].sum())}
+            attrs = m.attrs
+            m = m[~res["disputed"].to_numpy()].reset_index(drop=True)
+            m.attrs = attrs
+        store = CutoutStore.from_manifest(m, cache_dir, mask_version=mask_version or MASK_VERSION)
+        store.mask_check = checked
         store.manifest_hash = m.attrs.get("manifest_hash", "")
         store.manifest_path = str(Path(split_csv).resolve())
     return store
@@ -274,6 +295,7 @@ def synthesize(out: str | os.PathLike, settings: SynthSettings, store: CutoutSto
         },
         "canvases_full": {"images": len(full), "cells_dropped": planned - len(cells), "list": full},
         "source_masks": _mask_stats(store, cells),
+        "mask_check": getattr(store, "mask_check", None),
         "data_yaml_note": ("no val split made: data.yaml uses train as val"
                            if "val" not in active and "train" in active else ""),
     }
@@ -361,7 +383,7 @@ def _remove_stale(root: Path, plans: list[ImagePlan]) -> None:
 def synthesize_dataset(out: str | os.PathLike, settings: SynthSettings, *, split=None, pbc=None,
                        cutouts=None, cache=None, workers: int = 2, resume: bool = False,
                        overwrite: bool = False, preview: bool = False, progress: bool = True,
-                       mask_version: str | None = None) -> dict:
+                       mask_version: str | None = None, mask_check=None) -> dict:
     """``mixmag synthesize``: cut-outs from a manifest (``split``) or a bundle (``cutouts``), then
     the dataset at ``out``; returns its dataset.json dict."""
     from ..fileio import output_lock, prepare_output
@@ -372,6 +394,6 @@ def synthesize_dataset(out: str | os.PathLike, settings: SynthSettings, *, split
         prepare_output(out, overwrite, "dataset")   # refuse before any slow work
     with output_lock(out, "mixmag synthesize"):  # one writer: a second run on OUT is refused
         store = load_store(split, pbc, cutouts, cache, out, settings.splits, workers=workers,
-                           progress=progress, mask_version=mask_version)
+                           progress=progress, mask_version=mask_version, mask_check=mask_check)
         return synthesize(out, settings, store, workers=workers, resume=resume,
                           overwrite=overwrite, preview=preview, progress=progress)
