@@ -595,7 +595,7 @@ for cid, extra, pat in (("no-data-yaml", ["--data", "{base}/ghost.yaml"], r"--da
 case("train-detector/several-gpus",
      lambda c, o: ["train-detector", "--data", c.dataset() / "data.yaml", *_run_dir(o),
                    "--device", "0,1"],
-     "error", r"--device 0,1: the detector trains on one GPU")
+     "error", r"--device 0,1: 2 GPUs asked, \d+ visible here")
 
 
 # ------------------------------------------------------------------ running a case

@@ -42,9 +42,15 @@ def state_path(run: str | Path) -> Path:
     return Path(run) / "weights" / STATE_FILE
 
 
-def install(yolo, save: bool = True) -> None:
-    """Save the state after every epoch (unless ``save`` is off); restore it on a resume."""
+def install(yolo, save: bool = True, exact: bool = True) -> None:
+    """Save the state after every epoch (unless ``save`` is off); restore it on a resume.
+
+    ``exact`` off (a multi-GPU run): checkpoints are still written atomically, but no random
+    state is kept or restored; one process's state restored in every process would give them
+    the same augmentations, so such a run resumes as ultralytics resumes it."""
     yolo.add_callback("on_pretrain_routine_start", _atomic_checkpoints)
+    if not exact:
+        return
     yolo.add_callback("on_pretrain_routine_end", restore_state)
     if save:
         yolo.add_callback("on_model_save", save_state)

@@ -33,6 +33,11 @@ import yaml
 
 from ..errors import MixmagError
 from ..fileio import atomic_path, prepare_output, write_json, write_text
+# ultralytics keeps --augment smear's transforms as albumentations dicts and rebuilds them by class
+# name; the stain transform is mixmag's own, so its module must be imported wherever a trainer is
+# rebuilt. A multi-GPU run's fresh processes import this module (its callbacks live here) before
+# they build their data, which registers it there too.
+from ..synth import shifts as _smear_shifts  # noqa: F401
 from . import resume
 from .magnification import FILE_NAME as NATIVE_SIZES_FILE
 from .magnification import native_sizes_from_cells, write_native_sizes
@@ -168,19 +173,54 @@ def train_detector(data: str | os.PathLike, model: str | os.PathLike = "models/y
     write_json(Path(save_dir) / RUN_RECORD, record)
     t0 = time.time()
     yolo = YOLO(str(model))
-    resume.install(yolo, save=resume_state)
+    several = check_devices(args.get("device")) > 1
+    resume.install(yolo, save=resume_state, exact=not several)
+    yolo.add_callback("on_pretrain_routine_end", _record_applied)
     yolo.train(**args)
     trainer = yolo.trainer
     record["albumentations_applied"] = _check_applied(trainer, augment)
     return _finish(Path(trainer.save_dir), cfg, record, Path(trainer.best), Path(trainer.last),
-                   getattr(trainer, "metrics", None), int(getattr(trainer, "epoch", -1)) + 1,
-                   time.time() - t0)
+                   *_outcome(trainer), time.time() - t0)
+
+
+APPLIED_FILE = "albumentations_applied.json"
+
+
+def _record_applied(trainer) -> None:
+    """on_pretrain_routine_end, in the process that trains: the transforms its training data
+    really applies, kept in the run folder. A multi-GPU run trains in processes ultralytics
+    launches afresh (rank 0 writes), and the launching process never builds the data."""
+    if int(os.environ.get("RANK", -1)) in (-1, 0):
+        write_json(Path(trainer.save_dir) / APPLIED_FILE, applied_albumentations(trainer))
+
+
+def _outcome(trainer) -> tuple[dict | None, int]:
+    """(final metrics, epochs done) of a finished training: the trainer's own, or for a
+    multi-GPU run, whose launching trainer did not train, the last row of results.csv."""
+    if getattr(trainer, "train_loader", None) is not None:
+        return getattr(trainer, "metrics", None), int(getattr(trainer, "epoch", -1)) + 1
+    csv = Path(trainer.save_dir) / "results.csv"
+    if not csv.is_file():
+        return None, 0
+    import pandas as pd
+
+    rows = pd.read_csv(csv)
+    rows.columns = [c.strip() for c in rows.columns]
+    if rows.empty:
+        return None, 0
+    last = rows.iloc[-1]
+    return {k: float(v) for k, v in last.items() if k.startswith("metrics/")}, int(last["epoch"])
 
 
 def _check_applied(trainer, augment: str) -> list[str]:
     """The transforms the training dataset applied; for ``smear``, all of them, or an error
     (ultralytics drops a custom list it cannot rebuild with one log line and trains on)."""
-    applied = applied_albumentations(trainer)
+    f = Path(trainer.save_dir) / APPLIED_FILE
+    if getattr(trainer, "train_loader", None) is not None:
+        applied = applied_albumentations(trainer)
+    else:   # a multi-GPU run: what its rank 0 recorded
+        applied = json.loads(f.read_text()) if f.is_file() else []
+    f.unlink(missing_ok=True)
     want = [type(t).__name__ for t in smear_albumentations()] if augment == "smear" else []
     missing = [n for n in want if n not in applied]
     if missing:
@@ -316,12 +356,13 @@ def resume_detector(run: str | os.PathLike, data: str | os.PathLike, given: dict
     del ckpt
     t0 = time.time()
     yolo = YOLO(str(last))
-    resume.install(yolo)
+    several = check_devices(passed.get("device", train_args.get("device"))) > 1
+    resume.install(yolo, exact=not several)
+    yolo.add_callback("on_pretrain_routine_end", _record_applied)
     yolo.train(resume=True, data=str(Path(data).resolve()), save_dir=str(run), **passed)
     trainer = yolo.trainer
     record["albumentations_applied"] = _check_applied(trainer, ran)
-    return _finish(run, cfg, record, Path(trainer.best), Path(trainer.last),
-                   getattr(trainer, "metrics", None), int(getattr(trainer, "epoch", -1)) + 1,
+    return _finish(run, cfg, record, Path(trainer.best), Path(trainer.last), *_outcome(trainer),
                    time.time() - t0)
 
 
@@ -443,6 +484,23 @@ def load_train_record(run: str | os.PathLike) -> dict:
     return json.loads((Path(run) / "mixmag_train.json").read_text())
 
 
+def check_devices(device) -> int:
+    """How many GPUs ``device`` names (``0,1`` -> 2; ``cpu``, ``0`` or None -> 1), refused in one
+    line unless they are GPU indices this machine has."""
+    ids = [d.strip() for d in str(device or "").split(",") if d.strip()]
+    if len(ids) <= 1:
+        return 1
+    if not all(d.isdigit() for d in ids) or len(set(ids)) != len(ids):
+        raise MixmagError(f"--device {device}: several GPUs are named by distinct indices, e.g. 0,1")
+    import torch
+
+    n = torch.cuda.device_count()
+    if max(map(int, ids)) >= n:
+        raise MixmagError(f"--device {device}: {len(ids)} GPUs asked, {n} visible here"
+                          + ("" if n else " (train on one CPU or GPU: --device cpu / --device 0)"))
+    return len(ids)
+
+
 def train_or_resume(data: str | os.PathLike, model: str | os.PathLike, *, settings: dict,
                     given: set | frozenset = frozenset(), overrides: list[str] | None = None,
                     single_class: bool = False, name: str | None = None,
@@ -463,13 +521,11 @@ def train_or_resume(data: str | os.PathLike, model: str | os.PathLike, *, settin
         raise MixmagError(f"--batch {s['batch']}: must be >= 1 (or -1: ultralytics' auto batch)")
     if s.get("time") is not None and s["time"] <= 0:
         raise MixmagError(f"--time {s['time']}: must be > 0 minutes")
-    if "," in str(s.get("device") or ""):
-        # ultralytics trains on several GPUs in fresh processes started from a generated script:
-        # mixmag's callbacks (exact resume state, the checks of --augment smear) and the
-        # albumentations objects would not reach them
-        raise MixmagError(f"--device {s['device']}: the detector trains on one GPU (--device 0); "
-                          "ultralytics' multi-GPU processes would drop mixmag's resume state and "
-                          "smear transforms (the classifier trains on several: torchrun)")
+    n_gpus = check_devices(s.get("device"))
+    if n_gpus > 1 and (s["batch"] < 1 or s["batch"] % n_gpus):
+        # ultralytics splits the batch over the GPUs and has no auto batch across several
+        raise MixmagError(f"--batch {s['batch']}: with --device {s['device']} give a total batch "
+                          f"divisible by {n_gpus} (e.g. {16 * n_gpus}); it is split over the GPUs")
     extra = parse_overrides(overrides)
     if "augment" in extra:  # mixmag's preset, not an ultralytics argument
         raise MixmagError(f"--set augment={extra['augment']}: use --augment composite|smear")

@@ -20,7 +20,8 @@
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
 #       -d .whl ultralytics==8.4.190 ultralytics-thop albumentations==2.0.8 albucore==0.0.24 \
-#       pydantic==2.14.4 pydantic-core==2.50.5 annotated-types typing-inspection stringzilla simsimd
+#       pydantic==2.14.4 pydantic-core==2.50.5 annotated-types typing-inspection stringzilla simsimd \
+#       cloudpickle
 #   then: carry .whl .bundle-real;  MIXMAG_COMMIT=<sha> bash tools/gpu/real_round.sh
 #   TINY=1 bash tools/gpu/real_round.sh      # the same steps on a CPU in about a minute (dry run)
 set -u
@@ -40,7 +41,10 @@ if [ "${TINY:-0}" = 1 ]; then
   DEV=cpu; PARTS=2; NMOS=6; NVAL=4; DMIN=0.3; DB=4; DW=0; IMG=256; SET="warmup_epochs=0"
   [ "$COMP" -gt 0 ] && COMP=4
 else
-  DEV=0; PARTS=${PARTS:-12}; NMOS=${NMOS:-600}; NVAL=150; DMIN=${DMIN:-6}; DB=64; DW=8; IMG=640
+  # every GPU the machine has (ultralytics' DDP for two or more), 64 images a GPU a batch
+  NG=$($PY -c "import torch; print(max(1, torch.cuda.device_count()))" 2>/dev/null || echo 1)
+  DEV=$(seq -s, 0 $((NG - 1))); DB=$((64 * NG))
+  PARTS=${PARTS:-12}; NMOS=${NMOS:-600}; NVAL=150; DMIN=${DMIN:-6}; DW=8; IMG=640
   SET="amp=bf16 optimizer=AdamW lr0=0.000769 warmup_epochs=1 close_mosaic=2"
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
     .whl/*.whl 2>&1 | grep -v -i warning | tail -3
