@@ -45,7 +45,7 @@ def register(sub) -> None:
                    f"{MASK_VERSION}; a --cutouts bundle carries its own)")
     p.add_argument("--mask-check", action="store_true",
                    help="leave out cut-outs whose mask OI-PBC disputes (a touching red cell, a "
-                        "platelet or a second cell inside it; docs/synthesize.md); needs --split")
+                        "platelet or a second cell inside it; docs/synth.md); needs --split")
     p.add_argument("--labels", help="OI-PBC folder for --mask-check (default: $MIXMAG_OI_PBC, "
                                     "../shared/data/oi-pbc)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")

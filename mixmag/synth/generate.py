@@ -296,6 +296,8 @@ def synthesize(out: str | os.PathLike, settings: SynthSettings, store: CutoutSto
         "canvases_full": {"images": len(full), "cells_dropped": planned - len(cells), "list": full},
         "source_masks": _mask_stats(store, cells),
         "mask_check": getattr(store, "mask_check", None),
+        # where the cut-outs were cached: the mask check of a finished dataset reads them there
+        "cutout_cache": str(store.cache) if getattr(store, "cache", None) else None,
         "data_yaml_note": ("no val split made: data.yaml uses train as val"
                            if "val" not in active and "train" in active else ""),
     }

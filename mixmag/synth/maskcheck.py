@@ -67,10 +67,12 @@ def check_masks(manifest: pd.DataFrame, labels: Path, cache: Path, mask_version:
     return pd.DataFrame(rows, columns=["path", "checked", "outside", "others_inside", "disputed"])
 
 
-def disputed_images(dataset: Path, cells: pd.DataFrame, labels: Path) -> tuple[set[str], dict]:
+def disputed_images(dataset: Path, cells: pd.DataFrame, labels: Path,
+                    cache: Path | None = None) -> tuple[set[str], dict]:
     """Images of a composite dataset holding at least one disputed cut-out (by ``cells``' image
     and source columns), and a summary; the dataset's manifest, mask version and cut-out cache
-    are read from its dataset.json."""
+    (unless ``cache`` is given) are read from its dataset.json. Refused when none of its cut-outs
+    can be checked (no cached cut-out or label): an unchecked set must not pass as a clean one."""
     from ..data.split import load_manifest
     from .cutout import default_cache_dir
 
@@ -81,7 +83,11 @@ def disputed_images(dataset: Path, cells: pd.DataFrame, labels: Path) -> tuple[s
                           "(`mixmag synthesize --split`), whose cut-outs are cached")
     man = load_manifest(meta["manifest"], verify="none")
     man = man[man["path"].isin(set(cells["source"]))]
-    res = check_masks(man, labels, default_cache_dir(dataset), meta.get("mask_version", "m5"))
+    cache = Path(cache or meta.get("cutout_cache") or default_cache_dir(dataset))
+    res = check_masks(man, labels, cache, meta.get("mask_version", "m5"))
+    if len(res) and not res["checked"].any():
+        raise MixmagError(f"{dataset}: none of its {len(res)} cut-outs could be checked (no cached "
+                          f"cut-out in {cache}, or no OI-PBC label in {labels})")
     bad = set(res.loc[res["disputed"], "path"])
     images = set(cells.loc[cells["source"].isin(bad), "image"])
     summary = {"sources": int(len(res)), "sources_checked": int(res["checked"].sum()),
