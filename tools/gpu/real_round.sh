@@ -5,7 +5,8 @@
 #   2. real mosaics made there: PARTS `mixmag fields --mosaics` processes in parallel, each with its
 #      own seed, fields at 0.35x-2.5x (more weight on 0.5-1.5x), 150 val mosaics for ultralytics' val;
 #      LAYOUT=smear makes smear canvases instead (`--layout smear --paste $PASTE`), and COMP=N adds
-#      N m5 composites a part (`mixmag synthesize` from the same carried train fields) to the mix;
+#      N m5 composites a part (`mixmag synthesize` from the same carried train fields) to the mix,
+#      CHECK=1 from the cut-outs OI-PBC does not dispute only (`--mask-check`);
 #   3. the 9-class detector (the eight + rbc) fine-tuned from $DET with `--augment smear` for $DMIN
 #      minutes (AdamW at ultralytics' auto lr pinned, bf16);
 #   4. best.pt under $OUT as detector-real.pt; logs and records in one tarball.
@@ -36,6 +37,7 @@ PY=${PY:-python3}
 BUNDLE=${BUNDLE:-.bundle-real/fields.npz}
 DET=${DET:-detector-yolo11n-640-8class-ft}
 LAYOUT=${LAYOUT:-packed}; PASTE=${PASTE:-3 8}; COMP=${COMP:-0}
+CHECK=${CHECK:-0}  # 1: composites from checked cut-outs only (synthesize --mask-check, the carried labels)
 SCALES="0.35 0.5 0.5 0.75 1 1 1.25 1.5 1.5 2 2.5"
 if [ "${TINY:-0}" = 1 ]; then
   DEV=cpu; PARTS=2; NMOS=6; NVAL=4; DMIN=0.3; DB=4; DW=0; IMG=256; SET="warmup_epochs=0"
@@ -63,7 +65,8 @@ fields() {  # OUT-NAME SPLIT N SEED LAYOUT-ARGS SCALES...
 }
 comp() {  # OUT-NAME N SEED: m5 composites of the carried train fields
   $PY -m mixmag synthesize --split $W/src/manifest.csv --pbc $W/src/pbc --out $W/$1 --n-train $2 \
-    --splits train --seed $3 --mask-version m5 --no-progress > $W/$1.log 2>&1
+    --splits train --seed $3 --mask-version m5 --no-progress \
+    $([ "$CHECK" = 1 ] && echo --mask-check --labels $W/src/oi) > $W/$1.log 2>&1
 }
 LARGS=""; [ "$LAYOUT" = smear ] && LARGS="--layout smear --paste $PASTE --mask-version m5"
 pids=()
