@@ -97,18 +97,12 @@ def counts_corrected(store: Store, bid: str) -> bytes:
 def write_exports(store: Store, bid: str, name: str) -> Path:
     """The file ``name`` of a batch's exports, made now from the current corrections."""
     folder = store.batch_dir(bid) / "exports"
-    if name == "labels_coco.json":
-        path = folder / name
-        write_bytes(path, json.dumps(labels_coco(store, bid), indent=1).encode())
-        return path
-    if name == "labels_yolo.zip":
-        path = folder / name
-        write_bytes(path, labels_yolo_zip(store, bid))
-        return path
-    if name == "counts_corrected.csv":
-        path = folder / name
-        write_bytes(path, counts_corrected(store, bid))
-        return path
+    made = {"labels_coco.json": lambda: json.dumps(labels_coco(store, bid), indent=1).encode(),
+            "labels_yolo.zip": lambda: labels_yolo_zip(store, bid),
+            "counts_corrected.csv": lambda: counts_corrected(store, bid)}
+    if name in made:
+        write_bytes(folder / name, made[name]())
+        return folder / name
     if name == "report.html":
         from ..evaluate.report import make_report
 

@@ -116,7 +116,8 @@ def cached_mask_box(cache: Path, sha: str, class_name: str, mask_version: str):
     f = _cache_file(Path(cache), sha, class_name, mask_version)
     if not f.is_file():
         return None
-    meta = _read_entry(f)[2]
+    with np.load(f, allow_pickle=False) as z:   # the meta member alone, not the crop's bytes
+        meta = json.loads(z["meta"].tobytes())
     W, H = meta["source_wh"]
     x1, y1, x2, y2 = meta["crop_xyxy"]
     box = (x1 + MARGIN if x1 > 0 else 0, y1 + MARGIN if y1 > 0 else 0,

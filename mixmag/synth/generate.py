@@ -145,21 +145,21 @@ def load_store(split_csv=None, pbc=None, cutouts=None, cache=None, out=None, spl
                                                          key=_split_order).reset_index(drop=True)
         m.attrs = dict(m.attrs)
         cache_dir = Path(cache) if cache else default_cache_dir(out)
+        version = mask_version or MASK_VERSION
         checked = None
         if mask_check is not None:
             from .cutout import ensure_cutouts
             from .maskcheck import check_masks
 
             # every cut-out of the splits is needed to check it (cached once, as the run would)
-            ensure_cutouts(m, cache_dir, workers=workers, progress=progress,
-                           mask_version=mask_version or MASK_VERSION)
-            res = check_masks(m, Path(mask_check), cache_dir, mask_version or MASK_VERSION)
+            ensure_cutouts(m, cache_dir, workers=workers, progress=progress, mask_version=version)
+            res = check_masks(m, Path(mask_check), cache_dir, version)
             checked = {"sources": int(len(res)), "checked": int(res["checked"].sum()),
                        "disputed_left_out": int(res["disputed"].sum())}
             attrs = m.attrs
             m = m[~res["disputed"].to_numpy()].reset_index(drop=True)
             m.attrs = attrs
-        store = CutoutStore.from_manifest(m, cache_dir, mask_version=mask_version or MASK_VERSION)
+        store = CutoutStore.from_manifest(m, cache_dir, mask_version=version)
         store.mask_check = checked
         store.manifest_hash = m.attrs.get("manifest_hash", "")
         store.manifest_path = str(Path(split_csv).resolve())

@@ -29,42 +29,57 @@ GROW_PX = 4         # hand-drawn boxes sit a pixel or two inside a cell's edge
 INSIDE_MIN = 0.5    # another white cell or platelet more than this share inside the mask's box
 
 
-def _inter(a, b) -> float:
-    return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+# a source with no cut-out, no label, or no OI-PBC box on its centre
+UNCHECKED = {"checked": False, "outside": float("nan"), "iou": float("nan"), "others_inside": 0,
+             "disputed": False}
+
+
+def _inter(a, b: np.ndarray) -> np.ndarray:
+    """Intersection areas of box ``a`` with each box of ``b`` (n, 4)."""
+    w = np.minimum(a[2], b[:, 2]) - np.maximum(a[0], b[:, 0])
+    h = np.minimum(a[3], b[:, 3]) - np.maximum(a[1], b[:, 1])
+    return np.clip(w, 0, None) * np.clip(h, 0, None)
 
 
 def check_one(mask_box, boxes: pd.DataFrame, width: int, height: int) -> dict:
     """The check for one source: ``outside`` (share of the mask's box outside OI-PBC's centre box,
     grown), ``others_inside`` (OI-PBC's other white cells / platelets mostly inside the mask's
-    box), ``disputed``; ``checked`` False where OI-PBC has no box on the centre."""
+    box), ``iou`` (of the mask's box and OI-PBC's, not grown), ``disputed``; ``checked`` False
+    where OI-PBC has no box on the centre."""
     c = centre_box(boxes, width, height)
     if c is None:
-        return {"checked": False, "outside": float("nan"), "others_inside": 0, "disputed": False}
+        return dict(UNCHECKED)
+    # plain arrays from here: this runs once a source, over every source of a split
+    xy = boxes[["x1", "y1", "x2", "y2"]].to_numpy(float)
+    i = boxes.index.get_loc(c)
     m = np.asarray(mask_box, float)
-    g = boxes.loc[c, ["x1", "y1", "x2", "y2"]].to_numpy(float) + [-GROW_PX, -GROW_PX, GROW_PX, GROW_PX]
+    b = xy[i:i + 1]
     area = max((m[2] - m[0]) * (m[3] - m[1]), 1.0)
-    outside = 1.0 - _inter(m, g) / area
-    others = boxes.drop(index=c)
-    others = others[others["class_name"] != "rbc"]
-    inside = sum(_inter(m, o) > INSIDE_MIN * max((o[2] - o[0]) * (o[3] - o[1]), 1.0)
-                 for o in others[["x1", "y1", "x2", "y2"]].to_numpy(float))
-    return {"checked": True, "outside": round(outside, 4), "others_inside": int(inside),
-            "disputed": bool(outside > OUTSIDE_MAX or inside > 0)}
+    outside = 1.0 - float(_inter(m, b + [-GROW_PX, -GROW_PX, GROW_PX, GROW_PX])[0]) / area
+    both = float(_inter(m, b)[0])
+    iou = both / max(area + (b[0, 2] - b[0, 0]) * (b[0, 3] - b[0, 1]) - both, 1.0)
+    keep = boxes["class_name"].to_numpy() != "rbc"
+    keep[i] = False
+    o = xy[keep]
+    o_area = np.maximum((o[:, 2] - o[:, 0]) * (o[:, 3] - o[:, 1]), 1.0)
+    inside = int((_inter(m, o) > INSIDE_MIN * o_area).sum())
+    return {"checked": True, "outside": round(outside, 4), "iou": round(iou, 4),
+            "others_inside": inside, "disputed": bool(outside > OUTSIDE_MAX or inside > 0)}
 
 
 def check_masks(manifest: pd.DataFrame, labels: Path, cache: Path, mask_version: str) -> pd.DataFrame:
-    """One row a manifest row (``path``): checked, outside, others_inside, disputed. Sources
+    """One row a manifest row (``path``): checked, outside, iou, others_inside, disputed. Sources
     without an OI-PBC label or a cached cut-out are ``checked`` False and not disputed."""
     rows = []
     for r in manifest.itertuples(index=False):
-        res = {"checked": False, "outside": float("nan"), "others_inside": 0, "disputed": False}
+        res = UNCHECKED
         lf = label_file(labels, r.path)
         got = cached_mask_box(cache, r.sha256, r.class_name, mask_version)
         if got is not None and lf.is_file():
             box, (w, h) = got
             res = check_one(box, read_boxes(lf, w, h), w, h)
         rows.append({"path": r.path, **res})
-    return pd.DataFrame(rows, columns=["path", "checked", "outside", "others_inside", "disputed"])
+    return pd.DataFrame(rows, columns=["path", *UNCHECKED])
 
 
 def disputed_images(dataset: Path, cells: pd.DataFrame, labels: Path,
