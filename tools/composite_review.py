@@ -157,7 +157,7 @@ def main(argv=None) -> int:
     (out / "items").mkdir(parents=True, exist_ok=True)
     for it in items.itertuples():
         root, cells = truths[it.data]
-        img = cv2.imread(str(root / it.image))
+        img = cv2.imread(str(root / "images" / args.split / it.image))
         pic = draw(it, img, cells[cells["image"] == it.image])
         cv2.imwrite(str(out / "items" / f"{it.item}-{it.kind}.png"), pic)
     with atomic_path(out / "items.csv") as tmp:
