@@ -104,6 +104,10 @@ def main(argv=None) -> int:
                          "the cell, or holding another cell); the record says how many were left out")
     ap.add_argument("--labels", help="OI-PBC folder for --mask-check (default: $MIXMAG_OI_PBC, "
                                      "../shared/data/oi-pbc)")
+    ap.add_argument("--reviewed", metavar="CSV",
+                    help="with --mask-check: also leave out the images where a blind review found "
+                         "the composite's truth wrong (tools/composite_review.py --collect; "
+                         "benchmarks/truth/m5-val-review.csv)")
     ap.add_argument("--out", help="write the figures as JSON here")
     args = ap.parse_args(argv)
     if args.map_conf is not None and not 0 < args.map_conf <= args.conf:
@@ -152,6 +156,15 @@ def main(argv=None) -> int:
         sources = [s for s in sources if s.name not in bad]
         log(f"mask check: {mask_check['cells_disputed']} of {mask_check['cells']} cells disputed; "
             f"{mask_check['images_excluded']} image(s) left out, {len(sources)} scored")
+    reviewed = None
+    if args.reviewed:
+        if not args.mask_check:
+            raise MixmagError("--reviewed: the review covers the checked images; add --mask-check")
+        from mixmag.bench.review import reviewed_out
+
+        wrong, reviewed = reviewed_out(args.reviewed, root)
+        sources = [s for s in sources if s.name not in wrong]
+        log(f"review: {reviewed['images_excluded']} more image(s) left out, {len(sources)} scored")
     # the truth of the images present (--limit, or a folder holding part of a split)
     keep = {s.name for s in sources}
     truth.cells = truth.cells[truth.cells["image"].isin(keep)].reset_index(drop=True)
@@ -160,7 +173,8 @@ def main(argv=None) -> int:
     report = start_record(__file__, argv, torch_threads=torch.get_num_threads(),
                           data=str(root), split=args.split, images=len(sources),
                           cells=int(len(truth.cells)), conf=args.conf, map_conf=det_conf,
-                          iou=args.iou, targets=TARGETS, mask_check=mask_check, configs={},
+                          iou=args.iou, targets=TARGETS, mask_check=mask_check,
+                          reviewed=reviewed, configs={},
                           throughput={})
     clfs = {c: (p, load_model("c", p, args.backend, args.device)) for c, p in classifiers.items()}
     dets = {d: (p, load_model("d", p, args.backend, args.device)) for d, p in detectors.items()}

@@ -11,8 +11,13 @@ shuffled, so a reviewer judges the truth, not a model; ``key.csv`` says which de
     python tools/composite_review.py --data datasets/mix-val41-m5 datasets/mix-val42-m5 \
         --detector detector-yolo11n-640-8class-ft runs/detect/X/weights/best.pt --out runs/review/m5
 
-The verdicts go to a CSV read by ``benchmarks/detect.py --reviewed`` (docs/HISTORY.md,
-2026-12-07 "composite truth reviewed").
+Each reviewer writes ``item,verdict,note`` (verdict ``truth_wrong`` or ``truth_right``) for every
+picture; ``--collect`` joins the items, the key and the reviewers' files into one CSV, read by
+``benchmarks/detect.py --reviewed`` (docs/HISTORY.md, 2026-12-07 "composite truth reviewed"):
+a picture is a truth error only where every reviewer says so.
+
+    python tools/composite_review.py --collect runs/review/m5 --verdicts A.csv B.csv \
+        --out benchmarks/truth/m5-val-review.csv
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mixmag.errors import MixmagError  # noqa: E402
 
+VERDICTS = ("truth_wrong", "truth_right")
 GREEN, RED, YELLOW = (0, 190, 0), (0, 0, 255), (0, 220, 255)
 
 
@@ -122,16 +128,47 @@ def draw(item, img: np.ndarray, truth: pd.DataFrame, side: int = 420) -> np.ndar
     return cv2.resize(crop, None, fx=s, fy=s, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
 
 
+def collect(review: Path, verdicts: list[str], out: Path, overwrite: bool) -> pd.DataFrame:
+    """items.csv + key.csv + each reviewer's verdicts → one row per item, ``verdict`` truth_wrong
+    only where every reviewer said so."""
+    from mixmag.fileio import atomic_path
+
+    if out.exists() and not overwrite:
+        raise MixmagError(f"--out {out}: exists; pass --overwrite to replace it")
+    items = pd.read_csv(review / "items.csv", dtype={"item": str})
+    items = items.merge(pd.read_csv(review / "key.csv", dtype={"item": str}), on="item")
+    for k, f in enumerate(verdicts):
+        v = pd.read_csv(f, dtype={"item": str}).rename(
+            columns={"verdict": f"verdict_{k + 1}", "note": f"note_{k + 1}"})
+        v["item"] = v["item"].str.zfill(3)
+        bad = set(v[f"verdict_{k + 1}"]) - set(VERDICTS)
+        missing = set(items["item"]) - set(v["item"])
+        if bad or missing:
+            raise MixmagError(f"{f}: " + (f"verdict {sorted(bad)[0]!r} is none of {VERDICTS}" if bad
+                                          else f"no verdict for item {sorted(missing)[0]}"))
+        items = items.merge(v[["item", f"verdict_{k + 1}", f"note_{k + 1}"]], on="item")
+    cols = [f"verdict_{k + 1}" for k in range(len(verdicts))]
+    items["verdict"] = np.where((items[cols] == "truth_wrong").all(axis=1), "truth_wrong", "truth_right")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        items.to_csv(tmp, index=False)
+    return items
+
+
 def main(argv=None) -> int:
     import cv2
 
     from mixmag.bench.models import resolve_model, short_name
+    from mixmag.bench.review import cells_sha1
     from mixmag.fileio import atomic_path
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", nargs="+", required=True, help="composite datasets made by synthesize")
+    ap.add_argument("--collect", metavar="DIR",
+                    help="join DIR's items and key with --verdicts into --out, instead of drawing")
+    ap.add_argument("--verdicts", nargs="+", help="reviewers' CSVs (item,verdict,note)")
+    ap.add_argument("--data", nargs="+", help="composite datasets made by synthesize")
     ap.add_argument("--split", default="val")
-    ap.add_argument("--detector", nargs="+", required=True, help="zoo names or .pt files")
+    ap.add_argument("--detector", nargs="+", help="zoo names or .pt files")
     ap.add_argument("--labels", help="OI-PBC folder for the mask check")
     ap.add_argument("--conf", type=float, default=0.25)
     ap.add_argument("--cache-dir", default="runs/deteval/boxes")
@@ -140,6 +177,16 @@ def main(argv=None) -> int:
     ap.add_argument("--overwrite", action="store_true")
     args = ap.parse_args(argv)
     out = Path(args.out)
+    if args.collect:
+        if not args.verdicts:
+            raise MixmagError("--collect: give the reviewers' files with --verdicts")
+        items = collect(Path(args.collect), args.verdicts, out, args.overwrite)
+        wrong = items[items["verdict"] == "truth_wrong"]
+        print(f"{len(items)} items, {len(wrong)} truth errors on "
+              f"{wrong[['data', 'image']].drop_duplicates().shape[0]} images -> {out}")
+        return 0
+    if not args.data or not args.detector:
+        raise MixmagError("give --data and --detector (or --collect)")
     if out.exists() and not args.overwrite:
         raise MixmagError(f"--out {out}: exists; pass --overwrite to replace it")
     detectors = {short_name(p): p for p in (resolve_model(d, "detect") for d in args.detector)}
@@ -154,6 +201,7 @@ def main(argv=None) -> int:
     items = pd.concat(items, ignore_index=True) if items else pd.DataFrame()
     items = items.sample(frac=1, random_state=args.seed).reset_index(drop=True)
     items.insert(0, "item", [f"{i:03d}" for i in range(len(items))])
+    items.insert(2, "cells_sha1", items["data"].map({k: cells_sha1(r) for k, (r, _) in truths.items()}))
     (out / "items").mkdir(parents=True, exist_ok=True)
     for it in items.itertuples():
         root, cells = truths[it.data]

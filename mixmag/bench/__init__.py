@@ -9,6 +9,7 @@
 - ``selection``: a stated selection rule applied to val results (``benchmarks/select_pair.py``);
 - ``mapcap``: the mAP ceiling a classifier's recall allows (``benchmarks/map_cap.py``);
 - ``folds``: the cross-validation folds of a fine-tuning recipe (``benchmarks/classify_cv.py``);
+- ``review``: the images a blind review of a composite set's truth leaves out;
 - ``singlecell``: single-cell protocol helpers (the rescaled scales, a checkpoint's softmax on
   its pooled features).
 
