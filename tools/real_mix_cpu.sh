@@ -13,7 +13,8 @@
 # Candidate H: INIT=runs/detect/real-mix-cpu3/weights/best.pt COMP=2 SEED=15 CHECK=1
 # NAME=real-mix-cpu4 MIN=60: composites made with `synthesize --mask-check` (cut-outs whose mask
 # OI-PBC disputes left out; folders mix-trainN-m5c). Candidate I: INIT=runs/detect/real-mix-cpu4/
-# weights/best.pt COMP=4 SEED=15 CHECK=1 NAME=real-mix-cpu5 MIN=35.
+# weights/best.pt COMP=4 SEED=15 CHECK=1 NAME=real-mix-cpu5 MIN=35. Candidate K: INIT=runs/detect/
+# real-mix-cpu5/weights/best.pt COMP=4 SEED=15 CHECK=1 NAME=real-mix-cpu6 MIN=50.
 # The composites keep the detector's cut-out cells on drawn backgrounds (real-smear-cpu, trained on
 # real mosaics alone, missed many, small ones most); their drawn red cells carry no box, as in
 # every composite the default detector trained on. Judged by the rule in docs/HISTORY.md with
