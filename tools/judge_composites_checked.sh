@@ -10,11 +10,12 @@ set -eu
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 DET=$1; NAME=$2
+CLS=${CLS:-classifier-lite0-160-crops-m5}  # the classifier beside it
 REVIEWED=${REVIEWED:-}
 EXTRA=(); KIND=checked
 if [ -n "$REVIEWED" ]; then EXTRA=(--reviewed "$REVIEWED"); KIND=reviewed; fi
 for s in 41 42 43; do
   $PY benchmarks/detect.py --data datasets/mix-val$s-m5 --split val --detector "$DET" \
-    --classifier classifier-lite0-160-crops-m5 --scale-norm off --threads 2 --mask-check \
+    --classifier "$CLS" --scale-norm off --threads 2 --mask-check \
     "${EXTRA[@]}" --cache-dir runs/deteval/boxes --out benchmarks/results/detect-val$s-m5-$KIND-det-$NAME.json
 done

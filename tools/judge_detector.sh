@@ -5,17 +5,19 @@
 # images and on the images clause 5 is judged on since 2026-12-07 (tools/judge_composites_checked.sh).
 # Writes benchmarks/results/{real-fields-val,real-mosaics-val,detect-val4N-m5,detect-val4N-m5-checked}-det-NAME.json.
 #   bash tools/judge_detector.sh runs/detect/real-mix-cpu/weights/best.pt real-mix-cpu
+#   CLS=runs/classify/X/weights/best.pt bash tools/judge_detector.sh DET NAME   (another classifier)
 # The test split is never read.
 set -eu
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 DET=$1; NAME=$2
+CLS=${CLS:-classifier-lite0-160-crops-m5}  # the classifier beside it
 R=benchmarks/results
-$PY benchmarks/real.py --data datasets/fields-val --detector "$DET" --out $R/real-fields-val-det-$NAME.json
-$PY benchmarks/real.py --data datasets/mosaics-val --detector "$DET" --out $R/real-mosaics-val-det-$NAME.json
+$PY benchmarks/real.py --data datasets/fields-val --detector "$DET" --classifier "$CLS" --out $R/real-fields-val-det-$NAME.json
+$PY benchmarks/real.py --data datasets/mosaics-val --detector "$DET" --classifier "$CLS" --out $R/real-mosaics-val-det-$NAME.json
 for s in 41 42 43; do
   $PY benchmarks/detect.py --data datasets/mix-val$s-m5 --split val --detector "$DET" \
-    --classifier classifier-lite0-160-crops-m5 --scale-norm off --threads 2 \
+    --classifier "$CLS" --scale-norm off --threads 2 \
     --cache-dir runs/deteval/boxes --out $R/detect-val$s-m5-det-$NAME.json
 done
-bash tools/judge_composites_checked.sh "$DET" "$NAME"
+CLS="$CLS" bash tools/judge_composites_checked.sh "$DET" "$NAME"
