@@ -89,8 +89,8 @@ class Zoo:
 
     def pipeline(self, name: str) -> dict:
         if name not in self.pipelines:
-            raise MixmagError(f"preset {name}: not in the model zoo ({self.path}); known: "
-                              + ", ".join(self.pipelines))
+            raise MixmagError(f"--models {name}: not a pipeline of the model zoo ({self.path}); "
+                              "known: " + ", ".join(self.pipelines))
         return self.pipelines[name]
 
 

@@ -472,6 +472,9 @@ for cid, extra, pat in (("iou-above-1", ["--iou", "1.5"], r"--iou 1\.5"),
     case(f"predict/{cid}", lambda c, o, e=extra: ["predict", c.image("cmyk"), "--detector", DETECTOR,
                                                  "--out", o, *e],
          "error", pat, detector=True)
+case("predict/models-unknown",
+     lambda c, o: ["predict", c.image("cmyk"), "--models", "nope", "--out", o],
+     "error", r"--models nope: not a pipeline of the model zoo .*known: default")
 case("predict/detector-not-a-model",
      lambda c, o: ["predict", c.image("cmyk"), "--detector", c.checkpoint("not-a-checkpoint"),
                    "--out", o],

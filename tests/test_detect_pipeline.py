@@ -243,6 +243,16 @@ def test_sources_skip_non_images_and_unreadable(drawn_ds, tmp_path, caplog):
     assert (res.cells["image"] == "a.jpg").sum() > 0
     with pytest.raises(MixmagError, match="no images found"):
         list_sources(_empty(tmp_path))
+    # a folder of subfolders only: nothing was left out for --out, so the hint is --recursive
+    with pytest.raises(MixmagError, match="pass --recursive"):
+        list_sources(_nested(tmp_path, img), out=tmp_path / "elsewhere")
+
+
+def _nested(tmp_path, img):
+    p = tmp_path / "nested"
+    (p / "a").mkdir(parents=True)
+    cv2.imwrite(str(p / "a" / "x.jpg"), img)
+    return p
 
 
 def _empty(tmp_path):

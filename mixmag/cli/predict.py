@@ -43,12 +43,16 @@ def register(sub) -> None:
                        epilog=PREDICT_EPILOG, formatter_class=raw)
     p.add_argument("source", help="an image, a folder, a glob (quote it) or a .txt list of paths")
     d = PredictOptions()  # the library's defaults, shown in the help; the CLI sets none itself
+    p.add_argument("--models", default="default", metavar="PIPELINE",
+                   help="a pipeline of the model zoo (`mixmag models` lists them): its detector, "
+                        "classifier and preset; --detector / --classifier replace either "
+                        "(default: 'default')")
     p.add_argument("--detector", default=None,
                    help="a zoo name (`mixmag models`) or detector weights (.pt, or .onnx from "
-                        "export); default: the zoo's default pipeline's detector")
+                        "export); default: the --models pipeline's detector")
     p.add_argument("--classifier", default=None,
                    help="a zoo name or a classifier checkpoint (.pt, or classifier.onnx from "
-                        "export); default: the zoo's default pipeline's classifier unless --mode "
+                        "export); default: the --models pipeline's classifier unless --mode "
                         "detector; 'none': no classifier")
     p.add_argument("--backend", choices=list(BACKENDS), default="auto",
                    help="onnx: run .pt models through ONNX Runtime, exported once into "
@@ -150,7 +154,8 @@ def _predict(args: argparse.Namespace) -> int:
     from ..pipeline.run import run_predict
 
     summary = run_predict(
-        args.source, args.out, detector=args.detector, classifier=args.classifier,
+        args.source, args.out, preset=args.models, detector=args.detector,
+        classifier=args.classifier,
         backend=args.backend, device=args.device, native_sizes=args.native_sizes,
         recursive=args.recursive, coco_gt=args.coco_gt, draw=not args.no_draw,
         progress=not args.no_progress, overwrite=args.overwrite, mode=args.mode,

@@ -148,7 +148,7 @@ def list_sources(source: str | os.PathLike, recursive: bool = False,
         n_all, files = len(files), [(f, n) for f, n in files if not _in_output(f, Path(out))]
         if len(files) < n_all:
             log.info("leaving out %d file(s) inside --out %s", n_all - len(files), out)
-        if not files:
+        if n_all and not files:
             raise MixmagError(f"SOURCE {src}: every file found is inside --out {out}; choose "
                               "another --out")
     images = [Source(f, n) for f, n in files if is_image_name(f)]
