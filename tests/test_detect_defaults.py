@@ -163,3 +163,28 @@ def test_backend_onnx_gives_the_same_cells(tmp_path, monkeypatch, capsys):
                         "--out", "d"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     assert (tmp_path / "d" / "cells.csv").read_bytes() == (tmp_path / "c" / "cells.csv").read_bytes()
+
+
+def test_predict_models_picks_a_zoo_pipeline(tmp_path, monkeypatch, capsys):
+    """`--models NAME` runs that pipeline's classifier, with that classifier's preset; the
+    default pipeline is untouched, and --classifier still replaces the pipeline's."""
+    other = next((n for n, e in ZOO.models.items()
+                  if e.task == "classify" and e.status == "supported" and e.file.is_file()), None)
+    if other is None or not DETECTOR.file.is_file():
+        pytest.skip("no second classifier in this checkout")
+
+    def second(d):
+        d["pipelines"]["single"] = {"detector": DETECTOR.name, "classifier": other}
+
+    monkeypatch.setenv("MIXMAG_ZOO", str(_zoo_copy(tmp_path, second)))
+    img = tmp_path / "smear.png"
+    cv2.imwrite(str(img), draw_disks(320, 240, [(0, 100, 100, 30)], seed=3))
+    runs = {"single": ["--models", "single"], "default": [],
+            "override": ["--models", "single", "--classifier", CLASSIFIER.name]}
+    used = {}
+    for key, extra in runs.items():
+        out = tmp_path / key
+        rc = main(["predict", str(img), *extra, "--no-progress", "--no-draw", "--out", str(out)])
+        assert rc == 0, capsys.readouterr().err
+        used[key] = Path(json.loads((out / "cells.json").read_text())["classifier"]).parent.name
+    assert used == {"single": other, "default": CLASSIFIER.name, "override": CLASSIFIER.name}
