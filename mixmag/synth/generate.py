@@ -328,7 +328,9 @@ def _check_settings(s: SynthSettings) -> None:
 
 
 def _check_fits(plans: list[ImagePlan], store: CutoutStore, canvas: int) -> None:
-    """Refuse a canvas that no planned cell fits at its magnification (else it renders empty images)."""
+    """Refuse a canvas that no planned cell fits at its magnification (else it renders empty images).
+    One cell that fits settles it: the headers of the rest are read only to name the smallest
+    side when none does (reading every header cost ~0.6 ms a composite, serially, before the pool)."""
     from PIL import Image
     import io
 
@@ -340,8 +342,10 @@ def _check_fits(plans: list[ImagePlan], store: CutoutStore, canvas: int) -> None
                 with Image.open(io.BytesIO(store.encoded(row)[0])) as im:
                     sizes[row] = max(im.size)
             side = int(round(sizes[row] * m))
+            if side <= canvas:
+                return
             smallest = side if smallest is None else min(smallest, side)
-    if smallest is not None and smallest > canvas:
+    if smallest is not None:
         raise MixmagError(f"--canvas {canvas}: smaller than every planned cell at its magnification "
                           f"(the smallest needs {smallest} px); use --canvas >= {smallest} "
                           "or lower --mag")
