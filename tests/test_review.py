@@ -79,7 +79,8 @@ def test_boxes_of_several_detectors_on_one_object_are_one_picture():
 def test_a_truth_error_needs_every_reviewer(tmp_path):
     d = tmp_path / "review"
     d.mkdir()
-    pd.DataFrame({"item": ["000", "001"], "data": "mix-x", "cells_sha1": "0" * 12,
+    # a hash of digits must come back as it went in (read as a number it would lose its zeros)
+    pd.DataFrame({"item": ["000", "001"], "data": "mix-x", "cells_sha1": "000000123456",
                   "image": ["a.jpg", "b.jpg"], "kind": "spurious", "x1": 0, "y1": 0, "x2": 9,
                   "y2": 9}).to_csv(d / "items.csv", index=False)
     pd.DataFrame({"item": ["000", "001"], "detectors": ["A", "A B"]}).to_csv(d / "key.csv", index=False)
@@ -91,9 +92,27 @@ def test_a_truth_error_needs_every_reviewer(tmp_path):
     out = tmp_path / "review.csv"
     items = tool().collect(d, [tmp_path / "A.csv", tmp_path / "B.csv"], out, overwrite=False)
     assert list(items["verdict"]) == ["truth_wrong", "truth_right"]
-    assert pd.read_csv(out, dtype=str)["verdict"].tolist() == ["truth_wrong", "truth_right"]
+    back = pd.read_csv(out, dtype=str)
+    assert back["verdict"].tolist() == ["truth_wrong", "truth_right"]
+    assert set(back["cells_sha1"]) == {"000000123456"}
     with pytest.raises(MixmagError, match="exists"):
         tool().collect(d, [tmp_path / "A.csv"], out, overwrite=False)
     pd.DataFrame({"item": ["000"], "verdict": ["truth_wrong"], "note": [""]}).to_csv(tmp_path / "C.csv", index=False)
     with pytest.raises(MixmagError, match="no verdict for item 001"):
         tool().collect(d, [tmp_path / "C.csv"], tmp_path / "o2.csv", overwrite=False)
+    # one file given twice is one reviewer; an item judged twice, a blank or unknown verdict, a
+    # missing file: each refused in one line, never counted
+    with pytest.raises(MixmagError, match="one reviewer"):
+        tool().collect(d, [tmp_path / "A.csv", tmp_path / "A.csv"], tmp_path / "o3.csv", overwrite=False)
+    (tmp_path / "D.csv").write_text("item,verdict\n000,truth_wrong\n000,truth_right\n001,truth_right\n")
+    with pytest.raises(MixmagError, match="item 000 has two verdicts"):
+        tool().collect(d, [tmp_path / "D.csv"], tmp_path / "o4.csv", overwrite=False)
+    (tmp_path / "E.csv").write_text("item,verdict\n000,\n001,Truth_wrong\n")
+    with pytest.raises(MixmagError, match="is none of"):
+        tool().collect(d, [tmp_path / "E.csv"], tmp_path / "o5.csv", overwrite=False)
+    with pytest.raises(MixmagError, match="cannot read"):
+        tool().collect(d, [tmp_path / "absent.csv"], tmp_path / "o6.csv", overwrite=False)
+    # the note is optional
+    (tmp_path / "F.csv").write_text("item,verdict\n0,truth_wrong\n1,truth_right\n")
+    assert list(tool().collect(d, [tmp_path / "F.csv"], tmp_path / "o7.csv", overwrite=False)["verdict"]) \
+        == ["truth_wrong", "truth_right"]

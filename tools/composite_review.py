@@ -5,8 +5,9 @@ did not box (a platelet, part of a second cell), the mask check cannot see it, a
 that boxes the cells as they are is charged with a miss and a spurious box. This tool lists, over
 the images a mask check keeps, every truth cell some detector missed and every box some detector
 drew on no truth cell (IoU 0.5, class ignored, at the detector's --conf), merged over detectors,
-and draws each one as a numbered picture. The pictures and ``items.csv`` name no detector and are
-shuffled, so a reviewer judges the truth, not a model; ``key.csv`` says which detectors gave each.
+and draws each one as a numbered picture in ``OUT/items/``. The pictures name no detector and are
+shuffled, so a reviewer given only that folder judges the truth, not a model; ``OUT/key.csv``
+says which detectors gave each.
 
     python tools/composite_review.py --data datasets/mix-val41-m5 datasets/mix-val42-m5 \
         --detector detector-yolo11n-640-8class-ft runs/detect/X/weights/best.pt --out runs/review/m5
@@ -23,6 +24,7 @@ a picture is a truth error only where every reviewer says so.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 
@@ -32,24 +34,17 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mixmag.errors import MixmagError  # noqa: E402
+from mixmag.synth.place import box_iou  # noqa: E402
 
 VERDICTS = ("truth_wrong", "truth_right")
 GREEN, RED, YELLOW = (0, 190, 0), (0, 0, 255), (0, 220, 255)
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box of ``a`` with every box of ``b`` (x1 y1 x2 y2)."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area = lambda x: np.prod(x[:, 2:] - x[:, :2], axis=1)  # noqa: E731
-    return inter / (area(a)[:, None] + area(b)[None, :] - inter)
-
-
-def disagreements(root: Path, split: str, detectors: dict[str, str], labels, conf: float,
-                  cache_dir: str | None) -> pd.DataFrame:
-    """One row per missed truth cell or spurious box, per detector, on the checked images."""
-    from mixmag.bench.detection import box_cache, detect_all, load_model
+def disagreements(root: Path, split: str, detectors: dict[str, tuple[str, object]], labels,
+                  conf: float, cache_dir: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(one row per missed truth cell or spurious box, per detector, on the checked images; the
+    truth cells of those images). ``detectors``: short name -> (weights file, loaded model)."""
+    from mixmag.bench.detection import box_cache, detect_all
     from mixmag.data.oipbc import find_labels
     from mixmag.detect.magnification import find_native_sizes
     from mixmag.evaluate import evaluate, load_truth
@@ -63,8 +58,7 @@ def disagreements(root: Path, split: str, detectors: dict[str, str], labels, con
     names = [sources[i].name for i in keep]
     cells = truth.cells[truth.cells["image"].isin(set(names))].reset_index(drop=True)
     rows = []
-    for dname, dpath in detectors.items():
-        det = load_model("d", dpath)
+    for dname, (dpath, det) in detectors.items():
         pipe = Pipeline(det, None, find_native_sizes(dpath, None),
                         PredictOptions(mode="detector", scale_norm=False, conf=conf, batch=16))
         cache = (box_cache(cache_dir, dname, dpath, root, split, len(sources), conf)
@@ -100,6 +94,7 @@ def merge(rows: pd.DataFrame) -> pd.DataFrame:
             if done[i]:
                 continue
             same = (box_iou(boxes[i:i + 1], boxes)[0] >= (0.99 if kind == "missed" else 0.5)) & ~done
+            same[i] = True  # a zero-area box is still its own item
             done |= same
             items.append({"data": data, "image": image, "kind": kind,
                           **dict(zip(["x1", "y1", "x2", "y2"], boxes[i].round(1))),
@@ -128,24 +123,43 @@ def draw(item, img: np.ndarray, truth: pd.DataFrame, side: int = 420) -> np.ndar
     return cv2.resize(crop, None, fx=s, fy=s, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
 
 
+def _read_csv(path, what: str, needs: set[str]) -> pd.DataFrame:
+    """A CSV as text columns (a hash of digits stays a hash), refused in one line when it is
+    missing or lacks a column."""
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise MixmagError(f"{what} {path}: cannot read it ({type(e).__name__})") from None
+    if not needs <= set(df.columns):
+        raise MixmagError(f"{what} {path}: needs the columns {sorted(needs)}")
+    return df
+
+
 def collect(review: Path, verdicts: list[str], out: Path, overwrite: bool) -> pd.DataFrame:
-    """items.csv + key.csv + each reviewer's verdicts → one row per item, ``verdict`` truth_wrong
-    only where every reviewer said so."""
+    """items.csv + key.csv + each reviewer's verdicts (``item,verdict[,note]``) → one row per
+    item, ``verdict`` truth_wrong only where every reviewer said so."""
     from mixmag.fileio import atomic_path
 
     if out.exists() and not overwrite:
         raise MixmagError(f"--out {out}: exists; pass --overwrite to replace it")
-    items = pd.read_csv(review / "items.csv", dtype={"item": str})
-    items = items.merge(pd.read_csv(review / "key.csv", dtype={"item": str}), on="item")
+    if len({Path(f).resolve() for f in verdicts}) < len(verdicts):
+        raise MixmagError("--verdicts: the same file twice is one reviewer, not two")
+    items = _read_csv(review / "items.csv", "--collect", {"item", "data", "image", "kind"})
+    items = items.merge(_read_csv(review / "key.csv", "--collect", {"item", "detectors"}), on="item")
     for k, f in enumerate(verdicts):
-        v = pd.read_csv(f, dtype={"item": str}).rename(
-            columns={"verdict": f"verdict_{k + 1}", "note": f"note_{k + 1}"})
-        v["item"] = v["item"].str.zfill(3)
-        bad = set(v[f"verdict_{k + 1}"]) - set(VERDICTS)
-        missing = set(items["item"]) - set(v["item"])
-        if bad or missing:
-            raise MixmagError(f"{f}: " + (f"verdict {sorted(bad)[0]!r} is none of {VERDICTS}" if bad
-                                          else f"no verdict for item {sorted(missing)[0]}"))
+        v = _read_csv(f, "--verdicts", {"item", "verdict"})
+        v["item"] = v["item"].str.strip().str.zfill(3)
+        v["verdict"] = v["verdict"].str.strip()
+        if "note" not in v:
+            v["note"] = ""
+        bad = sorted(set(v["verdict"]) - set(VERDICTS))
+        twice = sorted(v.loc[v["item"].duplicated(), "item"])
+        missing = sorted(set(items["item"]) - set(v["item"]))
+        if bad or twice or missing:
+            raise MixmagError(f"{f}: " + (f"verdict {bad[0]!r} is none of {VERDICTS}" if bad else
+                                          f"item {twice[0]} has two verdicts" if twice else
+                                          f"no verdict for item {missing[0]}"))
+        v = v.rename(columns={"verdict": f"verdict_{k + 1}", "note": f"note_{k + 1}"})
         items = items.merge(v[["item", f"verdict_{k + 1}", f"note_{k + 1}"]], on="item")
     cols = [f"verdict_{k + 1}" for k in range(len(verdicts))]
     items["verdict"] = np.where((items[cols] == "truth_wrong").all(axis=1), "truth_wrong", "truth_right")
@@ -189,27 +203,35 @@ def main(argv=None) -> int:
         raise MixmagError("give --data and --detector (or --collect)")
     if out.exists() and not args.overwrite:
         raise MixmagError(f"--out {out}: exists; pass --overwrite to replace it")
-    detectors = {short_name(p): p for p in (resolve_model(d, "detect") for d in args.detector)}
-    items = []
-    truths = {}
+    from mixmag.bench.detection import load_model
+
+    # each model loads once for every dataset
+    detectors = {short_name(p): (p, load_model("d", p))
+                 for p in (resolve_model(d, "detect") for d in args.detector)}
+    found, truths = [], {}
     for d in args.data:
         rows, cells = disagreements(Path(d), args.split, detectors, args.labels, args.conf,
                                     args.cache_dir)
         truths[Path(d).name] = (Path(d), cells)
         if len(rows):
-            items.append(merge(rows))
-    items = pd.concat(items, ignore_index=True) if items else pd.DataFrame()
+            found.append(merge(rows))
+    cols = ["data", "image", "kind", "x1", "y1", "x2", "y2", "detectors"]
+    items = pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=cols)
     items = items.sample(frac=1, random_state=args.seed).reset_index(drop=True)
     items.insert(0, "item", [f"{i:03d}" for i in range(len(items))])
     items.insert(2, "cells_sha1", items["data"].map({k: cells_sha1(r) for k, (r, _) in truths.items()}))
-    (out / "items").mkdir(parents=True, exist_ok=True)
+    # a fresh folder of pictures: none of an earlier run may sit among them unlisted
+    pics = out / "items"
+    shutil.rmtree(pics, ignore_errors=True)
+    pics.mkdir(parents=True)
     for it in items.itertuples():
         root, cells = truths[it.data]
         img = cv2.imread(str(root / "images" / args.split / it.image))
         pic = draw(it, img, cells[cells["image"] == it.image])
-        cv2.imwrite(str(out / "items" / f"{it.item}-{it.kind}.png"), pic)
+        cv2.imwrite(str(pics / f"{it.item}-{it.kind}.png"), pic)
     with atomic_path(out / "items.csv") as tmp:
         items.drop(columns="detectors").to_csv(tmp, index=False)
+    # which detectors gave each item: beside the pictures, not among them (reviewers get items/)
     with atomic_path(out / "key.csv") as tmp:
         items[["item", "detectors"]].to_csv(tmp, index=False)
     print(f"{len(items)} items ({(items['kind'] == 'missed').sum()} missed, "

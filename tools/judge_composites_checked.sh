@@ -17,5 +17,5 @@ if [ -n "$REVIEWED" ]; then EXTRA=(--reviewed "$REVIEWED"); KIND=reviewed; fi
 for s in 41 42 43; do
   $PY benchmarks/detect.py --data datasets/mix-val$s-m5 --split val --detector "$DET" \
     --classifier "$CLS" --scale-norm off --threads 2 --mask-check \
-    "${EXTRA[@]}" --cache-dir runs/deteval/boxes --out benchmarks/results/detect-val$s-m5-$KIND-det-$NAME.json
+    ${EXTRA[@]+"${EXTRA[@]}"} --cache-dir runs/deteval/boxes --out benchmarks/results/detect-val$s-m5-$KIND-det-$NAME.json
 done

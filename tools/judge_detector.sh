@@ -20,4 +20,4 @@ for s in 41 42 43; do
     --classifier "$CLS" --scale-norm off --threads 2 \
     --cache-dir runs/deteval/boxes --out $R/detect-val$s-m5-det-$NAME.json
 done
-CLS="$CLS" bash tools/judge_composites_checked.sh "$DET" "$NAME"
+CLS="$CLS" REVIEWED= bash tools/judge_composites_checked.sh "$DET" "$NAME"

@@ -56,8 +56,10 @@ def load_model(kind: str, path: str, backend: str = "pytorch", device: str = "cp
 
 def dataset_stamp(root: Path) -> str:
     """What changes when a dataset is regenerated in place (cached boxes must not outlive it)."""
+    from .review import cells_sha1
+
     f = root / "cells.csv"
-    return f"{hashlib.sha1(f.read_bytes()).hexdigest()[:12]}-{f.stat().st_mtime_ns}" if f.is_file() else ""
+    return f"{cells_sha1(root)}-{f.stat().st_mtime_ns}" if f.is_file() else ""
 
 
 def _groups(sources, size):

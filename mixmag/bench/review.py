@@ -48,4 +48,4 @@ def reviewed_out(review_csv, dataset) -> tuple[set[str], dict]:
     wrong = rev[rev["verdict"] == "truth_wrong"]
     images = set(wrong["image"])
     return images, {"file": str(f), "items": int(len(rev)), "truth_wrong": int(len(wrong)),
-                    "images_excluded": len(images)}
+                    "images_flagged": len(images), "images_excluded": len(images)}
