@@ -1,0 +1,48 @@
+"""The uniform weight average of detectors trained one from another (``mixmag.detect.average``),
+written as a weights file beside a copy of the first part's magnification.json.
+
+    python tools/soup_detectors.py runs/detect/A/weights/best.pt runs/detect/B/weights/best.pt \
+        --out runs/detect/soup-ab/weights/best.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mixmag.errors import MixmagError  # noqa: E402
+
+
+def main(argv=None) -> int:
+    import torch
+
+    from mixmag.detect.average import average_detectors
+    from mixmag.fileio import atomic_path
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("parts", nargs="+", help="detector weights (.pt), two or more")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--overwrite", action="store_true")
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise MixmagError(f"--out {out}: exists; pass --overwrite to replace it")
+    ck = average_detectors(args.parts)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        torch.save(ck, tmp)
+    mag = Path(args.parts[0]).with_name("magnification.json")
+    if mag.is_file():
+        shutil.copyfile(mag, out.with_name("magnification.json"))
+    print(f"average of {len(args.parts)} detectors -> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    from mixmag.cli import run_script
+
+    run_script(main, "tools/soup_detectors.py")
