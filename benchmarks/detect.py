@@ -162,7 +162,7 @@ def main(argv=None) -> int:
             raise MixmagError("--reviewed: the review covers the checked images; add --mask-check")
         from mixmag.bench.review import reviewed_out
 
-        wrong, reviewed = reviewed_out(args.reviewed, root)
+        wrong, reviewed = reviewed_out(args.reviewed, root, args.split)
         n_before = len(sources)
         sources = [s for s in sources if s.name not in wrong]
         # the images this run leaves out (a --limit may not reach every flagged one)

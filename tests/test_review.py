@@ -34,7 +34,7 @@ def dataset(tmp_path: Path, name="mix-x") -> Path:
 
 
 def review(path: Path, root: Path, rows) -> Path:
-    pd.DataFrame([{"item": f"{i:03d}", "data": d, "cells_sha1": cells_sha1(root), "image": im,
+    pd.DataFrame([{"item": f"{i:03d}", "data": d, "split": "val", "cells_sha1": cells_sha1(root), "image": im,
                    "kind": "spurious", "verdict": v} for i, (d, im, v) in enumerate(rows)]
                  ).to_csv(path, index=False)
     return path
@@ -56,6 +56,8 @@ def test_a_regenerated_or_unreviewed_set_is_refused(tmp_path):
     (root / "cells.csv").write_text((root / "cells.csv").read_text() + "images/val/c.jpg,ig,1,1,9,9\n")
     with pytest.raises(MixmagError, match="another cells.csv"):
         reviewed_out(f, root)
+    with pytest.raises(MixmagError, match="of the val split, not test"):
+        reviewed_out(review(tmp_path / "r2.csv", root, [("mix-x", "a.jpg", "truth_wrong")]), root, "test")
     with pytest.raises(MixmagError, match="no verdict on mix-z"):
         reviewed_out(f, dataset(tmp_path, "mix-z"))
     (tmp_path / "bad.csv").write_text("item,verdict\n000,truth_wrong\n")
@@ -80,7 +82,7 @@ def test_a_truth_error_needs_every_reviewer(tmp_path):
     d = tmp_path / "review"
     d.mkdir()
     # a hash of digits must come back as it went in (read as a number it would lose its zeros)
-    pd.DataFrame({"item": ["000", "001"], "data": "mix-x", "cells_sha1": "000000123456",
+    pd.DataFrame({"item": ["000", "001"], "data": "mix-x", "split": "val", "cells_sha1": "000000123456",
                   "image": ["a.jpg", "b.jpg"], "kind": "spurious", "x1": 0, "y1": 0, "x2": 9,
                   "y2": 9}).to_csv(d / "items.csv", index=False)
     pd.DataFrame({"item": ["000", "001"], "detectors": ["A", "A B"]}).to_csv(d / "key.csv", index=False)

@@ -144,7 +144,7 @@ def collect(review: Path, verdicts: list[str], out: Path, overwrite: bool) -> pd
         raise MixmagError(f"--out {out}: exists; pass --overwrite to replace it")
     if len({Path(f).resolve() for f in verdicts}) < len(verdicts):
         raise MixmagError("--verdicts: the same file twice is one reviewer, not two")
-    items = _read_csv(review / "items.csv", "--collect", {"item", "data", "image", "kind"})
+    items = _read_csv(review / "items.csv", "--collect", {"item", "data", "split", "image", "kind"})
     items = items.merge(_read_csv(review / "key.csv", "--collect", {"item", "detectors"}), on="item")
     for k, f in enumerate(verdicts):
         v = _read_csv(f, "--verdicts", {"item", "verdict"})
@@ -219,7 +219,8 @@ def main(argv=None) -> int:
     items = pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=cols)
     items = items.sample(frac=1, random_state=args.seed).reset_index(drop=True)
     items.insert(0, "item", [f"{i:03d}" for i in range(len(items))])
-    items.insert(2, "cells_sha1", items["data"].map({k: cells_sha1(r) for k, (r, _) in truths.items()}))
+    items.insert(2, "split", args.split)
+    items.insert(3, "cells_sha1", items["data"].map({k: cells_sha1(r) for k, (r, _) in truths.items()}))
     # a fresh folder of pictures: none of an earlier run may sit among them unlisted
     pics = out / "items"
     shutil.rmtree(pics, ignore_errors=True)

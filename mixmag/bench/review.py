@@ -18,7 +18,7 @@ from ..errors import MixmagError
 
 __all__ = ["cells_sha1", "reviewed_out"]
 
-COLUMNS = {"data", "cells_sha1", "image", "kind", "verdict"}
+COLUMNS = {"data", "split", "cells_sha1", "image", "kind", "verdict"}
 
 
 def cells_sha1(dataset) -> str:
@@ -26,10 +26,10 @@ def cells_sha1(dataset) -> str:
     return hashlib.sha1((Path(dataset) / "cells.csv").read_bytes()).hexdigest()[:12]
 
 
-def reviewed_out(review_csv, dataset) -> tuple[set[str], dict]:
-    """(images of ``dataset`` with a truth error, a summary for the record). The review must
-    name the dataset (its folder name) and match its cells.csv: a regenerated set with other
-    cells would inherit verdicts about pictures it does not hold."""
+def reviewed_out(review_csv, dataset, split: str = "val") -> tuple[set[str], dict]:
+    """(images of ``dataset``'s ``split`` with a truth error, a summary for the record). The
+    review must name the dataset (its folder name) and split, and match its cells.csv: a
+    regenerated set with other cells would inherit verdicts about pictures it does not hold."""
     f, root = Path(review_csv), Path(dataset)
     if not f.is_file():
         raise MixmagError(f"--reviewed {f}: no such file")
@@ -40,6 +40,9 @@ def reviewed_out(review_csv, dataset) -> tuple[set[str], dict]:
     rev = rev[rev["data"] == root.name]
     if rev.empty:
         raise MixmagError(f"--reviewed {f}: no verdict on {root.name}; review it first")
+    if set(rev["split"]) != {split}:
+        raise MixmagError(f"--reviewed {f}: its verdicts on {root.name} are of the "
+                          f"{sorted(set(rev['split']))[0]} split, not {split}")
     sha = cells_sha1(root)
     if set(rev["cells_sha1"]) != {sha}:
         raise MixmagError(f"--reviewed {f}: its verdicts on {root.name} were given on another "
