@@ -162,11 +162,9 @@ def main(argv=None) -> int:
             raise MixmagError("--reviewed: the review covers the checked images; add --mask-check")
         from mixmag.bench.review import reviewed_out
 
-        wrong, reviewed = reviewed_out(args.reviewed, root, args.split)
-        n_before = len(sources)
+        # counted among the images this run scores (a --limit may not reach every flagged one)
+        wrong, reviewed = reviewed_out(args.reviewed, root, args.split, [s.name for s in sources])
         sources = [s for s in sources if s.name not in wrong]
-        # the images this run leaves out (a --limit may not reach every flagged one)
-        reviewed["images_excluded"] = n_before - len(sources)
         log(f"review: {reviewed['images_excluded']} more image(s) left out, {len(sources)} scored")
     # the truth of the images present (--limit, or a folder holding part of a split)
     keep = {s.name for s in sources}

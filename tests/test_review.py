@@ -48,6 +48,8 @@ def test_only_images_with_a_truth_error_of_this_dataset_are_left_out(tmp_path):
     images, summary = reviewed_out(f, root)
     assert images == {"a.jpg"}
     assert summary["items"] == 2 and summary["truth_wrong"] == 1 and summary["images_excluded"] == 1
+    # a run scoring only some images (--limit) leaves out only the flagged ones among them
+    assert reviewed_out(f, root, present=["b.jpg"])[1]["images_excluded"] == 0
 
 
 def test_a_regenerated_or_unreviewed_set_is_refused(tmp_path):

@@ -26,10 +26,12 @@ def cells_sha1(dataset) -> str:
     return hashlib.sha1((Path(dataset) / "cells.csv").read_bytes()).hexdigest()[:12]
 
 
-def reviewed_out(review_csv, dataset, split: str = "val") -> tuple[set[str], dict]:
-    """(images of ``dataset``'s ``split`` with a truth error, a summary for the record). The
-    review must name the dataset (its folder name) and split, and match its cells.csv: a
-    regenerated set with other cells would inherit verdicts about pictures it does not hold."""
+def reviewed_out(review_csv, dataset, split: str = "val", present=None) -> tuple[set[str], dict]:
+    """(images of ``dataset``'s ``split`` with a truth error, a summary for the record;
+    ``images_excluded`` counts those among ``present``, the image names being scored, when
+    given). The review must name the dataset (its folder name) and split, and match its
+    cells.csv: a regenerated set with other cells would inherit verdicts about pictures it does
+    not hold."""
     f, root = Path(review_csv), Path(dataset)
     if not f.is_file():
         raise MixmagError(f"--reviewed {f}: no such file")
@@ -50,5 +52,6 @@ def reviewed_out(review_csv, dataset, split: str = "val") -> tuple[set[str], dic
                           "review the set again")
     wrong = rev[rev["verdict"] == "truth_wrong"]
     images = set(wrong["image"])
+    excluded = images if present is None else images & set(present)
     return images, {"file": str(f), "items": int(len(rev)), "truth_wrong": int(len(wrong)),
-                    "images_flagged": len(images), "images_excluded": len(images)}
+                    "images_flagged": len(images), "images_excluded": len(excluded)}

@@ -29,9 +29,9 @@ def average_detectors(paths) -> dict:
         raise MixmagError("averaging needs at least two detectors")
     parts = [load_checkpoint(p) for p in paths]
     models = [ck.get("model") for ck in parts]
-    if any(m is None or not hasattr(m, "state_dict") for m in models):
-        raise MixmagError(f"{paths[[m is None or not hasattr(m, 'state_dict') for m in models].index(True)]}: "
-                          "not a detector checkpoint with a model")
+    for p, m in zip(paths, models):
+        if not hasattr(m, "state_dict"):
+            raise MixmagError(f"{p}: not a detector checkpoint with a model")
     names = [dict(getattr(m, "names", {})) for m in models]
     sds = [m.state_dict() for m in models]
     for p, n, sd in zip(paths[1:], names[1:], sds[1:]):

@@ -330,7 +330,8 @@ def _check_settings(s: SynthSettings) -> None:
 def _check_fits(plans: list[ImagePlan], store: CutoutStore, canvas: int) -> None:
     """Refuse a canvas that no planned cell fits at its magnification (else it renders empty images).
     One cell that fits settles it: the headers of the rest are read only to name the smallest
-    side when none does (reading every header cost ~0.6 ms a composite, serially, before the pool)."""
+    side when none does (reading every header cost ~0.2 ms a composite, serially, before the pool:
+    benchmarks/synth_speed.py's plan phase)."""
     from PIL import Image
     import io
 
