@@ -108,14 +108,21 @@ def main(argv=None) -> int:
                     help="with --mask-check: also leave out the images where a blind review found "
                          "the composite's truth wrong (tools/composite_review.py --collect; "
                          "benchmarks/truth/m5-val-review.csv)")
+    ap.add_argument("--drop-inside", type=float, default=None, metavar="SHARE",
+                    help="predict's --drop-inside on each detector's boxes (default: keep every box)")
     ap.add_argument("--out", help="write the figures as JSON here")
     args = ap.parse_args(argv)
+    if args.drop_inside is not None:
+        from mixmag.pipeline.build import check_options
+
+        check_options(drop_inside=args.drop_inside)
     if args.map_conf is not None and not 0 < args.map_conf <= args.conf:
         raise MixmagError(f"--map-conf {args.map_conf}: give a cut-off in (0, --conf {args.conf}]")
     scoring = Scoring(conf=args.conf, iou=args.iou, map_conf=args.map_conf, sweep=args.conf_sweep,
                       bootstrap=args.bootstrap, bootstrap_unit=args.bootstrap_unit,
                       scale_norms=tuple(args.scale_norm), batch=args.batch, backend=args.backend,
-                      native_sizes=args.native_sizes, cache_dir=args.cache_dir)
+                      native_sizes=args.native_sizes, cache_dir=args.cache_dir,
+                      drop_inside=args.drop_inside)
     # the detector's own cut-off: boxes between it and --conf only reach the mAP columns
     det_conf = scoring.det_conf
     bad = [c for c in args.conf_sweep or [] if not 0 < c <= 1]

@@ -39,6 +39,8 @@ def main(argv=None) -> int:
                     help="--small-images fit: the fitted canvas's smallest side (default: predict's)")
     ap.add_argument("--zoom-below", type=float, default=None,
                     help="predict's --zoom-below (default: predict's)")
+    ap.add_argument("--drop-inside", type=float, default=None,
+                    help="predict's --drop-inside (default: predict's)")
     ap.add_argument("--limit", type=int, default=0, help="N images only, evenly spaced in name order (a quick look)")
     ap.add_argument("--out", default="benchmarks/results/real-fields-val.json")
     args = ap.parse_args(argv)
@@ -49,7 +51,8 @@ def main(argv=None) -> int:
     rec = start_record(__file__, argv, data=str(args.data), split=args.split)
     r = score_dataset(args.data, args.split, args.detector, args.classifier, args.backend,
                       args.conf, args.limit, small_images=args.small_images,
-                      fit_min_side=args.fit_min_side, zoom_below=args.zoom_below)
+                      fit_min_side=args.fit_min_side, zoom_below=args.zoom_below,
+                      drop_inside=args.drop_inside)
     rec.update(r)
     print(f"{r['images']} images ({args.split}), {r['models']['detector']} + "
           f"{r['models']['classifier']}, {r['images_per_s']:.2f} images/s")

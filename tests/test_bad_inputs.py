@@ -468,7 +468,8 @@ for cid, extra, pat in (("iou-above-1", ["--iou", "1.5"], r"--iou 1\.5"),
                         ("iou-negative", ["--iou", "-0.2"], r"--iou -0\.2"),
                         ("conf-above-1", ["--conf", "2"], r"--conf 2"),
                         ("tile-overlap", ["--tile", "256", "--tile-overlap", "300"], r"--tile-overlap 300"),
-                        ("batch-zero", ["--batch", "0"], r"--batch 0")):
+                        ("batch-zero", ["--batch", "0"], r"--batch 0"),
+                        ("drop-inside-above-1", ["--drop-inside", "1.5"], r"--drop-inside 1\.5: a share")):
     case(f"predict/{cid}", lambda c, o, e=extra: ["predict", c.image("cmyk"), "--detector", DETECTOR,
                                                  "--out", o, *e],
          "error", pat, detector=True)

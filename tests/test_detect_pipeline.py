@@ -383,3 +383,28 @@ def test_zoom_below_detects_small_cells_again_enlarged():
             assert len(boxes) == len(one) == 2
             assert np.abs(np.sort(boxes[:, :4], 0) - np.sort(one[:, :4], 0)).max() <= 1.5
             assert boxes[:, 2].max() <= 300 and boxes[:, 3].max() <= 300
+
+
+class FixedDetector:
+    """A detector of the eight + rbc that finds the same boxes on every image: an eosinophil,
+    one of its lobes, and a platelet lying over it."""
+
+    names = {i: n for i, n in enumerate([*CLASS_NAMES, "rbc"])}
+    imgsz = 256
+    boxes = np.array([[20, 20, 120, 120, 0.9, 1], [25, 30, 70, 110, 0.8, 1],
+                      [80, 80, 110, 110, 0.7, 7]], np.float32)
+
+    def predict(self, images, conf=0.25, iou=0.6, batch_size=16):
+        return [self.boxes.copy() for _ in images]
+
+
+@pytest.mark.parametrize("share,kept", [(None, 3), (0.6, 2)])
+def test_drop_inside_drops_the_lobe_in_predict(share, kept):
+    """--drop-inside reaches predict's detection: the lobe inside the eosinophil goes, the
+    platelet over it stays; without the option every box is kept."""
+    pipe = Pipeline(FixedDetector(), StubClassifier(), None,
+                    PredictOptions(mode="classifier-on-boxes", scale_norm=False, tile=256,
+                                   small_images="pad", drop_inside=share))
+    (d,) = pipe.detect([np.full((200, 200, 3), 200, np.uint8)])
+    assert len(d) == kept
+    assert sorted(d[:, 5].astype(int).tolist()) == ([1, 1, 7] if share is None else [1, 7])

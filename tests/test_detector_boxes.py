@@ -130,3 +130,31 @@ def test_small_images_run_on_fitted_canvases_and_find_the_same_cells(tmp_path):
     for da, db in zip(a, b):
         assert len(da) == len(db) > 0
         assert np.abs(np.sort(da[:, :4], 0) - np.sort(db[:, :4], 0)).max() < 3
+
+
+def test_parts_inside_drops_lobes_and_nuclei_not_platelets_or_neighbours():
+    """A box mostly inside a larger box of the eight is a part of that cell (a lobe, a nucleus)
+    and is dropped; a platelet over a white cell, two touching cells, a box inside a red cell's
+    box and a larger box around a smaller one are kept."""
+    from mixmag.detect.boxes import parts_inside
+
+    names = ["basophil", "eosinophil", "erythroblast", "ig", "lymphocyte", "monocyte",
+             "neutrophil", "platelet", "rbc"]
+    eight = np.array([n != "rbc" for n in names])
+    parts = eight & np.array([n != "platelet" for n in names])
+    det = np.array([
+        [100, 100, 200, 200, 0.9, 1],   # 0 eosinophil
+        [105, 110, 150, 190, 0.8, 1],   # 1 one of its lobes: wholly inside -> dropped
+        [150, 150, 185, 185, 0.7, 7],   # 2 a platelet over it: kept
+        [200, 100, 300, 200, 0.9, 6],   # 3 a neutrophil touching the eosinophil: kept
+        [400, 400, 480, 480, 0.9, 8],   # 4 a red cell
+        [410, 410, 460, 460, 0.6, 2],   # 5 inside the red cell's box only: kept
+        [210, 110, 290, 150, 0.5, 6],   # 6 a smaller box wholly inside the neutrophil: dropped
+        [500, 500, 540, 540, 0.9, 4],   # 7 a lymphocyte ...
+        [520, 500, 580, 540, 0.9, 4],   # 8 ... and a touching one, half inside: kept at 0.6
+    ], np.float32)
+    drop = parts_inside(det, 0.6, parts, eight)
+    assert drop.tolist() == [False, True, False, False, False, False, True, False, False]
+    assert not parts_inside(det, 0.6, parts, eight & ~parts).any()  # only platelets as wholes
+    assert parts_inside(det[:1], 0.6, parts, eight).tolist() == [False]
+    assert parts_inside(det[7:9], 0.5, parts, eight).tolist() == [True, False]  # at 0.5, 7 is half in 8

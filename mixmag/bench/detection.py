@@ -405,7 +405,8 @@ class Scoring:
     ``map_conf`` (below it) runs the detector lower for the mAP columns only; ``sweep``: the
     matching figures again at these cut-offs; ``bootstrap`` resamples of ``bootstrap_unit`` for
     95 % intervals; each classifier with scale normalisation at each of ``scale_norms``;
-    ``cache_dir`` keeps the boxes and probabilities (None: no cache)."""
+    ``cache_dir`` keeps the boxes and probabilities (None: no cache); ``drop_inside``: predict's
+    option of that name, applied to the cached boxes (the box cache stays the detector's own)."""
 
     conf: float = 0.25
     iou: float = 0.5
@@ -418,6 +419,7 @@ class Scoring:
     backend: str = "pytorch"
     native_sizes: str | None = None
     cache_dir: str | None = None
+    drop_inside: float | None = None
 
     @property
     def det_conf(self) -> float:
@@ -452,6 +454,10 @@ def score_detector(s: Scoring, truth, root: Path, split: str, sources, all_sourc
         t_det *= len(sources) / len(all_sources)
         at = {src.name: i for i, src in enumerate(all_sources)}
         boxes = [boxes[at[src.name]] for src in sources]
+    if s.drop_inside:
+        n = sum(map(len, boxes))
+        boxes = probe.drop_parts(boxes, s.drop_inside)
+        log(f"detector {dname}: --drop-inside {s.drop_inside:g} dropped {n - sum(map(len, boxes))} boxes")
     log(f"detector {dname}: {sum(map(len, boxes))} boxes on {len(sources)} images, "
         f"{t_det / len(sources):.3f} s/image (load {load1()})")
     if base is not None:
@@ -467,7 +473,8 @@ def score_detector(s: Scoring, truth, root: Path, split: str, sources, all_sourc
             pipe = Pipeline(det, clf, sizes, PredictOptions(
                 mode="classifier-on-boxes", scale_norm=norm == "on", conf=det_conf,
                 batch=s.batch))
-            pcache = (prob_cache(cache, cname, cpath, s.backend, norm,
+            pcache = (prob_cache(cache, cname, cpath, s.backend,
+                                 norm + (f"-in{s.drop_inside:g}" if s.drop_inside else ""),
                                  subset_key(sources, all_sources))
                       if cache is not None else None)
             p_clf, t_clf = classifier_all(pipe, sources, boxes, pcache)

@@ -82,6 +82,10 @@ def register(sub) -> None:
                    help="detect an image again, enlarged by 1/m (at most 3x), when its cells are "
                         "estimated at m < M (e.g. 0.75): small cells reach the detector near the "
                         "size it learned (default: one pass)")
+    p.add_argument("--drop-inside", type=float, default=None, metavar="SHARE",
+                   help="drop a box (not a platelet) with at least SHARE of its area inside a "
+                        "larger box of the eight: a part of a cell already boxed, such as one "
+                        "lobe of an eosinophil (e.g. 0.6; default: keep every box)")
     p.add_argument("--slide-level", type=_level, default=None, metavar="auto|N",
                    help="whole slides (pyramidal TIFF / OME-TIFF / SVS, read region by region; "
                         "pip install 'mixmag[slides]'): the pyramid level to detect at (default "
@@ -162,7 +166,8 @@ def _predict(args: argparse.Namespace) -> int:
         scale_norm=None if args.scale_norm is None else args.scale_norm == "on", tile=args.tile,
         overlap=args.tile_overlap, conf=args.conf, iou=args.iou, batch=args.batch,
         margin=args.margin, window=args.window, small_images=args.small_images,
-        fit_min_side=args.fit_min_side, zoom_below=args.zoom_below, slide_level=args.slide_level,
+        fit_min_side=args.fit_min_side, zoom_below=args.zoom_below,
+        drop_inside=args.drop_inside, slide_level=args.slide_level,
         slide_region=args.slide_region,
         engine=args.engine, address=args.address, workers=args.workers)
     for line in summary.lines():

@@ -130,3 +130,22 @@ def unscale_boxes(det: np.ndarray, scale: float, shape: tuple[int, int]) -> np.n
     det[:, [0, 2]] = det[:, [0, 2]].clip(0, shape[1])
     det[:, [1, 3]] = det[:, [1, 3]].clip(0, shape[0])
     return det
+
+
+def parts_inside(det: np.ndarray, share: float, parts: np.ndarray, wholes: np.ndarray) -> np.ndarray:
+    """Which boxes of ``det`` (n, 6: x1 y1 x2 y2 conf class) are parts of a cell already boxed:
+    a box of a class in ``parts`` with at least ``share`` of its area inside a larger box of a
+    class in ``wholes`` (a lobe of an eosinophil, the nucleus of an erythroblast). ``parts`` and
+    ``wholes``: boolean per class id. Returns a boolean mask over the rows."""
+    n = len(det)
+    if n < 2:
+        return np.zeros(n, bool)
+    cls = det[:, 5].astype(np.int64)
+    b = det[:, :4].astype(np.float64)
+    area = np.clip((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), 1e-9, None)
+    w = np.clip(np.minimum(b[:, None, 2], b[None, :, 2]) - np.maximum(b[:, None, 0], b[None, :, 0]), 0, None)
+    h = np.clip(np.minimum(b[:, None, 3], b[None, :, 3]) - np.maximum(b[:, None, 1], b[None, :, 1]), 0, None)
+    inside = (w * h) / area[:, None] >= share  # [i, j]: share of i's area inside j
+    inside &= area[None, :] > area[:, None]
+    inside &= wholes[cls][None, :]
+    return parts[cls] & inside.any(1)

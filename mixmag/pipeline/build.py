@@ -40,6 +40,9 @@ def check_options(**values) -> None:
     zoom = values.get("zoom_below")
     if zoom is not None and not 0 < zoom <= 1:
         raise MixmagError(f"--zoom-below {zoom}: a magnification in (0, 1], e.g. 0.75")
+    share = values.get("drop_inside")
+    if share is not None and not 0 < share <= 1:
+        raise MixmagError(f"--drop-inside {share}: a share of a box's area in (0, 1], e.g. 0.6")
     side = values.get("fit_min_side")
     if side is not None and (side < 32 or side % 32):
         raise MixmagError(f"--fit-min-side {side}: a multiple of 32, at least 32")

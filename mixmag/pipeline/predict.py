@@ -71,6 +71,10 @@ class PredictOptions:
     # boxes) is detected again enlarged by 1 / estimate (at most 3x), so small cells reach the
     # detector near the size it learned; None: one pass
     zoom_below: float | None = None
+    # a box (not a platelet) with at least this share of its area inside a larger box of the
+    # eight is a part of that cell, e.g. one lobe of an eosinophil or an erythroblast's nucleus,
+    # and is dropped; platelets are kept, as real ones lie over white cells. None: all kept
+    drop_inside: float | None = None
     # whole slides (mixmag.pipeline.slide): the pyramid level to detect at (None: the level whose
     # sampled cells are nearest 1x) and the side of the regions read one at a time
     slide_level: int | None = None
@@ -265,7 +269,23 @@ class Pipeline:
 
     def detect(self, images: list[np.ndarray]) -> list[np.ndarray]:
         """Boxes of each image (``detect_once``); with ``zoom_below``, an image whose cells the
-        first pass finds small is detected again enlarged, its boxes brought back."""
+        first pass finds small is detected again enlarged, its boxes brought back; with
+        ``drop_inside``, boxes that are parts of a cell already boxed are dropped."""
+        return self.drop_parts(self._detect_zoomed(images))
+
+    def drop_parts(self, dets: list[np.ndarray], share: float | None = None) -> list[np.ndarray]:
+        """``dets`` less the boxes that are parts of a cell already boxed (``drop_inside``, or
+        ``share`` when given; see ``mixmag.detect.boxes.parts_inside``)."""
+        share = self.opt.drop_inside if share is None else share
+        if not share:
+            return dets
+        from ..detect.boxes import parts_inside
+
+        eight = np.array([n in CLASS_NAMES for n in self.det_names])
+        parts = eight & np.array([n != "platelet" for n in self.det_names])
+        return [d[~parts_inside(d, share, parts, eight)] for d in dets]
+
+    def _detect_zoomed(self, images: list[np.ndarray]) -> list[np.ndarray]:
         out = self.detect_once(images)
         if not self.opt.zoom_below or self.est is None:
             return out
