@@ -280,3 +280,28 @@ def test_mismatched_init_is_refused(crop_bundle, tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "junk.pt" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x" / "weights").exists() and not (tmp_path / "y" / "weights").exists()
+
+
+def test_several_datasets_pack_into_one_bundle(composites, tmp_path, capsys):
+    """pack-crops A B: the crops of both, paths named by dataset (their image names clash);
+    datasets of different manifests are refused, as their splits may overlap."""
+    from mixmag.classify.bundle import Bundle
+    from mixmag.cli import main
+
+    twin = tmp_path / "twin"
+    shutil.copytree(composites, twin)
+    s = ["--size", "32", "--jitter", "0", "--workers", "1", "--no-progress"]
+    assert main(["pack-crops", str(composites), "--out", str(tmp_path / "one.npz"), *s]) == 0
+    assert main(["pack-crops", str(composites), str(twin), "--out", str(tmp_path / "two.npz"), *s]) == 0
+    one, two = Bundle(tmp_path / "one.npz"), Bundle(tmp_path / "two.npz")
+    assert len(two) == 2 * len(one) and len(set(two.paths)) == len(two)
+    assert {p.split("/")[0] for p in two.paths} == {composites.name, "twin"}
+    half = [p.split("/", 1)[1] for p in two.paths if p.startswith("twin/")]
+    assert half == list(one.paths)
+    assert np.array_equal(two.data[:one.offsets[-1]], one.data)
+    meta = json.loads((twin / "dataset.json").read_text())
+    meta["manifest_hash"] = "0123456789abcdef"
+    (twin / "dataset.json").write_text(json.dumps(meta))
+    capsys.readouterr()
+    assert main(["pack-crops", str(composites), str(twin), "--out", str(tmp_path / "x.npz"), *s]) != 0
+    assert "different manifests" in capsys.readouterr().err

@@ -22,8 +22,9 @@ def register_pack_crops(sub) -> None:
                        "square, resized) into a bundle for `train-classifier --bundle`. Red cells "
                        "of real fields are left out (a detector that knows them never sends them "
                        "to the classifier). The dataset's test split is never read.")
-    p.add_argument("dataset", help="folder written by `mixmag synthesize` or `mixmag fields` (with "
-                                   "train and val splits)")
+    p.add_argument("dataset", nargs="+", help="folder written by `mixmag synthesize` or `mixmag "
+                                              "fields` (with train and val splits); several: "
+                                              "their crops in one bundle (e.g. real fields and composites)")
     p.add_argument("--out", required=True, help=".npz bundle to write")
     p.add_argument("--pbc-split", help="also store whole PBC train/val images of this manifest")
     p.add_argument("--pbc", help="PBC folder, if not where the manifest says")
@@ -47,9 +48,9 @@ def register_pack_crops(sub) -> None:
 def _pack_crops(args) -> int:
     s = config_from_args(CropSettings, args)
     prepare_output(args.out, args.overwrite, "bundle")
-    r = pack_crops(args.dataset, args.out, s, pbc_split=args.pbc_split, pbc=args.pbc,
+    r = pack_crops(args.dataset[0] if len(args.dataset) == 1 else args.dataset, args.out, s, pbc_split=args.pbc_split, pbc=args.pbc,
                    workers=args.workers, overwrite=args.overwrite, progress=args.progress)
-    print(f"wrote {r['path']}: {r['images']} images {r['counts']} from {r['composites']} composites, "
+    print(f"wrote {r['path']}: {r['images']} images {r['counts']} from {r['composites']} images, "
           f"{r['bytes'] / 1e6:.1f} MB, {r['kb_per_image']} KB/image ({r['size']} px {r['fmt']} "
           f"q{r['quality']}, jitter {r['jitter']}, margin {r['margin']})")
     return 0

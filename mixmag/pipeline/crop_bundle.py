@@ -129,40 +129,19 @@ def _pbc_rows(manifest: pd.DataFrame, split: str, n: int, seed: int) -> pd.DataF
     return picked.sort_values("path").iloc[:n] if len(picked) > n else picked.sort_values("path")
 
 
-def pack_crops(dataset: str | os.PathLike, out_npz: str | os.PathLike, settings: CropSettings | None = None,
-               pbc_split: str | os.PathLike | None = None, pbc: str | os.PathLike | None = None,
-               workers: int = 0, overwrite: bool = False, progress: bool = True) -> dict:
-    """Write the crop bundle; returns a summary (counts per split and origin, size, settings)."""
+def _dataset_crops(dataset: Path, s: CropSettings, manifest, enc, workers: int, progress: bool,
+                   prefix: str = "") -> tuple[list[bytes], pd.DataFrame, int]:
+    """(encoded crops, their bundle rows, images read) of one dataset's train/val cells;
+    ``prefix`` goes before each row's path (several datasets in one bundle share image names)."""
     from tqdm import tqdm
 
-    s = settings or CropSettings()
-    _check(s)
-    out = prepare_output(out_npz, overwrite, "bundle")
-    dataset = Path(dataset)
     cells = composite_cells(dataset)
-    meta_file = dataset / "dataset.json"
-    ds_meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
-    ds_hash = ds_meta.get("manifest_hash", "")
-    origin = "field" if str(ds_meta.get("format", "")).startswith("mixmag-fields") else "composite"
-    manifest = None
-    if pbc_split:
-        from ..data.split import load_manifest
-
-        manifest = load_manifest(pbc_split, pbc=pbc)
-        mh = manifest.attrs.get("manifest_hash", "")
-        if ds_hash and mh and ds_hash != mh:
-            raise MixmagError(f"--pbc-split {pbc_split}: manifest {mh}, but {dataset} was built from "
-                              f"manifest {ds_hash}; their splits may overlap, use the dataset's manifest")
-        ds_hash = ds_hash or mh
-    enc = ENCODINGS[s.fmt]
-
     images = []
     for split in SPLITS:
         names = sorted(cells.loc[cells["split"] == split, "image"].unique())
         images += names[:s.max_images] if s.max_images else names
     cells = cells[cells["image"].isin(set(images))]
     groups = {name: g.sort_values("cell") for name, g in cells.groupby("image", sort=False)}
-    workers = workers or min(4, os.cpu_count() or 1)
     blobs, rows, sides = [], [], []
     with ThreadPoolExecutor(workers) as ex:  # cv2 releases the GIL while decoding/encoding
         jobs = ex.map(lambda n: image_crops(dataset, n, int(groups[n]["image_id"].iloc[0]), groups[n],
@@ -175,13 +154,64 @@ def pack_crops(dataset: str | os.PathLike, out_npz: str | os.PathLike, settings:
                 rows.append(g.iloc[k])
                 sides.append(side)
     comp = pd.DataFrame(rows).reset_index(drop=True)
+    meta_file = dataset / "dataset.json"
+    ds_meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+    origin = "field" if str(ds_meta.get("format", "")).startswith("mixmag-fields") else "composite"
     sha_of = dict(zip(manifest["path"], manifest["sha256"])) if manifest is not None else {}
     frame = pd.DataFrame({
-        "path": comp["image"] + "#" + comp["cell"].astype(str),
+        "path": prefix + comp["image"] + "#" + comp["cell"].astype(str),
         "class_id": comp["class_name"].map(CLASS_ID).astype(int), "split": comp["split"],
         "sha256": comp["source"].map(sha_of).fillna("") if sha_of else "",
         "scale": s.size / np.asarray(sides, float), "origin": origin,
         "magnification": comp["magnification"].astype(float), "source": comp["source"]})
+    return blobs, frame, len(images)
+
+
+def _manifest_hash(dataset: Path) -> str:
+    meta_file = dataset / "dataset.json"
+    return json.loads(meta_file.read_text()).get("manifest_hash", "") if meta_file.is_file() else ""
+
+
+def pack_crops(dataset, out_npz: str | os.PathLike, settings: CropSettings | None = None,
+               pbc_split: str | os.PathLike | None = None, pbc: str | os.PathLike | None = None,
+               workers: int = 0, overwrite: bool = False, progress: bool = True) -> dict:
+    """Write the crop bundle of one dataset, or of several (a list: their crops side by side,
+    e.g. real fields and composites); returns a summary (counts per split and origin, size,
+    settings). Datasets built from different manifests are refused: their splits may overlap."""
+    from tqdm import tqdm
+
+    s = settings or CropSettings()
+    _check(s)
+    out = prepare_output(out_npz, overwrite, "bundle")
+    several = not isinstance(dataset, (str, os.PathLike))
+    datasets = [Path(d) for d in (dataset if several else [dataset])]
+    hashes = {str(d): _manifest_hash(d) for d in datasets}
+    known = {h for h in hashes.values() if h}
+    if len(known) > 1:
+        raise MixmagError("pack-crops: the datasets were built from different manifests "
+                          f"({', '.join(f'{d}: {h}' for d, h in hashes.items())}); their splits may overlap")
+    ds_hash = next(iter(known), "")
+    manifest = None
+    if pbc_split:
+        from ..data.split import load_manifest
+
+        manifest = load_manifest(pbc_split, pbc=pbc)
+        mh = manifest.attrs.get("manifest_hash", "")
+        if ds_hash and mh and ds_hash != mh:
+            named = str(datasets[0]) if len(datasets) == 1 else "the datasets"
+            raise MixmagError(f"--pbc-split {pbc_split}: manifest {mh}, but {named} came from "
+                              f"manifest {ds_hash}; their splits may overlap, use the dataset's manifest")
+        ds_hash = ds_hash or mh
+    enc = ENCODINGS[s.fmt]
+    workers = workers or min(4, os.cpu_count() or 1)
+    blobs, frames, n_images = [], [], 0
+    for d in datasets:
+        b, f, n = _dataset_crops(d, s, manifest, enc, workers, progress,
+                                 prefix=f"{d.name}/" if several else "")
+        blobs += b
+        frames.append(f)
+        n_images += n
+    frame = pd.concat(frames, ignore_index=True)
 
     if manifest is not None and s.pbc_share > 0:
         picks = []
@@ -201,11 +231,12 @@ def pack_crops(dataset: str | os.PathLike, out_npz: str | os.PathLike, settings:
             "sha256": prow["sha256"], "scale": s.size / native, "origin": "pbc",
             "magnification": 1.0, "source": prow["path"]})], ignore_index=True)
     if not blobs:
-        raise MixmagError(f"{dataset}: no cells in its train/val composites")
+        raise MixmagError(f"{', '.join(map(str, datasets))}: no cells in the train/val composites")
 
     offsets = np.zeros(len(blobs) + 1, np.int64)
     offsets[1:] = np.cumsum([len(b) for b in blobs])
-    summary_meta = {"dataset": str(dataset), "settings": asdict(s),
+    summary_meta = {"dataset": str(datasets[0]) if len(datasets) == 1 else [str(d) for d in datasets],
+                    "settings": asdict(s),
                     "pbc_split": str(pbc_split) if pbc_split else None, "crop": "plain (box + margin)"}
     arrays = dict(
         format=np.array(BUNDLE_FORMAT), data=np.frombuffer(b"".join(blobs), np.uint8),
@@ -221,6 +252,6 @@ def pack_crops(dataset: str | os.PathLike, out_npz: str | os.PathLike, settings:
         np.savez_compressed(tmp, **arrays)
     counts = frame.groupby(["split", "origin"]).size()
     return {"path": str(out), "images": len(blobs), "bytes": int(Path(out).stat().st_size),
-            "composites": len(images),
+            "composites": n_images,
             "counts": {f"{a}/{b}": int(v) for (a, b), v in counts.items()},
             "kb_per_image": round(offsets[-1] / len(blobs) / 1024, 2), **asdict(s)}
