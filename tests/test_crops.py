@@ -299,6 +299,9 @@ def test_several_datasets_pack_into_one_bundle(composites, tmp_path, capsys):
     half = [p.split("/", 1)[1] for p in two.paths if p.startswith("twin/")]
     assert half == list(one.paths)
     assert np.array_equal(two.data[:one.offsets[-1]], one.data)
+    capsys.readouterr()
+    assert main(["pack-crops", str(composites), str(composites), "--out", str(tmp_path / "d.npz"), *s]) != 0
+    assert "named alike" in capsys.readouterr().err  # one dataset twice: its crops twice, refused
     meta = json.loads((twin / "dataset.json").read_text())
     meta["manifest_hash"] = "0123456789abcdef"
     (twin / "dataset.json").write_text(json.dumps(meta))

@@ -189,3 +189,31 @@ def test_predict_models_picks_a_zoo_pipeline(tmp_path, monkeypatch, capsys):
         assert rc == 0, capsys.readouterr().err
         used[key] = Path(json.loads((out / "cells.json").read_text())["classifier"]).parent.name
     assert used == {"single": other, "default": CLASSIFIER.name, "override": CLASSIFIER.name}
+
+
+def test_predict_drop_inside_reaches_the_run_and_its_record(tmp_path, capsys):
+    """--drop-inside from the command line: recorded in cells.json's options and never adding
+    a cell (it only drops boxes); a detector of no PBC class refuses it in one line."""
+    if not DETECTOR.file.is_file():
+        pytest.skip(f"default detector {DETECTOR.file} not in this checkout")
+    img = tmp_path / "smear.png"
+    cv2.imwrite(str(img), draw_disks(320, 240, [(0, 100, 100, 30), (3, 220, 150, 25)], seed=3))
+    counts = []
+    for extra, name in (([], "a"), (["--drop-inside", "0.6"], "b")):
+        rc = main(["predict", str(img), "--classifier", "none", "--no-progress", "--no-draw",
+                   *extra, "--out", str(tmp_path / name)])
+        assert rc == 0, capsys.readouterr().err
+        meta = json.loads((tmp_path / name / "cells.json").read_text())
+        assert meta["options"]["drop_inside"] == (0.6 if extra else None)
+        counts.append(len(pd.read_csv(tmp_path / name / "cells.csv")))
+    assert counts[1] <= counts[0]
+
+
+def test_drop_inside_refused_for_a_detector_of_no_pbc_class():
+    from test_detect_drawn import OracleDetector, StubClassifier
+    from mixmag.errors import MixmagError
+    from mixmag.pipeline.predict import Pipeline, PredictOptions
+
+    with pytest.raises(MixmagError, match="--drop-inside: this detector's classes are"):
+        Pipeline(OracleDetector(256), StubClassifier(), None,
+                 PredictOptions(mode="classifier-on-boxes", scale_norm=False, drop_inside=0.6))

@@ -155,6 +155,7 @@ def test_parts_inside_drops_lobes_and_nuclei_not_platelets_or_neighbours():
     ], np.float32)
     drop = parts_inside(det, 0.6, parts, eight)
     assert drop.tolist() == [False, True, False, False, False, False, True, False, False]
+    assert np.array_equal(parts_inside(det, 0.6, parts, eight, chunk=2), drop)  # in pieces alike
     assert not parts_inside(det, 0.6, parts, eight & ~parts).any()  # only platelets as wholes
     assert parts_inside(det[:1], 0.6, parts, eight).tolist() == [False]
     assert parts_inside(det[7:9], 0.5, parts, eight).tolist() == [True, False]  # at 0.5, 7 is half in 8

@@ -466,7 +466,8 @@ def score_detector(s: Scoring, truth, root: Path, split: str, sources, all_sourc
                     s.map_conf, s.sweep, s.bootstrap, s.bootstrap_unit)
         f["seconds_per_image"] = {"detector": round(t_det / len(sources), 4)}
         f["targets_met"] = check_targets(f)
-        f["config"] = {"detector": dname, "classifier": None, "scale_norm": None, "mode": "detector"}
+        f["config"] = {"detector": dname, "classifier": None, "scale_norm": None, "mode": "detector",
+                       "drop_inside": s.drop_inside}
         yield f"{dname} (detector classes)", f
     for cname, (cpath, clf) in classifiers.items():
         for norm in s.scale_norms:
@@ -493,5 +494,6 @@ def score_detector(s: Scoring, truth, root: Path, split: str, sources, all_sourc
                 f["seconds_per_image"] = sec
                 f["targets_met"] = check_targets(f)
                 # the parts as fields, so readers (mixmag.bench.selection) need not parse names
-                f["config"] = {"detector": dname, "classifier": cname, "scale_norm": norm, "mode": mode}
+                f["config"] = {"detector": dname, "classifier": cname, "scale_norm": norm, "mode": mode,
+                               "drop_inside": s.drop_inside}
                 yield f"{dname}+{cname}/{norm}" + (f" ({mode})" if pipe.det_pbc else ""), f

@@ -35,7 +35,7 @@ def register_pack_crops(sub) -> None:
     p.add_argument("--jitter", type=float, default=0.03,
                    help="sd of each box edge, fraction of its side, mimicking detector boxes (0.03)")
     p.add_argument("--copies", type=int, default=1, help="crops per cell, each from its own jittered box")
-    p.add_argument("--max-images", type=int, help="first N composites of each split only")
+    p.add_argument("--max-images", type=int, help="first N images of each split of each dataset only")
     p.add_argument("--quality", type=int, default=90)
     p.add_argument("--format", dest="fmt", default="webp", choices=sorted(ENCODINGS))
     p.add_argument("--seed", type=int, default=0)
@@ -48,7 +48,8 @@ def register_pack_crops(sub) -> None:
 def _pack_crops(args) -> int:
     s = config_from_args(CropSettings, args)
     prepare_output(args.out, args.overwrite, "bundle")
-    r = pack_crops(args.dataset[0] if len(args.dataset) == 1 else args.dataset, args.out, s, pbc_split=args.pbc_split, pbc=args.pbc,
+    datasets = args.dataset[0] if len(args.dataset) == 1 else args.dataset
+    r = pack_crops(datasets, args.out, s, pbc_split=args.pbc_split, pbc=args.pbc,
                    workers=args.workers, overwrite=args.overwrite, progress=args.progress)
     print(f"wrote {r['path']}: {r['images']} images {r['counts']} from {r['composites']} images, "
           f"{r['bytes'] / 1e6:.1f} MB, {r['kb_per_image']} KB/image ({r['size']} px {r['fmt']} "

@@ -132,20 +132,30 @@ def unscale_boxes(det: np.ndarray, scale: float, shape: tuple[int, int]) -> np.n
     return det
 
 
-def parts_inside(det: np.ndarray, share: float, parts: np.ndarray, wholes: np.ndarray) -> np.ndarray:
+def parts_inside(det: np.ndarray, share: float, parts: np.ndarray, wholes: np.ndarray,
+                 chunk: int = 1024) -> np.ndarray:
     """Which boxes of ``det`` (n, 6: x1 y1 x2 y2 conf class) are parts of a cell already boxed:
     a box of a class in ``parts`` with at least ``share`` of its area inside a larger box of a
     class in ``wholes`` (a lobe of an eosinophil, the nucleus of an erythroblast). ``parts`` and
-    ``wholes``: boolean per class id. Returns a boolean mask over the rows."""
+    ``wholes``: boolean per class id. Returns a boolean mask over the rows. Parts are compared
+    with wholes ``chunk`` rows at a time, so a slide's thousands of boxes stay small in memory."""
     n = len(det)
+    out = np.zeros(n, bool)
     if n < 2:
-        return np.zeros(n, bool)
+        return out
     cls = det[:, 5].astype(np.int64)
     b = det[:, :4].astype(np.float64)
     area = np.clip((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), 1e-9, None)
-    w = np.clip(np.minimum(b[:, None, 2], b[None, :, 2]) - np.maximum(b[:, None, 0], b[None, :, 0]), 0, None)
-    h = np.clip(np.minimum(b[:, None, 3], b[None, :, 3]) - np.maximum(b[:, None, 1], b[None, :, 1]), 0, None)
-    inside = (w * h) / area[:, None] >= share  # [i, j]: share of i's area inside j
-    inside &= area[None, :] > area[:, None]
-    inside &= wholes[cls][None, :]
-    return parts[cls] & inside.any(1)
+    pi, wi = np.flatnonzero(parts[cls]), np.flatnonzero(wholes[cls])
+    if not len(pi) or not len(wi):
+        return out
+    W = b[wi]
+    for k in range(0, len(pi), chunk):
+        i = pi[k:k + chunk]
+        P = b[i]
+        w = np.clip(np.minimum(P[:, None, 2], W[None, :, 2]) - np.maximum(P[:, None, 0], W[None, :, 0]), 0, None)
+        h = np.clip(np.minimum(P[:, None, 3], W[None, :, 3]) - np.maximum(P[:, None, 1], W[None, :, 1]), 0, None)
+        inside = (w * h) / area[i, None] >= share  # [part, whole]: share of the part inside
+        inside &= area[wi][None, :] > area[i, None]
+        out[i] = inside.any(1)
+    return out

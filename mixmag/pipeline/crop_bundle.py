@@ -185,6 +185,11 @@ def pack_crops(dataset, out_npz: str | os.PathLike, settings: CropSettings | Non
     out = prepare_output(out_npz, overwrite, "bundle")
     several = not isinstance(dataset, (str, os.PathLike))
     datasets = [Path(d) for d in (dataset if several else [dataset])]
+    names = [d.name for d in datasets]
+    if len(set(names)) < len(names):
+        raise MixmagError(f"pack-crops: datasets named alike ({', '.join(map(str, datasets))}); a "
+                          "bundle names its crops by dataset folder, so each must be given once "
+                          "under its own name")
     hashes = {str(d): _manifest_hash(d) for d in datasets}
     known = {h for h in hashes.values() if h}
     if len(known) > 1:

@@ -228,6 +228,9 @@ class Pipeline:
         self.det_pbc = len(eight) > 1 and all(n in CLASS_ID for n in eight)
         self.det_class_ids = np.array([CLASS_ID.get(n, -1) for n in names])
         self.det_names = names
+        if self.opt.drop_inside and not any(n in CLASS_NAMES for n in names):
+            raise MixmagError(f"--drop-inside: this detector's classes are {names}, not the 8 PBC "
+                              "classes; it cannot tell a part of a cell from a platelet")
         if self.opt.mode == "detector" and not self.det_pbc:
             raise MixmagError(f"--mode detector: this detector's classes are {eight}, not the 8 PBC "
                               "classes; pass --classifier and --mode two-stage")
