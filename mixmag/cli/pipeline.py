@@ -48,8 +48,7 @@ def register_pack_crops(sub) -> None:
 def _pack_crops(args) -> int:
     s = config_from_args(CropSettings, args)
     prepare_output(args.out, args.overwrite, "bundle")
-    datasets = args.dataset[0] if len(args.dataset) == 1 else args.dataset
-    r = pack_crops(datasets, args.out, s, pbc_split=args.pbc_split, pbc=args.pbc,
+    r = pack_crops(args.dataset, args.out, s, pbc_split=args.pbc_split, pbc=args.pbc,
                    workers=args.workers, overwrite=args.overwrite, progress=args.progress)
     print(f"wrote {r['path']}: {r['images']} images {r['counts']} from {r['composites']} images, "
           f"{r['bytes'] / 1e6:.1f} MB, {r['kb_per_image']} KB/image ({r['size']} px {r['fmt']} "

@@ -139,6 +139,8 @@ def parts_inside(det: np.ndarray, share: float, parts: np.ndarray, wholes: np.nd
     class in ``wholes`` (a lobe of an eosinophil, the nucleus of an erythroblast). ``parts`` and
     ``wholes``: boolean per class id. Returns a boolean mask over the rows. Parts are compared
     with wholes ``chunk`` rows at a time, so a slide's thousands of boxes stay small in memory."""
+    from ..synth.place import intersections
+
     n = len(det)
     out = np.zeros(n, bool)
     if n < 2:
@@ -152,10 +154,7 @@ def parts_inside(det: np.ndarray, share: float, parts: np.ndarray, wholes: np.nd
     W = b[wi]
     for k in range(0, len(pi), chunk):
         i = pi[k:k + chunk]
-        P = b[i]
-        w = np.clip(np.minimum(P[:, None, 2], W[None, :, 2]) - np.maximum(P[:, None, 0], W[None, :, 0]), 0, None)
-        h = np.clip(np.minimum(P[:, None, 3], W[None, :, 3]) - np.maximum(P[:, None, 1], W[None, :, 1]), 0, None)
-        inside = (w * h) / area[i, None] >= share  # [part, whole]: share of the part inside
+        inside = intersections(b[i], W) / area[i, None] >= share  # [part, whole]: share inside
         inside &= area[wi][None, :] > area[i, None]
         out[i] = inside.any(1)
     return out

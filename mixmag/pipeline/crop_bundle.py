@@ -129,8 +129,13 @@ def _pbc_rows(manifest: pd.DataFrame, split: str, n: int, seed: int) -> pd.DataF
     return picked.sort_values("path").iloc[:n] if len(picked) > n else picked.sort_values("path")
 
 
-def _dataset_crops(dataset: Path, s: CropSettings, manifest, enc, workers: int, progress: bool,
-                   prefix: str = "") -> tuple[list[bytes], pd.DataFrame, int]:
+def _dataset_meta(dataset: Path) -> dict:
+    meta_file = dataset / "dataset.json"
+    return json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+
+
+def _dataset_crops(dataset: Path, ds_meta: dict, s: CropSettings, manifest, enc, workers: int,
+                   progress: bool, prefix: str = "") -> tuple[list[bytes], pd.DataFrame, int]:
     """(encoded crops, their bundle rows, images read) of one dataset's train/val cells;
     ``prefix`` goes before each row's path (several datasets in one bundle share image names)."""
     from tqdm import tqdm
@@ -154,8 +159,6 @@ def _dataset_crops(dataset: Path, s: CropSettings, manifest, enc, workers: int, 
                 rows.append(g.iloc[k])
                 sides.append(side)
     comp = pd.DataFrame(rows).reset_index(drop=True)
-    meta_file = dataset / "dataset.json"
-    ds_meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
     origin = "field" if str(ds_meta.get("format", "")).startswith("mixmag-fields") else "composite"
     sha_of = dict(zip(manifest["path"], manifest["sha256"])) if manifest is not None else {}
     frame = pd.DataFrame({
@@ -167,30 +170,27 @@ def _dataset_crops(dataset: Path, s: CropSettings, manifest, enc, workers: int, 
     return blobs, frame, len(images)
 
 
-def _manifest_hash(dataset: Path) -> str:
-    meta_file = dataset / "dataset.json"
-    return json.loads(meta_file.read_text()).get("manifest_hash", "") if meta_file.is_file() else ""
-
-
 def pack_crops(dataset, out_npz: str | os.PathLike, settings: CropSettings | None = None,
                pbc_split: str | os.PathLike | None = None, pbc: str | os.PathLike | None = None,
                workers: int = 0, overwrite: bool = False, progress: bool = True) -> dict:
     """Write the crop bundle of one dataset, or of several (a list: their crops side by side,
-    e.g. real fields and composites); returns a summary (counts per split and origin, size,
-    settings). Datasets built from different manifests are refused: their splits may overlap."""
+    e.g. real fields and composites, each crop's path led by its dataset's folder name); returns
+    a summary (counts per split and origin, size, settings). Datasets built from different
+    manifests are refused: their splits may overlap."""
     from tqdm import tqdm
 
     s = settings or CropSettings()
     _check(s)
     out = prepare_output(out_npz, overwrite, "bundle")
-    several = not isinstance(dataset, (str, os.PathLike))
-    datasets = [Path(d) for d in (dataset if several else [dataset])]
+    datasets = [Path(d) for d in ([dataset] if isinstance(dataset, (str, os.PathLike)) else dataset)]
+    several = len(datasets) > 1
     names = [d.name for d in datasets]
     if len(set(names)) < len(names):
         raise MixmagError(f"pack-crops: datasets named alike ({', '.join(map(str, datasets))}); a "
                           "bundle names its crops by dataset folder, so each must be given once "
                           "under its own name")
-    hashes = {str(d): _manifest_hash(d) for d in datasets}
+    metas = [_dataset_meta(d) for d in datasets]
+    hashes = {str(d): m.get("manifest_hash", "") for d, m in zip(datasets, metas)}
     known = {h for h in hashes.values() if h}
     if len(known) > 1:
         raise MixmagError("pack-crops: the datasets were built from different manifests "
@@ -210,8 +210,8 @@ def pack_crops(dataset, out_npz: str | os.PathLike, settings: CropSettings | Non
     enc = ENCODINGS[s.fmt]
     workers = workers or min(4, os.cpu_count() or 1)
     blobs, frames, n_images = [], [], 0
-    for d in datasets:
-        b, f, n = _dataset_crops(d, s, manifest, enc, workers, progress,
+    for d, meta in zip(datasets, metas):
+        b, f, n = _dataset_crops(d, meta, s, manifest, enc, workers, progress,
                                  prefix=f"{d.name}/" if several else "")
         blobs += b
         frames.append(f)

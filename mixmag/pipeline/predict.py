@@ -228,7 +228,10 @@ class Pipeline:
         self.det_pbc = len(eight) > 1 and all(n in CLASS_ID for n in eight)
         self.det_class_ids = np.array([CLASS_ID.get(n, -1) for n in names])
         self.det_names = names
-        if self.opt.drop_inside and not any(n in CLASS_NAMES for n in names):
+        # which classes --drop-inside may drop (the eight but platelets) and drop inside of
+        self.whole_classes = np.array([n in CLASS_NAMES for n in names])
+        self.part_classes = self.whole_classes & np.array([n != "platelet" for n in names])
+        if self.opt.drop_inside and not self.whole_classes.any():
             raise MixmagError(f"--drop-inside: this detector's classes are {names}, not the 8 PBC "
                               "classes; it cannot tell a part of a cell from a platelet")
         if self.opt.mode == "detector" and not self.det_pbc:
@@ -284,9 +287,7 @@ class Pipeline:
             return dets
         from ..detect.boxes import parts_inside
 
-        eight = np.array([n in CLASS_NAMES for n in self.det_names])
-        parts = eight & np.array([n != "platelet" for n in self.det_names])
-        return [d[~parts_inside(d, share, parts, eight)] for d in dets]
+        return [d[~parts_inside(d, share, self.part_classes, self.whole_classes)] for d in dets]
 
     def _detect_zoomed(self, images: list[np.ndarray]) -> list[np.ndarray]:
         out = self.detect_once(images)

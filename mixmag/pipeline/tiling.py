@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..detect.boxes import PAD_VALUE, nms
+from ..synth.place import intersections
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ def merge_tiles(dets: list[np.ndarray], grid: list[Tile], iou: float = 0.5,
     order = np.lexsort((-d[:, 4], cut))  # whole first, then by score
     d, cut, tile_id = d[order], cut[order], tile_id[order]
     area = np.clip((d[:, 2] - d[:, 0]) * (d[:, 3] - d[:, 1]), 1e-6, None)
-    inter = _intersections(d[:, :4])
+    inter = intersections(d[:, :4], d[:, :4])
     kept: list[int] = []
     for i in range(len(d)):
         if not cut[i]:
@@ -123,7 +124,7 @@ def merge_tiles(dets: list[np.ndarray], grid: list[Tile], iou: float = 0.5,
             if cut[j] and tile_id[j] != tile_id[i]:
                 d[j] = _join(d[j], d[i])
                 area[j] = (d[j, 2] - d[j, 0]) * (d[j, 3] - d[j, 1])
-                inter = _intersections(d[:, :4])
+                inter = intersections(d[:, :4], d[:, :4])
             continue
         # pieces of one big cell from different tiles: overlapping cut boxes, join them
         partners = [j for j in kept if cut[j] and tile_id[j] != tile_id[i] and inter[i, j] > 0
@@ -132,7 +133,7 @@ def merge_tiles(dets: list[np.ndarray], grid: list[Tile], iou: float = 0.5,
             j = partners[0]
             d[j] = _join(d[j], d[i])
             area[j] = (d[j, 2] - d[j, 0]) * (d[j, 3] - d[j, 1])
-            inter = _intersections(d[:, :4])
+            inter = intersections(d[:, :4], d[:, :4])
             continue
         kept.append(i)
     return d[sorted(kept)]
@@ -145,11 +146,3 @@ def _join(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if b[4] > a[4]:
         out[4], out[5] = b[4], b[5]
     return out
-
-
-def _intersections(b: np.ndarray) -> np.ndarray:
-    x1 = np.maximum(b[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(b[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(b[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(b[:, None, 3], b[None, :, 3])
-    return np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)

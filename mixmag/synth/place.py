@@ -7,13 +7,18 @@ import numpy as np
 CANDIDATES = 256   # random positions tried per box, all at once
 
 
-def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """IoU of each row of ``box`` (K, 4) with each of ``boxes`` (M, 4); xyxy -> (K, M)."""
+def intersections(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Intersection area of each row of ``box`` (K, 4) with each of ``boxes`` (M, 4); xyxy -> (K, M)."""
     ix1 = np.maximum(box[:, None, 0], boxes[None, :, 0])
     iy1 = np.maximum(box[:, None, 1], boxes[None, :, 1])
     ix2 = np.minimum(box[:, None, 2], boxes[None, :, 2])
     iy2 = np.minimum(box[:, None, 3], boxes[None, :, 3])
-    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
+    return np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
+
+
+def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """IoU of each row of ``box`` (K, 4) with each of ``boxes`` (M, 4); xyxy -> (K, M)."""
+    inter = intersections(box, boxes)
     a = (box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1])
     b = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     return inter / np.maximum(a[:, None] + b[None, :] - inter, 1e-9)
