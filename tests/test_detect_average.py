@@ -1,6 +1,7 @@
 """Detector soups (mixmag.detect.average, tools/soup_detectors.py): the average's weights are the
-parts' mean, its integer buffers and classes the first part's; parts of other classes or shape
-are refused in one line. Built from the released detector and edited copies of it."""
+parts' (weighted) mean, its integer buffers and classes the widest part's; a class only some parts
+have is averaged over those; parts of other classes or shape are refused in one line. Built from
+the released detector and edited copies of it."""
 
 from __future__ import annotations
 
@@ -60,3 +61,54 @@ def test_parts_that_are_not_one_model_are_refused(base, tmp_path):
         average_detectors([a, b])
     with pytest.raises(MixmagError, match="at least two"):
         average_detectors([a])
+
+
+def _with_rbc(ck):
+    """The detector with a ninth class added after the eight, its rows the eight's + 1 and 3.0."""
+    head = ck["model"].model[-1]
+    for seq in head.cv3:
+        old = seq[-1]
+        new = torch.nn.Conv2d(old.in_channels, old.out_channels + 1, 1).to(old.weight.dtype)
+        with torch.no_grad():
+            new.weight[:-1] = old.weight + 1
+            new.bias[:-1] = old.bias + 1
+            new.weight[-1] = 3.0
+            new.bias[-1] = 3.0
+        seq[-1] = new
+    head.nc, head.no = head.nc + 1, head.no + 1
+    ck["model"].names = {**ck["model"].names, len(ck["model"].names): "rbc"}
+
+
+def test_weights_and_an_added_class(base, tmp_path):
+    a = _save(base, tmp_path / "a.pt", lambda ck: None)
+    b = _save(base, tmp_path / "b.pt", _with_rbc)
+    soup = average_detectors([a, b], weights=[3, 1])
+    assert list(soup["model"].names.values())[-1] == "rbc"
+    assert soup["mixmag"]["classes_from"] == str(b)
+    assert [p["weight"] for p in soup["mixmag"]["average_of"]] == [0.75, 0.25]
+    w0 = base["model"].model[-1].cv3[0][-1].weight.float()
+    w = soup["model"].model[-1].cv3[0][-1].weight.float()
+    assert w.shape[0] == w0.shape[0] + 1
+    assert torch.allclose(w[:-1], w0 + 0.25, atol=2e-3)     # the eight: 3/4 of a, 1/4 of a + 1
+    assert torch.allclose(w[-1], torch.full_like(w[-1], 3.0))  # rbc: b's alone
+    # the detector runs with nine outputs a box
+    out = soup["model"].float().eval()(torch.zeros(1, 3, 64, 64))
+    out = out[0] if isinstance(out, (list, tuple)) else out
+    assert out.shape[1] == 4 + 9
+
+
+def test_bad_weights_and_classes_are_refused(base, tmp_path):
+    a = _save(base, tmp_path / "a.pt", lambda ck: None)
+    b = _save(base, tmp_path / "b.pt", _with_rbc)
+    with pytest.raises(MixmagError, match="one a detector"):
+        average_detectors([a, b], weights=[1])
+    with pytest.raises(MixmagError, match="above 0"):
+        average_detectors([a, b], weights=[1, 0])
+
+    def swapped(ck):
+        _with_rbc(ck)
+        ck["model"].names = {**ck["model"].names, 0: "rbc", 8: "basophil"}
+
+    c = _save(base, tmp_path / "c.pt", swapped)
+    with pytest.raises(MixmagError, match="classes"):
+        average_detectors([a, c])
