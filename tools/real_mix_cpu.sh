@@ -14,7 +14,10 @@
 # NAME=real-mix-cpu4 MIN=60: composites made with `synthesize --mask-check` (cut-outs whose mask
 # OI-PBC disputes left out; folders mix-trainN-m5c). Candidate I: INIT=runs/detect/real-mix-cpu4/
 # weights/best.pt COMP=4 SEED=15 CHECK=1 NAME=real-mix-cpu5 MIN=35. Candidate K: INIT=runs/detect/
-# real-mix-cpu5/weights/best.pt COMP=4 SEED=15 CHECK=1 NAME=real-mix-cpu6 MIN=50.
+# real-mix-cpu5/weights/best.pt COMP=4 SEED=15 CHECK=1 NAME=real-mix-cpu6 MIN=50. Candidate U:
+# I's run again at IMGSZ=800 (the 1,024 canvas letterboxed to 800, not 640: small cells 1.25x
+# larger at 1.56x the cost): INIT=runs/detect/real-mix-cpu5/weights/best.pt COMP=4 SEED=15 CHECK=1
+# IMGSZ=800 NAME=real-mix-cpu7-800 MIN=100.
 # The composites keep the detector's cut-out cells on drawn backgrounds (real-smear-cpu, trained on
 # real mosaics alone, missed many, small ones most); their drawn red cells carry no box, as in
 # every composite the default detector trained on. Judged by the rule in docs/HISTORY.md with
@@ -23,6 +26,7 @@ set -eu
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 MIN=${MIN:-60}
+IMGSZ=${IMGSZ:-640}  # the network's input side; the training canvas stays 1,024
 SPLIT=datasets/pbc-split.csv
 INIT=${INIT:-runs/detect/real-smear-cpu/weights/best.pt}
 REAL=${REAL:-mosaics}
@@ -61,6 +65,6 @@ YAML
 sed -n '/^names:/,$p' datasets/mosaics-train/data.yaml >> datasets/$NAME/data.yaml
 [ -n "${DATA_ONLY:-}" ] && exit 0
 mm train-detector --data datasets/$NAME/data.yaml --model "$INIT" \
-  --imgsz 640 --time $MIN --batch 16 --device cpu --workers 2 --cache ram --augment smear \
+  --imgsz $IMGSZ --time $MIN --batch 16 --device cpu --workers 2 --cache ram --augment smear \
   --name $NAME --set warmup_epochs=0.5 close_mosaic=1
 echo "done: runs/detect/$NAME/weights/best.pt"
