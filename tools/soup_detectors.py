@@ -4,7 +4,7 @@ as a weights file beside a copy of the magnification.json of the part with the m
     python tools/soup_detectors.py runs/detect/A/weights/best.pt runs/detect/B/weights/best.pt \
         --out runs/detect/soup-ab/weights/best.pt
     # a point between a detector and its fine-tune (WiSE-FT): 0.25 of the start, 0.75 of the tune
-    python tools/soup_detectors.py models/detector-yolo11n-640-8class-ft/best.pt \
+    python tools/soup_detectors.py detector-yolo11n-640-8class-ft \
         runs/detect/B/weights/best.pt --weights 0.25 0.75 --out runs/detect/wise-b-025/weights/best.pt
 """
 
@@ -24,10 +24,11 @@ def main(argv=None) -> int:
     import torch
 
     from mixmag.detect.average import average_detectors
+    from mixmag.zoo import resolve
     from mixmag.fileio import atomic_path
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("parts", nargs="+", help="detector weights (.pt), two or more")
+    ap.add_argument("parts", nargs="+", help="detector weights (.pt) or zoo names, two or more")
     ap.add_argument("--weights", nargs="+", type=float,
                     help="one weight a part, above 0 (normalised; default: equal)")
     ap.add_argument("--out", required=True)
@@ -36,7 +37,8 @@ def main(argv=None) -> int:
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise MixmagError(f"--out {out}: exists; pass --overwrite to replace it")
-    ck = average_detectors(args.parts, args.weights)
+    parts = [resolve(p, "detect")[0] for p in args.parts]
+    ck = average_detectors(parts, args.weights)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
         torch.save(ck, tmp)
