@@ -17,6 +17,7 @@ import pytest
 from test_detect_drawn import draw_disks
 from test_detect_export import _tiny_detector
 
+from mixmag.classes import CLASS_NAMES
 from mixmag.cli import build_parser, main
 from mixmag.zoo import load_zoo
 
@@ -217,3 +218,35 @@ def test_drop_inside_refused_for_a_detector_of_no_pbc_class():
     with pytest.raises(MixmagError, match="--drop-inside: this detector's classes are"):
         Pipeline(OracleDetector(256), StubClassifier(), None,
                  PredictOptions(mode="classifier-on-boxes", scale_norm=False, drop_inside=0.6))
+
+
+def test_the_real_pipeline_counts_red_cells_on_real_fields(tmp_path, capsys):
+    """`--models real` on whole PBC fields of the demo sample (real images, red cells around the
+    folder's cell): red cells are boxed as `rbc` and counted in counts.csv, never one of the eight,
+    and the folder's cell (the box nearest the centre among the eight) takes the folder's class."""
+    pipe = ZOO.pipelines.get("real")
+    sample = REPO / "datasets" / "sample" / "pbc"
+    if pipe is None or not sample.is_dir():
+        pytest.skip("no `real` pipeline in the zoo, or no demo sample in this checkout")
+    if not all(ZOO.entry(pipe[k]).file.is_file() for k in ("detector", "classifier")):
+        pytest.skip("the `real` pipeline's weights are not in this checkout")
+    src = tmp_path / "fields"
+    src.mkdir()
+    folders = ("erythroblast", "lymphocyte", "neutrophil")
+    for cls in folders:
+        for f in sorted((sample / cls).glob("*.jpg"))[:2]:
+            (src / f"{cls}-{f.name}").write_bytes(f.read_bytes())
+    out = tmp_path / "o"
+    rc = main(["predict", str(src), "--models", "real", "--no-progress", "--no-draw", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    counts = pd.read_csv(out / "counts.csv")
+    cells = pd.read_csv(out / "cells.csv")
+    assert len(counts) == 6 and (counts["rbc"] >= 3).all(), counts    # a PBC field holds many
+    assert set(cells["class_name"]) <= {*CLASS_NAMES, "rbc"}
+    eight = cells[cells["class_name"] != "rbc"].copy()
+    right = 0
+    for name, g in eight.groupby("image"):
+        d = ((g["x1"] + g["x2"]) / 2 - 180) ** 2 + ((g["y1"] + g["y2"]) / 2 - 181) ** 2
+        right += g.loc[d.idxmin(), "class_name"] == name.split("-")[0]
+    assert right >= 5, eight
+    assert (counts["n_cells"] == counts[[c for c in counts.columns if c not in ("image", "n_cells", "rbc")]].sum(1)).all()

@@ -40,8 +40,10 @@ def test_zoo_matches_the_tree():
             assert not e.file.exists() and re.fullmatch(r"[0-9a-f]{7,40}", e.commit), name
     for task in ("detect", "classify"):
         assert zoo.default(task).status == "default"
+    # 25 MB held the default pair and the single-cell classifier; the `real` pipeline's pair
+    # (2026-12-07, for real smears) adds 12.4 MB
     size = sum(p.stat().st_size for p in (REPO / "models").rglob("*") if p.is_file())
-    assert size <= 25e6, f"models/ holds {size / 1e6:.1f} MB (target <= 25 MB)"
+    assert size <= 40e6, f"models/ holds {size / 1e6:.1f} MB (target <= 40 MB)"
 
 
 def test_code_names_zoo_entries_not_paths():
