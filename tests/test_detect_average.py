@@ -104,6 +104,8 @@ def test_bad_weights_and_classes_are_refused(base, tmp_path):
         average_detectors([a, b], weights=[1])
     with pytest.raises(MixmagError, match="above 0"):
         average_detectors([a, b], weights=[1, 0])
+    with pytest.raises(MixmagError, match="finite"):
+        average_detectors([a, b], weights=[1, float("inf")])
 
     def swapped(ck):
         _with_rbc(ck)
@@ -112,3 +114,32 @@ def test_bad_weights_and_classes_are_refused(base, tmp_path):
     c = _save(base, tmp_path / "c.pt", swapped)
     with pytest.raises(MixmagError, match="classes"):
         average_detectors([a, c])
+
+
+def test_the_tool_takes_zoo_names_and_weights(base, tmp_path):
+    """tools/soup_detectors.py: a zoo name and a path, --weights, the widest part listed first or
+    second alike, and the magnification.json of the part whose classes the average has."""
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    from soup_detectors import main as soup
+
+    (tmp_path / "wide").mkdir()
+    wide = _save(base, tmp_path / "wide" / "best.pt", _with_rbc)
+    (tmp_path / "wide" / "magnification.json").write_text(json.dumps({"from": "wide"}))
+    outs = []
+    for order in ((DET.name, str(wide)), (str(wide), DET.name)):
+        w = ["0.25", "0.75"] if order[0] == DET.name else ["0.75", "0.25"]
+        out = tmp_path / f"o{len(outs)}" / "best.pt"
+        assert soup([*order, "--weights", *w, "--out", str(out)]) == 0
+        assert json.loads(out.with_name("magnification.json").read_text()) == {"from": "wide"}
+        outs.append(load_checkpoint(out)["model"].state_dict())
+        with pytest.raises(MixmagError, match="exists"):
+            soup([*order, "--out", str(out)])
+    for k in outs[0]:
+        assert torch.equal(outs[0][k], outs[1][k]), k
+    w0 = base["model"].model[-1].cv3[0][-1].weight.float()
+    head = f"model.{len(base['model'].model) - 1}.cv3.0.2.weight"   # the eight's rows, then rbc's
+    assert torch.allclose(outs[0][head].float()[:-1], w0 + 0.75, atol=2e-3)

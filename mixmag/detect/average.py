@@ -15,6 +15,7 @@ line. Checkpoints are read with ``load_checkpoint`` (no code runs from a weight 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from ..errors import MixmagError
@@ -30,8 +31,9 @@ def _weights(weights, n: int) -> list[float]:
     w = [float(x) for x in weights]
     if len(w) != n:
         raise MixmagError(f"{len(w)} weights for {n} detectors: give one a detector")
-    if any(not x > 0 for x in w):
-        raise MixmagError(f"weights {w}: each must be above 0 (leave a detector out instead)")
+    if any(not 0 < x < math.inf for x in w):
+        raise MixmagError(f"weights {w}: each must be above 0 and finite (leave a detector out "
+                          "instead)")
     return [x / sum(w) for x in w]
 
 
