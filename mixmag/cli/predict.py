@@ -45,8 +45,9 @@ def register(sub) -> None:
     d = PredictOptions()  # the library's defaults, shown in the help; the CLI sets none itself
     p.add_argument("--models", default="default", metavar="PIPELINE",
                    help="a pipeline of the model zoo (`mixmag models` lists them): its detector, "
-                        "classifier and preset; --detector / --classifier replace either "
-                        "(default: 'default')")
+                        "classifier and preset; --detector / --classifier replace either. "
+                        "'real': the pair trained on real fields, for real smears (counts red "
+                        "cells too) (default: 'default')")
     p.add_argument("--detector", default=None,
                    help="a zoo name (`mixmag models`) or detector weights (.pt, or .onnx from "
                         "export); default: the --models pipeline's detector")
