@@ -76,9 +76,10 @@ def average_detectors(paths, weights=None) -> dict:
         if not v.is_floating_point():
             mean[k] = v
             continue
-        if v.ndim == 0:
+        if all(sd[k].shape == v.shape for sd in sds):
             mean[k] = sum(wi * sd[k].float() for sd, wi in zip(sds, w)).to(v.dtype)
             continue
+        # a class output layer: each row over the parts that have that class
         acc = torch.zeros(v.shape, dtype=torch.float32)
         total = torch.zeros((v.shape[0],) + (1,) * (v.ndim - 1))
         for sd, wi in zip(sds, w):
