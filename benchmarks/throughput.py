@@ -10,7 +10,7 @@ process, `--repeats` times, interleaved, and the images/s predict prints is kept
 models load; for Ray, starting the local cluster and its actors is inside it). The Ray runs
 must write the local run's cells.csv byte for byte. `--ultralytics` adds the detector alone
 (`--classifier none`, predict's default backend) and ultralytics' `YOLO(weights).predict` of the
-same .pt on the same composites (its default PyTorch runtime, imgsz 640, streamed, in a process of
+same .pt on the same composites (its default PyTorch runtime, the detector's own input size, streamed, in a process of
 its own, timed after the model loads, as predict times itself). `--spinning` adds composites
 and the detector alone with ONNX Runtime's thread spinning on (`MIXMAG_ORT_SPIN=1`; predict
 turns it off). Prints the ratios the targets name: fields / composites
@@ -64,7 +64,7 @@ from mixmag.zoo import load_zoo
 YOLO = setup_ultralytics()
 model = YOLO(str(load_zoo().default("detect").file), task="detect")
 t0 = time.perf_counter()  # as predict's own figure: after the model is loaded
-n = sum(1 for _ in model.predict(sys.argv[1], imgsz=640, device="cpu", stream=True, verbose=False))
+n = sum(1 for _ in model.predict(sys.argv[1], imgsz=model.overrides.get("imgsz", 640), device="cpu", stream=True, verbose=False))
 print(f"({n / (time.perf_counter() - t0):.3f} images/s)")
 """
 

@@ -15,7 +15,7 @@ from mixmag.detect.weights import load_checkpoint
 from mixmag.errors import MixmagError
 from mixmag.zoo import load_zoo
 
-DET = load_zoo().default("detect")
+DET = load_zoo().default("detect", "composite")  # eight classes: the tests add rbc to it
 
 
 @pytest.fixture(scope="module")

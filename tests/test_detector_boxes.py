@@ -109,7 +109,7 @@ def test_fitted_boxes_come_back_in_image_pixels():
 
 def test_small_images_run_on_fitted_canvases_and_find_the_same_cells(tmp_path):
     """predict's default for small images (fit): the released detector runs on 256²
-    canvases for a 360 x 363 field (not 640²; sides at least 256), canvases of one shape in one
+    canvases for a 360 x 363 field (not a whole input; sides at least 256), canvases of one shape in one
     batch, and finds the
     same cells as on the padded tile. Boxes move by up to ~2 px, confidences by up to ~0.3 and
     the detector's own class of a drawn disk may flip on these drawn smears: the network sees less grey, and its attention block mixes the whole
@@ -126,7 +126,10 @@ def test_small_images_run_on_fitted_canvases_and_find_the_same_cells(tmp_path):
     forward = fit.det.forward
     fit.det.forward = lambda x: shapes.append(x.shape) or forward(x)
     a, b = fit.detect(images), pad.detect(images)
-    assert sorted(shapes) == sorted([(2, 3, 256, 256), (1, 3, 320, 576), (1, 3, 448, 256)])
+    # each side scaled by input / 1024 (the tile), up to a multiple of 32, at least 256
+    expected = {640: [(2, 3, 256, 256), (1, 3, 320, 576), (1, 3, 448, 256)],
+                800: [(2, 3, 288, 288), (1, 3, 416, 704), (1, 3, 576, 256)]}[fit.det.imgsz]
+    assert sorted(shapes) == sorted(expected)
     for da, db in zip(a, b):
         assert len(da) == len(db) > 0
         assert np.abs(np.sort(da[:, :4], 0) - np.sort(db[:, :4], 0)).max() < 3

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Clause 5 of the adoption rule over checked composites (docs/HISTORY.md, 2026-12-07 "composite
 # truth checked against OI-PBC"): m5 val composites 41 / 42 / 43 with --mask-check, a detector
-# beside the default classifier. Writes benchmarks/results/detect-val4N-m5-checked-det-NAME.json.
+# beside classifier-lite0-160-crops-m5 (the default classifier until 2026-12-08; CLS= names another).
+# Writes benchmarks/results/detect-val4N-m5-checked-det-NAME.json.
 # REVIEWED=CSV also leaves out the images a blind review found the truth wrong in (HISTORY,
 # 2026-12-07 "composite truth reviewed"): detect-val4N-m5-reviewed-det-NAME.json.
 #   bash tools/judge_composites_checked.sh detector-yolo11n-640-8class-ft default

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The figures the adoption rule of docs/HISTORY.md (2026-12-04) asks of a candidate detector,
-# beside the default classifier: val real fields (0.5x / 1x / 1.5x) and val real mosaics
+# beside classifier-lite0-160-crops-m5 (the default classifier until 2026-12-08; CLS= names another):
+# val real fields (0.5x / 1x / 1.5x) and val real mosaics
 # (benchmarks/real.py), and m5 val composites 41 / 42 / 43 (benchmarks/detect.py), on all their
 # images and on the images clause 5 is judged on since 2026-12-07 (tools/judge_composites_checked.sh).
 # Writes benchmarks/results/{real-fields-val,real-mosaics-val,detect-val4N-m5,detect-val4N-m5-checked}-det-NAME.json.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test split, scored once, for the pair that passed the adoption rule of 2026-12-04 and the
-# default pair together (docs/HISTORY.md, "the detector's input at 800 px"): real test fields at
+# default pair of then (now the `composite` pipeline) together (docs/HISTORY.md, "the detector's
+# input at 800 px"): real test fields at
 # 0.5x / 1x / 1.5x, 300 real test mosaics, and the 300 m5 test composites of the README.
 #   bash tools/score_test_once.sh          # about 20 minutes on a 2-core CPU
 # Writes benchmarks/results/{real-fields-test,real-mosaics-test}-{default,NEW}.json and
