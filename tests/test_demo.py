@@ -179,3 +179,12 @@ def test_demo_runs_to_a_report_on_the_sample(demo, sample, no_dataset, tmp_path,
     metrics = json.loads((tmp_path / "demo" / "report" / "metrics.json").read_text())
     assert metrics["headline"]["macro_f1"] > 0.5
     assert (tmp_path / "demo" / "report" / "report.html").is_file()
+    # the real-field part: the sample's whole PBC images, red cells counted, each image's own
+    # cell labelled as its folder (80 of 80 with the default pair of 2026-12-08)
+    import re
+
+    m = re.search(r"real fields: (\d+) whole PBC test images .*: (\d+) cells of the eight and (\d+) "
+                  r"red cells; the folder's own cell labelled as its folder in (\d+) of (\d+)", out)
+    assert m, out
+    n, eight, red, right, n2 = map(int, m.groups())
+    assert n == n2 >= 64 and eight >= n and red > 5 * n and right >= 0.9 * n
