@@ -46,8 +46,9 @@ def register(sub) -> None:
     p.add_argument("--models", default="default", metavar="PIPELINE",
                    help="a pipeline of the model zoo (`mixmag models` lists them): its detector, "
                         "classifier and preset; --detector / --classifier replace either. "
-                        "'real': the pair trained on real fields, for real smears (counts red "
-                        "cells too) (default: 'default')")
+                        "'default': the pair trained on real fields and composites (counts red "
+                        "cells too); 'composite': the pair trained on composites alone "
+                        "(default: 'default')")
     p.add_argument("--detector", default=None,
                    help="a zoo name (`mixmag models`) or detector weights (.pt, or .onnx from "
                         "export); default: the --models pipeline's detector")

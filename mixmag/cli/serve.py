@@ -25,8 +25,8 @@ def register(sub) -> None:
     p.add_argument("--data", default="runs/serve",
                    help="folder for uploads, predictions and corrections (default runs/serve)")
     p.add_argument("--models", default="default",
-                   help="a pipeline of the model zoo (models/zoo.yaml): 'default', or 'real' for "
-                        "real smears (default: 'default')")
+                   help="a pipeline of the model zoo (models/zoo.yaml): 'default' (trained on "
+                        "real fields; counts red cells), or 'composite' (default: 'default')")
     p.add_argument("--detector", help="a zoo name or weights file, instead of the pipeline's")
     p.add_argument("--classifier", help="a zoo name or checkpoint, instead of the pipeline's")
     p.add_argument("--backend", default="auto", help="auto, onnx or pytorch (as for predict)")
