@@ -108,10 +108,9 @@ def test_fitted_boxes_come_back_in_image_pixels():
 
 
 def test_small_images_run_on_fitted_canvases_and_find_the_same_cells(tmp_path):
-    """predict's default for small images (fit): the released detector runs on 256²
-    canvases for a 360 x 363 field (not a whole input; sides at least 256), canvases of one shape in one
-    batch, and finds the
-    same cells as on the padded tile. Boxes move by up to ~2 px, confidences by up to ~0.3 and
+    """predict's default for small images (fit): the default detector runs a 360 x 363 field
+    on a 288² canvas at input 800 (256² at input 640; not a whole input; sides at least 256),
+    canvases of one shape in one batch, and finds the same cells as on the padded tile. Boxes move by up to ~2 px, confidences by up to ~0.3 and
     the detector's own class of a drawn disk may flip on these drawn smears: the network sees less grey, and its attention block mixes the whole
     feature map (docs/HISTORY.md, 2026-12-07)."""
     from mixmag.pipeline import build_pipeline

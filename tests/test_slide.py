@@ -76,17 +76,18 @@ def _predict(src: Path, out: Path, *extra) -> None:
 def test_a_slide_cut_into_regions_gives_the_cells_of_the_whole_image(scene, tmp_path):
     cv2.imwrite(str(tmp_path / "flat.png"), scene)
     write_pyramid(tmp_path / "slide.tif", scene[:, :, ::-1])
-    _predict(tmp_path / "flat.png", tmp_path / "flat")
-    _predict(tmp_path / "slide.tif", tmp_path / "slide", "--slide-region", "1024")  # 3 x 3 regions
+    # the composite pipeline: its detector boxes a cell the same in any tile's context, so a box
+    # that differs is the slide code's doing (the default detector, trained on real fields, moves
+    # small platelets' boxes here by a pixel between contexts, IoU 0.89-0.94, and once takes in a
+    # drawn red cell beside an erythroblast, IoU 0.58)
+    models = ("--models", "composite")
+    _predict(tmp_path / "flat.png", tmp_path / "flat", *models)
+    _predict(tmp_path / "slide.tif", tmp_path / "slide", "--slide-region", "1024", *models)  # 3 x 3
     flat, slide = _cells(tmp_path / "flat"), _cells(tmp_path / "slide")
     assert len(flat) >= 20
     assert len(slide) == len(flat)  # nothing lost or counted twice at the regions' seams
     best, j = _match(flat, slide)
-    # every cell found in both, boxes the same to a pixel or two: a region and the flat image's
-    # tiles start at different places, and a detector boxes a cell a little differently in another
-    # context (the default detector moves small platelets' boxes by a pixel, IoU 0.89-0.94, and on
-    # one erythroblast of this scene takes in a drawn red cell beside it: IoU 0.58)
-    assert best.min() > 0.5 and np.median(best) > 0.97
+    assert best.min() > 0.95
     assert (flat["class_name"].to_numpy() == slide["class_name"].to_numpy()[j]).mean() >= 0.95
     assert len(list((tmp_path / "slide" / "drawn").glob("*slide.tif.jpg"))) == 1
 

@@ -3,10 +3,10 @@
 # the background: `nohup bash tools/real_round_cpu.sh > runs/real-round-cpu.log 2>&1 &`):
 #   1. real mosaics: 2,000 train (fields at 0.35x-2.5x) and 300 val (0.5x, 1x, 1.5x), and
 #      1,500 + 1,500 more of other draws for the classifier's crops;
-#   2. the nine-class detector (the eight + rbc) fine-tuned from the default detector with
+#   2. the nine-class detector (the eight + rbc) fine-tuned from detector-yolo11n-640-8class-ft with
 #      `--augment smear` for $MIN minutes (70: four epochs here);
 #   3. the crops predict cuts from the crop mosaics (red cells left out, + 30 % whole PBC images)
-#      and the default classifier fine-tuned on them for 3 epochs with `--augment smear`.
+#      and classifier-lite0-160-crops-m5 fine-tuned on them for 3 epochs with `--augment smear`.
 # Candidates are then judged by the rule in docs/HISTORY.md with benchmarks/real.py (val fields
 # and val mosaics) and benchmarks/detect.py (m5 val composites); the test split is never read.
 # Needs the PBC folder and the OI-PBC labels (../shared/data or $MIXMAG_PBC / $MIXMAG_OI_PBC).

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A crop classifier that has seen real neighbours and composite cut-outs alike (candidates P and Q
 # of docs/HISTORY.md, 2026-12-07): one bundle of the crops predict cuts from real train/val
-# mosaics and from checked m5 composites (+ 30 % whole PBC images), then the default classifier
+# mosaics and from checked m5 composites (+ 30 % whole PBC images), then classifier-lite0-160-crops-m5
 # fine-tuned on it for 3 epochs with candidate J's recipe. About 40 minutes on a 2-core CPU:
 #   nohup bash tools/realmix_classifier_cpu.sh > runs/realmix-classifier.log 2>&1 &
 # Needs the PBC folder and the OI-PBC labels (../shared/data or $MIXMAG_PBC / $MIXMAG_OI_PBC);

@@ -32,7 +32,8 @@ for pair in "default detector-yolo11n-640-8class-ft classifier-lite0-160-crops-m
     --out $R/real-fields-test-$1.json
   $PY benchmarks/real.py --data datasets/mosaics-test --split test --detector $2 --classifier $3 \
     --out $R/real-mosaics-test-$1.json
-  # the default pair's test composites were scored at its release (detect-m5-test.json)
+  # the then default (now `composite`) pair's test composites were scored at its release
+  # (detect-m5-test.json)
   [ "$1" = default ] || $PY benchmarks/detect.py --data datasets/mix-test-m5 --split test \
     --detector $2 --classifier $3 --scale-norm off --threads 2 --out $R/detect-m5-test-$1.json
 done

@@ -71,6 +71,9 @@ def _f(v) -> str:
     return " / ".join(f"{x:.4f}" for x in v) if isinstance(v, list) else f"{v:.4f}"
 
 
+EPS = 1e-9  # a figure exactly at a limit meets it, whatever the float rounding of the difference
+
+
 def judge(default: dict, cand: dict, rate: float | None = None) -> list[Clause]:
     mean = lambda v: sum(v) / len(v)  # noqa: E731
     d_f1 = [c - d for c, d in zip(cand["macro_f1"], default["macro_f1"])]
@@ -81,18 +84,18 @@ def judge(default: dict, cand: dict, rate: float | None = None) -> list[Clause]:
                f"{_f(default['macro_f1'])} · mosaics {_f(default['mosaics_macro_f1'])}",
                f"{_f(cand['macro_f1'])} · mosaics {_f(cand['mosaics_macro_f1'])} (mean "
                f"{mean(cand['macro_f1']) - mean(default['macro_f1']):+.4f})",
-               mean(cand["macro_f1"]) - mean(default["macro_f1"]) >= 0.005
-               and min(d_f1) >= -0.003 and d_mos >= -0.003),
+               mean(cand["macro_f1"]) - mean(default["macro_f1"]) >= 0.005 - EPS
+               and min(d_f1) >= -0.003 - EPS and d_mos >= -0.003 - EPS),
         Clause(2, "recall of non-red cells down <= 0.005 at every scale", _f(default["recall"]),
-               _f(cand["recall"]), min(d_rec) >= -0.005),
+               _f(cand["recall"]), min(d_rec) >= -0.005 - EPS),
         Clause(3, "red cells called one of the eight <= 0.02 an image at every scale",
                _f(default["red_as_eight"]), _f(cand["red_as_eight"]),
-               max(cand["red_as_eight"]) <= 0.02),
+               max(cand["red_as_eight"]) <= 0.02 + EPS),
         Clause(4, "mean erythroblast F1 not down", _f(default["erythroblast_f1"]),
                _f(cand["erythroblast_f1"]),
-               mean(cand["erythroblast_f1"]) >= mean(default["erythroblast_f1"])),
+               mean(cand["erythroblast_f1"]) >= mean(default["erythroblast_f1"]) - EPS),
         Clause(5, "checked m5 val composites 41 / 42 / 43 >= 0.98", _f(default["composites"]),
-               _f(cand["composites"]), min(cand["composites"]) >= 0.98),
+               _f(cand["composites"]), min(cand["composites"]) >= 0.98 - EPS),
     ]
     if rate is not None:
         out.append(Clause(6, ">= 5 images/s end to end on the CPU", "", f"{rate:.2f}", rate >= 5))

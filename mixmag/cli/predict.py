@@ -78,7 +78,7 @@ def register(sub) -> None:
     p.add_argument("--small-images", choices=("fit", "pad"), default=None,
                    help="an image smaller than a tile: 'fit' scales it onto the smallest "
                         "stride-aligned canvas at the tile's scale, sides >= --fit-min-side "
-                        "(default; a 360 x 363 field costs a 256² detector input, not 640²), "
+                        "(default; a 360 x 363 field costs a 288² detector input, not 800², with the default detector), "
                         "'pad' pads it to the whole tile")
     p.add_argument("--zoom-below", type=float, default=None, metavar="M",
                    help="detect an image again, enlarged by 1/m (at most 3x), when its cells are "

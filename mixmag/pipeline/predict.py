@@ -63,7 +63,7 @@ class PredictOptions:
     merge_iou: float = 0.5
     # an image smaller than a tile: "fit" scales it onto the smallest stride-aligned canvas with
     # sides of at least fit_min_side (the tile's scale, little of its grey: a field is a 256²
-    # input, 3.5x faster); "pad" pads it to the whole tile. Adopted by the rule of
+    # input at detector input 640, 288² at 800; 3.5x faster); "pad" pads it to the whole tile. Adopted by the rule of
     # docs/HISTORY.md (2026-12-07); with 32-px canvases it had lost recall on 0.5x fields.
     small_images: str = "fit"
     fit_min_side: int = 256
@@ -317,7 +317,7 @@ class Pipeline:
         """Boxes of each image, one pass. Tiles are cut a detector batch at a time (the same batches as
         cutting them all first), so a 12,000 x 9,000 image never holds its ~200 tile copies.
         An image smaller than a tile is scaled onto the smallest stride-aligned canvas instead of
-        padded to the tile: a 360 x 363 field costs a 256² input, not a 640² one."""
+        padded to the tile: a 360 x 363 field costs a 288² input, not an 800² one (input 800)."""
         out: list[np.ndarray | None] = [None] * len(images)
         small = [i for i, img in enumerate(images) if self._fits(img.shape)]
         if small:
