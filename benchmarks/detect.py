@@ -110,19 +110,22 @@ def main(argv=None) -> int:
                          "benchmarks/truth/m5-val-review.csv)")
     ap.add_argument("--drop-inside", type=float, default=None, metavar="SHARE",
                     help="predict's --drop-inside on each detector's boxes (default: keep every box)")
+    ap.add_argument("--zoom-below", type=float, default=None, metavar="M",
+                    help="predict's --zoom-below: detect again, enlarged, each image whose boxes "
+                         "estimate it below M (default: one pass)")
     ap.add_argument("--out", help="write the figures as JSON here")
     args = ap.parse_args(argv)
-    if args.drop_inside is not None:
+    if args.drop_inside is not None or args.zoom_below is not None:
         from mixmag.pipeline.build import check_options
 
-        check_options(drop_inside=args.drop_inside)
+        check_options(drop_inside=args.drop_inside, zoom_below=args.zoom_below)
     if args.map_conf is not None and not 0 < args.map_conf <= args.conf:
         raise MixmagError(f"--map-conf {args.map_conf}: give a cut-off in (0, --conf {args.conf}]")
     scoring = Scoring(conf=args.conf, iou=args.iou, map_conf=args.map_conf, sweep=args.conf_sweep,
                       bootstrap=args.bootstrap, bootstrap_unit=args.bootstrap_unit,
                       scale_norms=tuple(args.scale_norm), batch=args.batch, backend=args.backend,
                       native_sizes=args.native_sizes, cache_dir=args.cache_dir,
-                      drop_inside=args.drop_inside)
+                      drop_inside=args.drop_inside, zoom_below=args.zoom_below)
     # the detector's own cut-off: boxes between it and --conf only reach the mAP columns
     det_conf = scoring.det_conf
     bad = [c for c in args.conf_sweep or [] if not 0 < c <= 1]
@@ -202,7 +205,8 @@ def main(argv=None) -> int:
             spec or "default": throughput_config(
                 spec, detectors, classifiers, sources[: args.throughput], device=args.device,
                 native_sizes=args.native_sizes, mode=args.throughput_mode, batch=args.batch,
-                batches=args.throughput_batch, onnx=args.throughput_onnx, log=log)
+                batches=args.throughput_batch, onnx=args.throughput_onnx,
+                zoom_below=args.zoom_below, log=log)
             for spec in specs}
     if args.out:
         finish_record(report, args.out)

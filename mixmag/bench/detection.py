@@ -74,12 +74,14 @@ def _read(group):
 
 
 def box_cache(cache_dir, dname: str, dpath: str, root: Path, split: str, n_sources: int,
-              det_conf: float) -> Path:
-    """Where one detector's boxes on one split are kept: keyed by the weights file, the dataset
-    and the cut-off, so nothing stale is reused."""
+              det_conf: float, zoom_below: float | None = None) -> Path:
+    """Where one detector's boxes on one split are kept: keyed by the weights file, the dataset,
+    the cut-off and predict's --zoom-below (a second pass changes the boxes), so nothing stale is
+    reused. Without a zoom the key is the one it always was."""
+    zoom = f"|zoom{zoom_below:g}" if zoom_below else ""
     key = hashlib.sha1(f"{Path(dpath).resolve()}|{Path(dpath).stat().st_mtime}|{root.resolve()}|"
                        f"{dataset_stamp(root)}|"
-                       f"{split}|{n_sources}|{det_conf}".encode()).hexdigest()[:12]
+                       f"{split}|{n_sources}|{det_conf}{zoom}".encode()).hexdigest()[:12]
     return Path(cache_dir) / f"{dname}-{key}.npz"
 
 
@@ -332,13 +334,14 @@ def print_config(name: str, f: dict) -> None:
 
 # ---------------------------------------------------------------- throughput
 
-def throughput(det, clf, sizes, mode, scale_norm, sources, batch) -> dict:
+def throughput(det, clf, sizes, mode, scale_norm, sources, batch, zoom_below=None) -> dict:
     """Time the end-to-end pipeline (decode, tiles, detector, crops, classifier; no output
     writing, as ``mixmag predict`` runs it) on ``sources`` after a warm-up: images, cells,
     seconds, composites per second and the 1-minute load before and after."""
     from ..pipeline.predict import Pipeline, PredictOptions
 
-    pipe = Pipeline(det, clf, sizes, PredictOptions(mode=mode, scale_norm=scale_norm, batch=batch))
+    pipe = Pipeline(det, clf, sizes, PredictOptions(mode=mode, scale_norm=scale_norm, batch=batch,
+                                                    zoom_below=zoom_below))
     # warm-up (allocator, lazy imports, cudnn autotuning at this batch size)
     pipe.run(sources[:max(4, 2 * batch)], progress=False)
     before = load1()
@@ -353,6 +356,7 @@ def throughput_config(spec: str | None, detectors: dict[str, str], classifiers: 
                       sources, *, device: str = "cpu", native_sizes: str | None = None,
                       mode: str = "classifier-on-boxes", batch: int = 16,
                       batches: list[int] | None = None, onnx: bool = False,
+                      zoom_below: float | None = None,
                       log: Callable[[str], None] = print) -> dict:
     """``throughput`` of one configuration ``DETECTOR+CLASSIFIER/NORM`` (short names, keys of
     ``detectors`` / ``classifiers``: name -> weights file; ``DETECTOR/NORM``: the detector alone;
@@ -374,24 +378,25 @@ def throughput_config(spec: str | None, detectors: dict[str, str], classifiers: 
     clf = load_classifier(clfs[cname], device=device) if cname else None
     sizes = find_native_sizes(dpath, native_sizes)
     mode = mode if clf is not None else "detector"
-    out = {"config": spec, "mode": mode, "device": device, "images": len(sources)}
+    out = {"config": spec, "mode": mode, "device": device, "images": len(sources),
+           "zoom_below": zoom_below}
     if batches:
         # batch = tiles per detector call (crops per classifier call: 4x that), as predict --batch
         out["pytorch_by_batch"] = []
         for b in batches:
-            r = throughput(det, clf, sizes, mode, norm == "on", sources, b)
+            r = throughput(det, clf, sizes, mode, norm == "on", sources, b, zoom_below)
             out["pytorch_by_batch"].append(r)
             log(f"throughput {spec} on {device}, batch {b}, PyTorch: {r}")
         out["pytorch"] = max(out["pytorch_by_batch"], key=lambda r: r["composites_per_s"])
     else:
-        r = throughput(det, clf, sizes, mode, norm == "on", sources, batch)
+        r = throughput(det, clf, sizes, mode, norm == "on", sources, batch, zoom_below)
         out["pytorch"] = r
         log(f"throughput {spec}, PyTorch: {r}")
     if onnx:
         d_onnx, c_onnx = onnx_cached(dpath, clfs[cname] if cname else None)
         odet = load_detector(d_onnx)
         oclf = OnnxClassifier(c_onnx) if c_onnx else None
-        r = throughput(odet, oclf, sizes, mode, norm == "on", sources, batch)
+        r = throughput(odet, oclf, sizes, mode, norm == "on", sources, batch, zoom_below)
         out["onnx"] = r
         log(f"throughput {spec}, ONNX Runtime: {r}")
     return out
@@ -406,7 +411,8 @@ class Scoring:
     matching figures again at these cut-offs; ``bootstrap`` resamples of ``bootstrap_unit`` for
     95 % intervals; each classifier with scale normalisation at each of ``scale_norms``;
     ``cache_dir`` keeps the boxes and probabilities (None: no cache); ``drop_inside``: predict's
-    option of that name, applied to the cached boxes (the box cache stays the detector's own)."""
+    option of that name, applied to the cached boxes (the box cache stays the detector's own);
+    ``zoom_below``: predict's option of that name, run by the detector (boxes cached apart)."""
 
     conf: float = 0.25
     iou: float = 0.5
@@ -420,6 +426,7 @@ class Scoring:
     native_sizes: str | None = None
     cache_dir: str | None = None
     drop_inside: float | None = None
+    zoom_below: float | None = None
 
     @property
     def det_conf(self) -> float:
@@ -442,13 +449,14 @@ def score_detector(s: Scoring, truth, root: Path, split: str, sources, all_sourc
     sizes = find_native_sizes(dpath, s.native_sizes)
     base = Pipeline(det, None, sizes, PredictOptions(mode="detector" if len(det.names) > 1 else
                                                       "two-stage", scale_norm=False,
-                                                      conf=det_conf, batch=s.batch)) \
+                                                      conf=det_conf, batch=s.batch,
+                                                      zoom_below=s.zoom_below)) \
         if len(det.names) > 1 else None
-    cache = (box_cache(s.cache_dir, dname, dpath, root, split, len(all_sources), det_conf)
-             if s.cache_dir else None)
+    cache = (box_cache(s.cache_dir, dname, dpath, root, split, len(all_sources), det_conf,
+                       s.zoom_below) if s.cache_dir else None)
     probe = base or Pipeline(det, next((m for _, m in classifiers.values()), None), sizes,
                              PredictOptions(mode="two-stage", scale_norm=False, conf=det_conf,
-                                            batch=s.batch))
+                                            batch=s.batch, zoom_below=s.zoom_below))
     boxes, t_det = detect_all(probe, all_sources if cache is not None else sources, cache)
     if cache is not None:
         t_det *= len(sources) / len(all_sources)
@@ -467,7 +475,7 @@ def score_detector(s: Scoring, truth, root: Path, split: str, sources, all_sourc
         f["seconds_per_image"] = {"detector": round(t_det / len(sources), 4)}
         f["targets_met"] = check_targets(f)
         f["config"] = {"detector": dname, "classifier": None, "scale_norm": None, "mode": "detector",
-                       "drop_inside": s.drop_inside}
+                       "drop_inside": s.drop_inside, "zoom_below": s.zoom_below}
         yield f"{dname} (detector classes)", f
     for cname, (cpath, clf) in classifiers.items():
         for norm in s.scale_norms:
@@ -495,5 +503,5 @@ def score_detector(s: Scoring, truth, root: Path, split: str, sources, all_sourc
                 f["targets_met"] = check_targets(f)
                 # the parts as fields, so readers (mixmag.bench.selection) need not parse names
                 f["config"] = {"detector": dname, "classifier": cname, "scale_norm": norm, "mode": mode,
-                               "drop_inside": s.drop_inside}
+                               "drop_inside": s.drop_inside, "zoom_below": s.zoom_below}
                 yield f"{dname}+{cname}/{norm}" + (f" ({mode})" if pipe.det_pbc else ""), f
