@@ -25,6 +25,8 @@
 #       cloudpickle
 #   then: carry .whl .bundle-real;  MIXMAG_COMMIT=<sha> bash tools/gpu/real_round.sh
 #   TINY=1 bash tools/gpu/real_round.sh      # the same steps on a CPU in about a minute (dry run)
+# The next round from predict's default detector (the eight + rbc, input 800; 2026-12-08):
+#   DET=detector-yolo11n-800-real IMGSZ=800 COMP=4 CHECK=1 MIXMAG_COMMIT=<sha> bash tools/gpu/real_round.sh
 set -u
 T0=$(date +%s)
 OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
