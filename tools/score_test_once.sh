@@ -31,7 +31,10 @@ for pair in "default detector-yolo11n-640-8class-ft classifier-lite0-160-crops-m
   set -- $pair
   # the composite pair (files named `default`, the default it was) is scored once, with the first
   # candidate; a later candidate (NEW=...) is scored alone
-  [ "$1" != default ] || [ ! -e $R/real-fields-test-default.json ] || continue
+  if [ "$1" = default ] && [ -e $R/real-fields-test-default.json ] && [ -e $R/real-mosaics-test-default.json ]; then continue; fi
+  if [ "$1" = default ] && { [ -e $R/real-fields-test-default.json ] || [ -e $R/real-mosaics-test-default.json ]; }; then
+    echo "the composite pair's test files are half written: look before scoring it again" >&2; exit 2
+  fi
   $PY benchmarks/real.py --data datasets/fields-test --split test --detector $2 --classifier $3 \
     --out $R/real-fields-test-$1.json
   $PY benchmarks/real.py --data datasets/mosaics-test --split test --detector $2 --classifier $3 \

@@ -377,6 +377,9 @@ def throughput_config(spec: str | None, detectors: dict[str, str], classifiers: 
     dpath, det = dets[dname], load_detector(dets[dname], device=device)
     clf = load_classifier(clfs[cname], device=device) if cname else None
     sizes = find_native_sizes(dpath, native_sizes)
+    if zoom_below and sizes is None:
+        raise MixmagError(f"--zoom-below: no native cell sizes for {dpath} (magnification.json "
+                          "beside it, or --native-sizes)")
     mode = mode if clf is not None else "detector"
     out = {"config": spec, "mode": mode, "device": device, "images": len(sources),
            "zoom_below": zoom_below}
@@ -447,6 +450,9 @@ def score_detector(s: Scoring, truth, root: Path, split: str, sources, all_sourc
 
     det_conf = s.det_conf
     sizes = find_native_sizes(dpath, s.native_sizes)
+    if s.zoom_below and sizes is None:  # the zoom estimates magnification from native sizes
+        raise MixmagError(f"--zoom-below: no native cell sizes for {dpath} (magnification.json "
+                          "beside it, or --native-sizes)")
     base = Pipeline(det, None, sizes, PredictOptions(mode="detector" if len(det.names) > 1 else
                                                       "two-stage", scale_norm=False,
                                                       conf=det_conf, batch=s.batch,
@@ -481,7 +487,7 @@ def score_detector(s: Scoring, truth, root: Path, split: str, sources, all_sourc
         for norm in s.scale_norms:
             pipe = Pipeline(det, clf, sizes, PredictOptions(
                 mode="classifier-on-boxes", scale_norm=norm == "on", conf=det_conf,
-                batch=s.batch))
+                batch=s.batch, zoom_below=s.zoom_below))
             pcache = (prob_cache(cache, cname, cpath, s.backend,
                                  norm + (f"-in{s.drop_inside:g}" if s.drop_inside else ""),
                                  subset_key(sources, all_sources))
