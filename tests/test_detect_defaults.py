@@ -244,11 +244,22 @@ def test_the_default_pipeline_counts_red_cells_on_real_fields(tmp_path, capsys):
     cells = pd.read_csv(out / "cells.csv")
     assert len(counts) == 6 and (counts["rbc"] >= 3).all(), counts    # a PBC field holds many
     assert set(cells["class_name"]) <= {*CLASS_NAMES, "rbc"}
-    eight = cells[cells["class_name"] != "rbc"].copy()
-    right = 0
-    for name, g in eight.groupby("image"):
-        h, w = cv2.imread(str(src / name)).shape[:2]
-        d = ((g["x1"] + g["x2"]) / 2 - w / 2) ** 2 + ((g["y1"] + g["y2"]) / 2 - h / 2) ** 2
-        right += g.loc[d.idxmin(), "class_name"] == name.split("-")[0]
-    assert right >= 5, eight
+    from mixmag.bench.real import centre_classes
+
+    own = centre_classes(out)
+    assert len(own) == 6
+    right = (own.to_numpy() == own.index.str.split("-").str[0]).sum()
+    assert right >= 5, own
     assert (counts["n_cells"] == counts[[c for c in counts.columns if c not in ("image", "n_cells", "rbc")]].sum(1)).all()
+
+
+def test_zoom_below_refused_without_native_sizes():
+    """--zoom-below decides from estimated magnification, which needs native cell sizes: without
+    them the pipeline refuses in one line instead of running one pass under the zoom's name."""
+    from test_detect_drawn import OracleDetector, StubClassifier
+    from mixmag.errors import MixmagError
+    from mixmag.pipeline.predict import Pipeline, PredictOptions
+
+    with pytest.raises(MixmagError, match="--zoom-below: needs native cell sizes"):
+        Pipeline(OracleDetector(256), StubClassifier(), None,
+                 PredictOptions(mode="classifier-on-boxes", scale_norm=False, zoom_below=0.75))

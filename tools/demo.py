@@ -60,23 +60,18 @@ def sources(pbc: str | None, sample: Path | None = None) -> tuple[list[str], str
         return ["--split", str(manifest), "--pbc", str(root)], note
 
 
-def folder_cells(pred: Path, pbc: Path) -> tuple[int, int, int, int]:
+def folder_cells(pred: Path) -> tuple[int, int, int, int]:
     """On whole PBC images predicted as they are: (images whose own cell, the box of the eight
     nearest the centre, gets its folder's class; images; cells of the eight; red cells)."""
-    import cv2
     import pandas as pd
 
+    from mixmag.bench.real import centre_classes
+
+    own = centre_classes(pred)
     cells = pd.read_csv(pred / "cells.csv")
-    images = pd.read_csv(pred / "counts.csv")["image"].astype(str)
-    eight = cells[cells["class_name"] != "rbc"]
-    right = 0
-    for name in images:
-        h, w = cv2.imread(str(pbc / name)).shape[:2]
-        c = eight[eight["image"] == name]
-        if len(c):
-            d = ((c["x1"] + c["x2"]) / 2 - w / 2) ** 2 + ((c["y1"] + c["y2"]) / 2 - h / 2) ** 2
-            right += c["class_name"].iloc[int(d.to_numpy().argmin())] == name.split("/")[0]
-    return right, len(images), len(eight), len(cells) - len(eight)
+    red = int((cells["class_name"] == "rbc").sum())
+    right = int((own.to_numpy() == own.index.str.split("/").str[0]).sum())
+    return right, len(own), len(cells) - red, red
 
 
 def main() -> int:
@@ -110,7 +105,7 @@ def main() -> int:
     # would come, red cells and neighbours included; the folder names each image's own cell
     run(["predict", str(SAMPLE / "pbc"), "--recursive", "--out", str(out / "real"),
          "--no-progress", *over])
-    right, n, eight, red = folder_cells(out / "real", SAMPLE / "pbc")
+    right, n, eight, red = folder_cells(out / "real")
     metrics = json.loads((out / "report" / "metrics.json").read_text())
     print(f"\ndemo done in {time.time() - t0:.0f} s; open {out / 'report' / 'report.html'}")
     head = metrics.get("headline") or {}

@@ -377,9 +377,6 @@ def throughput_config(spec: str | None, detectors: dict[str, str], classifiers: 
     dpath, det = dets[dname], load_detector(dets[dname], device=device)
     clf = load_classifier(clfs[cname], device=device) if cname else None
     sizes = find_native_sizes(dpath, native_sizes)
-    if zoom_below and sizes is None:
-        raise MixmagError(f"--zoom-below: no native cell sizes for {dpath} (magnification.json "
-                          "beside it, or --native-sizes)")
     mode = mode if clf is not None else "detector"
     out = {"config": spec, "mode": mode, "device": device, "images": len(sources),
            "zoom_below": zoom_below}
@@ -450,9 +447,6 @@ def score_detector(s: Scoring, truth, root: Path, split: str, sources, all_sourc
 
     det_conf = s.det_conf
     sizes = find_native_sizes(dpath, s.native_sizes)
-    if s.zoom_below and sizes is None:  # the zoom estimates magnification from native sizes
-        raise MixmagError(f"--zoom-below: no native cell sizes for {dpath} (magnification.json "
-                          "beside it, or --native-sizes)")
     base = Pipeline(det, None, sizes, PredictOptions(mode="detector" if len(det.names) > 1 else
                                                       "two-stage", scale_norm=False,
                                                       conf=det_conf, batch=s.batch,

@@ -29,6 +29,22 @@ RBC = "rbc"
 BOX = ["x1", "y1", "x2", "y2"]
 
 
+def centre_classes(pred_dir) -> pd.Series:
+    """For each image of a `mixmag predict` output folder: the class of its box of the eight
+    nearest the image's centre ("" when it has none). On single-cell images such as PBC's that
+    box is the image's own cell, the one its folder names. Sizes come from cells.json."""
+    import json
+    from pathlib import Path
+
+    pred_dir = Path(pred_dir)
+    images = pd.DataFrame(json.loads((pred_dir / "cells.json").read_text())["images"])
+    cells = pd.read_csv(pred_dir / "cells.csv", dtype={"image": str})
+    c = cells[cells["class_name"] != RBC].merge(images[["image", "width", "height"]], on="image")
+    c = c.assign(d=((c["x1"] + c["x2"] - c["width"]) / 2) ** 2 + ((c["y1"] + c["y2"] - c["height"]) / 2) ** 2)
+    own = c.loc[c.groupby("image")["d"].idxmin()].set_index("image")["class_name"]
+    return own.reindex(images["image"].astype(str), fill_value="")
+
+
 def _div(a: float, b: float) -> float:
     return float(a / b) if b else float("nan")
 

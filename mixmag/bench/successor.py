@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import MixmagError
+from .selection import config_parts
 
 SCALES = ("x0.5", "x1", "x1.5")
 SETS = (41, 42, 43)
@@ -54,7 +55,8 @@ def judged_figures(results: Path, name: str) -> dict:
            "mosaics_macro_f1": mosaics["macro_f1"], "composites": []}
     for k in SETS:
         configs = _read(results / f"detect-val{k}-m5-checked-det-{name}.json")["configs"]
-        boxes = [v for c, v in configs.items() if c.endswith("(classifier-on-boxes)")]
+        boxes = [v for c, v in configs.items()
+                 if (config_parts(c, v) or ("", ""))[1] == "classifier-on-boxes"]
         if len(boxes) != 1:
             raise MixmagError(f"detect-val{k}-m5-checked-det-{name}.json: expected one "
                               "classifier-on-boxes configuration")

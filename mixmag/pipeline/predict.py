@@ -249,6 +249,9 @@ class Pipeline:
             raise MixmagError("--scale-norm on: needs native cell sizes; none found beside the "
                               "detector (magnification.json); pass --native-sizes "
                               "datasets/NAME/cells.csv or --scale-norm off")
+        if self.opt.zoom_below and self.est is None:  # the zoom decides from estimated magnification
+            raise MixmagError("--zoom-below: needs native cell sizes; none found beside the detector "
+                              "(magnification.json); pass --native-sizes datasets/NAME/cells.csv")
         # tiles of the training canvas size, letterboxed to imgsz like the training images were
         self.tile = int(self.opt.tile or getattr(detector, "train_canvas", None) or detector.imgsz)
         if self.opt.overlap >= self.tile // 2:
@@ -291,7 +294,7 @@ class Pipeline:
 
     def _detect_zoomed(self, images: list[np.ndarray]) -> list[np.ndarray]:
         out = self.detect_once(images)
-        if not self.opt.zoom_below or self.est is None:
+        if not self.opt.zoom_below:
             return out
         zoom = {}
         for i, d in enumerate(out):
